@@ -1,0 +1,102 @@
+"""Shared test helpers: tiny offline configs, generated image folders, fake weight files."""
+
+import os
+import pathlib
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tftransfer import backbones, config as config_lib  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / 'shared'
+SHARED_TRAIN = SHARED / 'data' / 'cifar10' / 'train'
+SHARED_WEIGHTS = SHARED / 'weights' / 'mobilenet_2_5_224_tf_no_top.h5'
+
+
+def pytest_addoption(parser):
+  parser.addoption('--runslow', action='store_true', help='also run tests marked slow')
+
+
+def pytest_collection_modifyitems(config, items):
+  skip_slow = pytest.mark.skip(reason='slow: run with --runslow')
+  skip_shared = pytest.mark.skip(reason=f'needs real data in {SHARED} (absent)')
+  for item in items:
+    if 'slow' in item.keywords and not config.getoption('--runslow'):
+      item.add_marker(skip_slow)
+    if 'shared_data' in item.keywords and not (SHARED_TRAIN.is_dir()
+                                               and SHARED_WEIGHTS.is_file()):
+      item.add_marker(skip_shared)
+
+
+def tiny_config(**overrides):
+  """A config that trains a MobileNet-0.25 at 32 px on 40 synthetic images in seconds.
+
+  Overrides are dotted field names with '__' for '.', e.g. train__head_epochs=2.
+  """
+  config = config_lib.default_config()
+  config.data.source = 'synthetic'
+  config.data.name = 'textures_target'
+  config.data.eval_split = 'carve'
+  config.data.val_fraction = 0.1
+  config.data.max_examples_per_class = 8
+  config.data.flip = False
+  config.model.backbone = 'mobilenet'
+  config.model.width = 0.25
+  config.model.image_size = 32
+  config.model.weights = 'none'
+  config.train.batch_size = 8
+  config.train.head_epochs = 1
+  config.train.finetune_epochs = 1
+  config.train.steps_per_loop = 5
+  config.train.log_every_steps = 5
+  config.train.mixed_precision = 'float32'
+  config.train.checkpoint_every_secs = 0
+  for dotted, value in overrides.items():
+    section, _, field = dotted.rpartition('__')
+    (config[section] if section else config)[field] = value
+  return config.lock()
+
+
+def write_fake_weights(path, *, backbone='mobilenet', width=0.25, image_size=32, seed=7):
+  """Writes a 'pretrained' backbone weights file: random weights nobody could mistake
+  for the default initialisation (BatchNorm statistics included). Returns the weights."""
+  model = backbones.build_backbone(backbone, image_size=image_size, width=width,
+                                   weights='none')
+  rng = np.random.default_rng(seed)
+  for variable in model.weights:
+    value = variable.numpy() + rng.normal(0, 0.05, variable.shape)
+    if 'moving_variance' in variable.path:
+      value = rng.uniform(0.5, 1.5, variable.shape)
+    variable.assign(value.astype(variable.dtype))
+  model.save_weights(str(path))
+  return [w.numpy() for w in model.weights]
+
+
+def write_image_folder(root, *, classes=('cat', 'dog', 'frog'), per_class=6, size=(40, 36)):
+  """Writes root/<class>/<i>.png|jpg images whose mean colour depends on the class."""
+  root = pathlib.Path(root)
+  for label, name in enumerate(classes):
+    (root / name).mkdir(parents=True, exist_ok=True)
+    for index in range(per_class):
+      colour = np.zeros(3)
+      colour[label % 3] = 200
+      image = np.clip(colour + np.random.default_rng(index).normal(0, 20, size + (3,)), 0,
+                      255).astype(np.uint8)
+      if index % 2:
+        data = tf.io.encode_jpeg(image).numpy()
+        (root / name / f'{index}.jpg').write_bytes(data)
+      else:
+        data = tf.io.encode_png(image).numpy()
+        (root / name / f'{index}.png').write_bytes(data)
+  return root
+
+
+@pytest.fixture
+def fake_weights(tmp_path):
+  path = tmp_path / 'fake_mobilenet.weights.h5'
+  values = write_fake_weights(path)
+  return path, values

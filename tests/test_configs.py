@@ -1,0 +1,90 @@
+"""Every config in configs/ loads, validates, builds its model, and parses overrides."""
+
+import importlib.util
+import sys
+
+from absl import flags
+import keras
+from ml_collections import config_flags
+import pytest
+
+from tftransfer import backbones, config as config_lib, models, training
+from conftest import REPO
+
+CONFIGS = sorted((REPO / 'configs').glob('*.py'))
+# Configs taking an argument, and the arguments they accept.
+ARGUMENTS = {'quickstart': ['source', 'transfer', 'scratch']}
+
+
+def _load(path, arg=None):
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def _cases():
+  for path in CONFIGS:
+    for arg in ARGUMENTS.get(path.stem, [None]):
+      yield pytest.param(path, arg, id=f'{path.stem}:{arg}' if arg else path.stem)
+
+
+def test_configs_exist():
+  names = {path.stem for path in CONFIGS}
+  assert {'quickstart', 'folder', 'cifar10_resnet50', 'cifar10_vgg16',
+          'cifar10_inception_v3'} <= names
+
+
+@pytest.mark.parametrize('path,arg', list(_cases()))
+def test_config_loads_validates_and_builds(path, arg, tmp_path):
+  config = _load(path, arg)
+  assert config.is_locked
+  with config.unlocked():
+    # Offline: no ImageNet download, and a folder that exists for folder configs.
+    config.model.weights = 'none'
+    if config.data.source == 'folder':
+      config.data.path = str(tmp_path)
+  config_lib.validate(config)
+  resolved, _ = training.resolve_config(config)
+  model = models.build_model(backbone=resolved.model.backbone, num_classes=10,
+                             image_size=resolved.model.image_size, width=resolved.model.width,
+                             weights='none', dropout=resolved.model.dropout)
+  size = resolved.model.image_size
+  assert model.model.input_shape == (None, size, size, 3)
+  assert model.model.output_shape == (None, 10)
+  assert size >= backbones.get_spec(resolved.model.backbone).min_size
+  keras.backend.clear_session()
+
+
+def _parse(argv, monkeypatch):
+  # config_flags reads the overrides from sys.argv, as a real command line would give them.
+  monkeypatch.setattr(sys, 'argv', ['prog'] + argv)
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', flag_values=values)
+  values(sys.argv)
+  return values.config
+
+
+def test_command_line_overrides_reach_the_config(monkeypatch):
+  config = _parse([f'--config={REPO / "configs" / "cifar10_resnet50.py"}',
+                   '--config.train.unfreeze=20', '--config.train.jit_compile=false',
+                   '--config.model.image_size=160'], monkeypatch)
+  assert config.train.unfreeze == '20' and config.model.image_size == 160
+  config_lib.validate(config)
+
+
+def test_misspelt_override_fails_at_start_up(monkeypatch):
+  with pytest.raises(Exception, match='batchsize'):
+    _parse([f'--config={REPO / "configs" / "folder.py"}', '--config.train.batchsize=8'],
+           monkeypatch)
+
+
+def test_validate_names_bad_values():
+  config = config_lib.default_config()
+  config.train.mixed_precision = 'fp16'
+  with pytest.raises(ValueError, match=r"mixed_precision='fp16'.*'bfloat16'"):
+    config_lib.validate(config)
+  config = config_lib.default_config()
+  config.data.source = 'folder'
+  with pytest.raises(ValueError, match='needs config.data.path'):
+    config_lib.validate(config)

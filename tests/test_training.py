@@ -1,0 +1,177 @@
+"""Training behaviour: what moves, what stays frozen, the workdir, resumption."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from tftransfer import backbones, models, training
+from conftest import REPO, tiny_config
+
+
+def _trained_backbone(workdir):
+  return backbones.build_backbone('mobilenet', image_size=32, width=0.25,
+                                  weights=str(workdir / 'backbone.weights.h5'))
+
+
+def _batchnorm(model):
+  return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+@pytest.mark.parametrize('on_features', ['true', 'false'])
+def test_head_phase_moves_only_the_head(tmp_path, fake_weights, on_features):
+  path, pretrained = fake_weights
+  config = tiny_config(model__weights=str(path), train__finetune_epochs=0,
+                       train__head_epochs=2, train__head_on_features=on_features)
+  final = training.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert final['step'] == 2 * 5  # 40 images / batch 8, two epochs.
+  backbone = _trained_backbone(tmp_path / 'run')
+  for variable, before in zip(backbone.weights, pretrained):
+    np.testing.assert_array_equal(variable.numpy(), before, err_msg=variable.path)
+
+
+def test_finetune_trains_convolutions_but_not_batchnorm(tmp_path, fake_weights):
+  path, pretrained = fake_weights
+  config = tiny_config(model__weights=str(path), train__head_epochs=0,
+                       train__finetune_epochs=2, train__finetune_lr=1e-2)
+  training.train_and_evaluate(config, str(tmp_path / 'run'))
+  backbone = _trained_backbone(tmp_path / 'run')
+  by_path = {v.path: (v.numpy(), before) for v, before in zip(backbone.weights, pretrained)}
+  batchnorm = [w.path for layer in _batchnorm(backbone) for w in layer.weights]
+  assert len(batchnorm) == 4 * 27
+  for name in batchnorm:  # moving statistics and gamma/beta alike
+    np.testing.assert_array_equal(*by_path[name], err_msg=name)
+  kernels = [name for name in by_path if name.endswith('kernel')]
+  assert all(not np.array_equal(*by_path[name]) for name in kernels)
+
+
+def test_unfreezing_top_layers_leaves_the_rest(tmp_path, fake_weights):
+  path, pretrained = fake_weights
+  config = tiny_config(model__weights=str(path), train__head_epochs=0,
+                       train__unfreeze='6', train__finetune_lr=1e-2)
+  training.train_and_evaluate(config, str(tmp_path / 'run'))
+  backbone = _trained_backbone(tmp_path / 'run')
+  before = dict(zip((v.path for v in backbone.weights), pretrained))
+  top = {w.path for layer in backbone.layers[-6:] for w in layer.weights}
+  for variable in backbone.weights:
+    moved = not np.array_equal(variable.numpy(), before[variable.path])
+    trainable_kernel = variable.path in top and variable.path.endswith('kernel')
+    assert moved == trainable_kernel, variable.path
+
+
+def test_batchnorm_trains_from_scratch_unless_frozen(tmp_path):
+  config = tiny_config(train__head_epochs=0)
+  resolved, _ = training.resolve_config(config)
+  assert resolved.train.freeze_batchnorm == 'false'  # weights='none': statistics must learn
+  training.train_and_evaluate(config, str(tmp_path / 'run'))
+  fresh = backbones.build_backbone('mobilenet', image_size=32, width=0.25, weights='none')
+  trained = _trained_backbone(tmp_path / 'run')
+  assert not np.array_equal(_batchnorm(trained)[0].moving_mean.numpy(),
+                            _batchnorm(fresh)[0].moving_mean.numpy())
+
+
+def test_workdir_holds_the_whole_run(tmp_path):
+  workdir = tmp_path / 'run'
+  final = training.train_and_evaluate(tiny_config(), str(workdir))
+  config = json.loads((workdir / 'config.json').read_text())
+  assert config['train']['mixed_precision'] == 'float32'
+  assert config['train']['head_on_features'] == 'true'  # 'auto' resolved and recorded
+  assert json.loads((workdir / 'data.json').read_text())['class_names'][0] == 'zigzag'
+  rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert [(row['phase'], row['epoch']) for row in rows] == [('head', 1), ('finetune', 1)]
+  for key in ('phase', 'epoch', 'seconds', 'train_loss', 'train_accuracy', 'val_accuracy',
+              'val_loss', 'images_per_sec', 'learning_rate', 'step'):
+    assert all(key in row for row in rows), key
+  assert json.loads((workdir / 'final_metrics.json').read_text()) == final
+  assert final['val_accuracy'] == rows[-1]['val_accuracy']
+  assert (workdir / 'checkpoints' / 'checkpoint').exists()
+  events = os.listdir(workdir / 'tensorboard')
+  assert any(name.startswith('events.out.tfevents') for name in events)
+
+
+def test_finished_run_is_not_retrained(tmp_path):
+  workdir = tmp_path / 'run'
+  first = training.train_and_evaluate(tiny_config(), str(workdir))
+  checkpoints = sorted(os.listdir(workdir / 'checkpoints'))
+  second = training.train_and_evaluate(tiny_config(), str(workdir))
+  assert second == first
+  assert sorted(os.listdir(workdir / 'checkpoints')) == checkpoints
+
+
+def test_a_different_experiment_in_the_workdir_is_refused(tmp_path):
+  workdir = tmp_path / 'run'
+  training.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))
+  with pytest.raises(ValueError, match=r'train.head_lr: 0.001 -> 0.5'):
+    training.train_and_evaluate(tiny_config(train__head_lr=0.5), str(workdir))
+
+
+def test_max_steps_stops_early_and_a_higher_cap_continues(tmp_path):
+  workdir = tmp_path / 'run'
+  assert training.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))[
+      'step'] == 3
+  assert training.train_and_evaluate(tiny_config(train__max_steps=7), str(workdir))[
+      'step'] == 7
+  rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert [row['step'] for row in rows] == [3, 5, 7]
+
+
+def test_bfloat16_trains_with_float32_logits(tmp_path):
+  keras.mixed_precision.set_global_policy('mixed_bfloat16')
+  try:
+    model = models.build_model(backbone='mobilenet', num_classes=5, image_size=32, width=0.25,
+                               weights='none')
+    logits = model.model(np.zeros((2, 32, 32, 3), np.uint8))
+    assert logits.dtype == 'float32'
+    assert model.backbone.compute_dtype == 'bfloat16'
+  finally:
+    keras.mixed_precision.set_global_policy('float32')
+  final = training.train_and_evaluate(
+      tiny_config(train__mixed_precision='bfloat16', train__max_steps=4), str(tmp_path / 'r'))
+  assert final['precision'] == 'bfloat16' and np.isfinite(final['val_loss'])
+
+
+def test_bad_values_fail_before_any_work(tmp_path):
+  with pytest.raises(ValueError, match=r"unfreeze='top'.*'all' or a positive number"):
+    training.train_and_evaluate(tiny_config(train__unfreeze='top'), str(tmp_path / 'a'))
+  with pytest.raises(ValueError, match=r"backbone='resnet'.*resnet50"):
+    training.train_and_evaluate(tiny_config(model__backbone='resnet'), str(tmp_path / 'b'))
+  with pytest.raises(ValueError, match='too small'):
+    training.train_and_evaluate(tiny_config(model__backbone='xception'), str(tmp_path / 'c'))
+  with pytest.raises(ValueError, match='larger than the training split'):
+    training.train_and_evaluate(tiny_config(train__batch_size=64), str(tmp_path / 'd'))
+  assert not (tmp_path / 'a').exists()
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path):
+  workdir = tmp_path / 'run'
+  command = [sys.executable, '-m', 'tftransfer.train',
+             f'--config={REPO / "configs" / "quickstart.py"}:scratch', f'--workdir={workdir}',
+             '--config.data.max_examples_per_class=8', '--config.train.batch_size=8',
+             '--config.train.finetune_epochs=30', '--config.train.steps_per_loop=1']
+  process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+  deadline = time.time() + 300
+  metrics = workdir / 'metrics.jsonl'
+  while time.time() < deadline and process.poll() is None:
+    if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+      break
+    time.sleep(0.05)
+  assert process.poll() is None, 'the run ended before it could be killed'
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  killed_at = len(metrics.read_text().splitlines())
+  assert 3 <= killed_at < 30
+
+  resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert 'Resuming from' in resumed.stderr
+  rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+  assert [row['epoch'] for row in rows] == list(range(1, 31))
+  assert rows[-1]['step'] == 30 * 5
+  assert json.loads((workdir / 'final_metrics.json').read_text())['step'] == 150

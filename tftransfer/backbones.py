@@ -1,0 +1,150 @@
+"""Backbone registry: which keras.applications model a name means, and how to feed it.
+
+Each entry records the constructor, the `preprocess_input` convention the ImageNet weights
+were trained with (applied inside the model by `preprocessing.BackbonePreprocess`), the
+native and minimum input sizes, and whether the network is built from depthwise
+convolutions (these run slower in bfloat16 on CPUs, see `runtime.py`).
+"""
+
+import dataclasses
+import os
+import re
+from typing import Callable
+
+import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+  """How to build and feed one keras.applications backbone."""
+  constructor: Callable[..., keras.Model]
+  # keras.applications.imagenet_utils.preprocess_input mode ('caffe' | 'tf' | 'torch'), or
+  # 'none' when the application rescales 0-255 inputs itself.
+  preprocessing: str
+  default_size: int
+  min_size: int = 32
+  has_width: bool = False
+  depthwise: bool = False
+
+
+def _spec(name: str, preprocessing: str, default_size: int, **kwargs) -> BackboneSpec:
+  return BackboneSpec(getattr(keras.applications, name), preprocessing, default_size, **kwargs)
+
+
+_EFFICIENTNET_SIZES = (224, 240, 260, 300, 380, 456, 528, 600)
+_EFFICIENTNETV2_SIZES = {'b0': 224, 'b1': 240, 'b2': 260, 'b3': 300, 's': 384, 'm': 480,
+                         'l': 480}
+
+REGISTRY: dict[str, BackboneSpec] = {
+    'vgg16': _spec('VGG16', 'caffe', 224),
+    'vgg19': _spec('VGG19', 'caffe', 224),
+    'resnet50': _spec('ResNet50', 'caffe', 224),
+    'resnet101': _spec('ResNet101', 'caffe', 224),
+    'resnet152': _spec('ResNet152', 'caffe', 224),
+    'resnet50_v2': _spec('ResNet50V2', 'tf', 224),
+    'resnet101_v2': _spec('ResNet101V2', 'tf', 224),
+    'resnet152_v2': _spec('ResNet152V2', 'tf', 224),
+    'inception_v3': _spec('InceptionV3', 'tf', 299, min_size=75),
+    'inception_resnet_v2': _spec('InceptionResNetV2', 'tf', 299, min_size=75),
+    'xception': _spec('Xception', 'tf', 299, min_size=71, depthwise=True),
+    'mobilenet': _spec('MobileNet', 'tf', 224, has_width=True, depthwise=True),
+    'mobilenet_v2': _spec('MobileNetV2', 'tf', 224, has_width=True, depthwise=True),
+    'mobilenet_v3_small': _spec('MobileNetV3Small', 'none', 224, has_width=True,
+                                depthwise=True),
+    'mobilenet_v3_large': _spec('MobileNetV3Large', 'none', 224, has_width=True,
+                                depthwise=True),
+    'densenet121': _spec('DenseNet121', 'torch', 224),
+    'densenet169': _spec('DenseNet169', 'torch', 224),
+    'densenet201': _spec('DenseNet201', 'torch', 224),
+    **{f'efficientnet_b{i}': _spec(f'EfficientNetB{i}', 'none', size, depthwise=True)
+       for i, size in enumerate(_EFFICIENTNET_SIZES)},
+    **{f'efficientnetv2_{v}': _spec(f'EfficientNetV2{v.upper()}', 'none', size,
+                                    depthwise=True)
+       for v, size in _EFFICIENTNETV2_SIZES.items()},
+    **{f'convnext_{v}': _spec(f'ConvNeXt{v.capitalize()}', 'none', 224, depthwise=True)
+       for v in ('tiny', 'small', 'base', 'large')},
+    'convnext_xlarge': _spec('ConvNeXtXLarge', 'none', 224, depthwise=True),
+}
+
+
+class WeightsUnavailableError(RuntimeError):
+  """Pretrained weights could not be found or downloaded."""
+
+
+def get_spec(name: str) -> BackboneSpec:
+  """Returns the registry entry for `name`, or raises naming the valid choices."""
+  try:
+    return REGISTRY[name]
+  except KeyError:
+    raise ValueError(
+        f'Unknown backbone config.model.backbone={name!r}. Valid names: '
+        f'{", ".join(sorted(REGISTRY))}.') from None
+
+
+def resolve_image_size(name: str, image_size: int) -> int:
+  """Returns the input size to use (0 = native) after checking the backbone's minimum."""
+  spec = get_spec(name)
+  size = image_size or spec.default_size
+  if size < spec.min_size:
+    raise ValueError(
+        f'config.model.image_size={size} is too small for backbone {name!r}, which needs '
+        f'at least {spec.min_size} pixels (native size {spec.default_size}). Set '
+        f'--config.model.image_size={spec.min_size} or larger.')
+  return size
+
+
+def check_weights(weights: str) -> None:
+  """Fails early when `weights` is a path that does not exist."""
+  if weights in ('imagenet', 'none'):
+    return
+  if not os.path.isfile(weights):
+    raise FileNotFoundError(
+        f'config.model.weights={weights!r} is not a file. Use a path to a Keras weights file '
+        "for this backbone without its top (.h5 or .weights.h5), 'imagenet' to download "
+        "the Keras ImageNet weights, or 'none' for random initialisation.")
+
+
+def build_backbone(name: str, *, image_size: int, width: float = 1.0,
+                   weights: str = 'imagenet') -> keras.Model:
+  """Builds a keras.applications backbone without its top, unpooled.
+
+  Args:
+    name: registry name, e.g. 'resnet50'.
+    image_size: square input size in pixels (already resolved, see `resolve_image_size`).
+    width: width multiplier (alpha) for MobileNets; must be 1.0 otherwise.
+    weights: 'imagenet', 'none' or a path to a Keras weights file.
+
+  Returns:
+    A functional model mapping preprocessed float images to a feature map.
+
+  Raises:
+    ValueError: bad name, width or size; or a weights file that does not fit the backbone.
+    WeightsUnavailableError: ImageNet weights could not be downloaded (offline).
+  """
+  spec = get_spec(name)
+  check_weights(weights)
+  kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3),
+                weights=None if weights == 'none' else weights)
+  if spec.has_width:
+    kwargs['alpha'] = width
+  elif width != 1.0:
+    raise ValueError(f'config.model.width={width} only applies to MobileNets; backbone '
+                     f'{name!r} needs width 1.0.')
+  try:
+    return spec.constructor(**kwargs)
+  except Exception as error:  # Keras raises a bare Exception for failed downloads.
+    message = str(error)
+    if message.startswith('URL fetch failure'):
+      url = re.search(r'https?://\S+?(?=:? )', message)
+      url = url.group(0) if url else 'the Keras weights URL'
+      filename = url.rsplit('/', 1)[-1]
+      raise WeightsUnavailableError(
+          f'Could not download the ImageNet weights of backbone {name!r}: {filename} from '
+          f'{url} ({message.split(" -- ")[-1]}). Either fetch that file on a machine '
+          f'with network and pass its path, --config.model.weights=/path/to/{filename} '
+          f'(or place it in ~/.keras/models/), or train from scratch with '
+          '--config.model.weights=none.') from None
+    if weights not in ('imagenet', 'none'):
+      raise ValueError(f'The weights file {weights!r} does not fit backbone {name!r} '
+                       f'(width={width}) without its top: {message}') from error
+    raise

@@ -1,0 +1,207 @@
+"""Data sources: where examples come from, their class names, and the train/val split.
+
+Every source yields the same thing: splits of (uint8 image [H, W, 3], int32 label) examples in
+a fixed order, each readable as one of several shards so that every worker of a distributed
+job reads different examples. The tf.data pipeline on top (caching, augmentation, batching)
+lives in `pipeline.py`.
+"""
+
+import dataclasses
+from typing import Callable
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from tftransfer import folders, preprocessing, synthetic
+
+
+class DataUnavailableError(RuntimeError):
+  """A dataset is not available locally and may not be downloaded."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """One split's examples: how to read a shard of them, and how many there are per class."""
+  read: Callable[[int, int], tf.data.Dataset]  # (shard_index, num_shards) -> examples
+  class_counts: tuple[int, ...]
+
+  @property
+  def num_examples(self) -> int:
+    return sum(self.class_counts)
+
+  def dataset(self, shard_index: int = 0, num_shards: int = 1) -> tf.data.Dataset:
+    """Unbatched (image, label) examples of one shard, in a deterministic order."""
+    return self.read(shard_index, num_shards)
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+  """A classification dataset ready for training."""
+  class_names: tuple[str, ...]
+  train: Split
+  val: Split
+  description: str  # what was loaded, for logs and the workdir's data report
+
+
+def load(data: ml_collections.ConfigDict, *, seed: int) -> Data:
+  """Loads the source `data.source` and splits it into train and validation examples."""
+  loaders = {'tfds': _load_tfds, 'folder': _load_folder, 'synthetic': _load_synthetic}
+  if data.source not in loaders:
+    raise ValueError(f'Unknown config.data.source={data.source!r}; valid: '
+                     f'{", ".join(sorted(loaders))}.')
+  return loaders[data.source](data, seed)
+
+
+def stratified_split(labels: np.ndarray, *, val_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Splits example indices so each class keeps `val_fraction` of its examples aside.
+
+  Returns sorted (train_indices, val_indices); the same labels and seed give the same split.
+  """
+  rng = np.random.default_rng(seed)
+  train, val = [], []
+  for label in np.unique(labels):
+    indices = np.flatnonzero(labels == label)
+    rng.shuffle(indices)
+    num_val = int(round(len(indices) * val_fraction))
+    if val_fraction > 0 and len(indices) > 1:
+      num_val = min(max(num_val, 1), len(indices) - 1)
+    val.append(indices[:num_val])
+    train.append(indices[num_val:])
+  return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def cap_per_class(indices: np.ndarray, labels: np.ndarray, *, max_per_class: int,
+                  seed: int) -> np.ndarray:
+  """Keeps at most `max_per_class` seeded-random indices of each class (0 = keep all)."""
+  if not max_per_class:
+    return indices
+  rng = np.random.default_rng(seed + 1)
+  kept = []
+  for label in np.unique(labels[indices]):
+    of_class = indices[labels[indices] == label]
+    kept.append(rng.permutation(of_class)[:max_per_class])
+  return np.sort(np.concatenate(kept))
+
+
+def _eval_split(requested: str, available) -> str:
+  """Resolves config.data.eval_split against the source's splits; 'carve' = from train."""
+  if requested == 'auto':
+    return 'validation' if 'validation' in available else 'carve'
+  return requested
+
+
+def _counts(labels: np.ndarray, num_classes: int) -> tuple[int, ...]:
+  return tuple(int(n) for n in np.bincount(labels, minlength=num_classes))
+
+
+def _train_val_indices(labels: np.ndarray, data: ml_collections.ConfigDict, seed: int):
+  """Carves a stratified validation set from `labels` and caps the training classes."""
+  if not 0 < data.val_fraction < 1:
+    raise ValueError(f'config.data.val_fraction={data.val_fraction} must be in (0, 1) to carve '
+                     'a validation split from the training data.')
+  train, val = stratified_split(labels, val_fraction=data.val_fraction, seed=seed)
+  return cap_per_class(train, labels, max_per_class=data.max_examples_per_class, seed=seed), val
+
+
+def _array_split(images: np.ndarray, labels: np.ndarray, num_classes: int) -> Split:
+  def read(shard_index, num_shards):
+    return tf.data.Dataset.from_tensor_slices((images, labels)).shard(num_shards, shard_index)
+  return Split(read, _counts(labels, num_classes))
+
+
+def _load_synthetic(data, seed):
+  task = synthetic.get_task(data.name)
+  num_classes = len(task.class_names)
+  images, labels = synthetic.generate(data.name, data.train_split)
+  eval_split = _eval_split(data.eval_split, task.examples_per_class)
+  if eval_split != 'carve':
+    train = cap_per_class(np.arange(len(labels)), labels,
+                          max_per_class=data.max_examples_per_class, seed=seed)
+    val_images, val_labels = synthetic.generate(data.name, eval_split)
+  else:
+    train, val = _train_val_indices(labels, data, seed)
+    val_images, val_labels = images[val], labels[val]
+  return Data(task.class_names,
+              _array_split(images[train], labels[train], num_classes),
+              _array_split(val_images, val_labels, num_classes),
+              f'synthetic task {data.name!r}')
+
+
+def _load_folder(data, seed):
+  listing = folders.list_folder(data.path)
+  num_classes = len(listing.class_names)
+  train, val = _train_val_indices(listing.labels, data, seed)
+  # The listing is class-sorted; a seeded permutation keeps batches from being one class
+  # even when the shuffle buffer is smaller than the split.
+  order = np.random.default_rng(seed + 2)
+
+  def split(indices):
+    indices = order.permutation(indices)
+    files = np.asarray(listing.files)[indices]
+    labels = listing.labels[indices]
+
+    def read(shard_index, num_shards):
+      examples = tf.data.Dataset.from_tensor_slices((files, labels))
+      examples = examples.shard(num_shards, shard_index)
+      return examples.map(lambda path, label: (
+          preprocessing.decode_image(tf.io.read_file(path)), label),
+          num_parallel_calls=tf.data.AUTOTUNE)
+    return Split(read, _counts(labels, num_classes))
+
+  return Data(listing.class_names, split(train), split(val),
+              f'image folder {data.path!r} ({len(listing.files)} images)')
+
+
+def _load_tfds(data, seed):
+  import tensorflow_datasets as tfds  # Imported here: it is slow and only this source needs it.
+
+  builder = tfds.builder(data.name, data_dir=data.data_dir or None)
+  if data.download:
+    builder.download_and_prepare()
+  image_key, label_key = builder.info.supervised_keys
+  class_names = tuple(builder.info.features[label_key].names)
+  num_classes = len(class_names)
+
+  def read_labels(split):
+    # Labels only: skipping image decoding makes this pass cheap.
+    examples = builder.as_dataset(split=split, shuffle_files=False,
+                                  decoders={image_key: tfds.decode.SkipDecoding()})
+    batches = examples.map(lambda example: example[label_key]).batch(8192)
+    return np.concatenate([batch.numpy() for batch in batches] or [np.zeros([0])]
+                          ).astype(np.int32)
+
+  def split_of(split, indices, labels):
+    keep = np.zeros(len(labels), bool)
+    keep[indices] = True
+    keep = tf.constant(keep)
+
+    def read(shard_index, num_shards):
+      examples = builder.as_dataset(split=split, shuffle_files=False)
+      examples = examples.enumerate().filter(lambda index, _: keep[index])
+      examples = examples.shard(num_shards, shard_index)
+      return examples.map(lambda _, example: (
+          example[image_key], tf.cast(example[label_key], tf.int32)))
+    return Split(read, _counts(labels[indices], num_classes))
+
+  try:
+    train_labels = read_labels(data.train_split)
+  except AssertionError as error:  # What TFDS raises for data that is not prepared.
+    raise DataUnavailableError(
+        f'TFDS dataset {data.name!r} is not prepared in {builder.data_dir} ({error}). Either '
+        f'prepare it where there is network (`tfds build {data.name}`) and point '
+        '--config.data.data_dir at the result, allow downloading here with '
+        '--config.data.download=true, or train on an image folder with '
+        '--config.data.source=folder --config.data.path=DIR.') from None
+  eval_split = _eval_split(data.eval_split, builder.info.splits)
+  if eval_split != 'carve':
+    train = cap_per_class(np.arange(len(train_labels)), train_labels,
+                          max_per_class=data.max_examples_per_class, seed=seed)
+    val_labels = read_labels(eval_split)
+    val_split = split_of(eval_split, np.arange(len(val_labels)), val_labels)
+  else:
+    train, val = _train_val_indices(train_labels, data, seed)
+    val_split = split_of(data.train_split, val, train_labels)
+  return Data(class_names, split_of(data.train_split, train, train_labels), val_split,
+              f'TFDS {data.name!r} (train: {data.train_split}, validation: {eval_split})')

@@ -1,0 +1,92 @@
+"""The transfer model: backbone preprocessing, a keras.applications backbone, a new head.
+
+    images (0-255, any dtype) -> BackbonePreprocess -> backbone -> pooling -> features
+    features -> Dropout -> Dense(num_classes, float32) -> logits
+
+The head is its own small model so the head phase can train on features computed once;
+it shares its layers with the full model, so both always hold the same weights.
+"""
+
+import dataclasses
+
+import keras
+
+from tftransfer import backbones, preprocessing
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferModel:
+  """The full classifier and the parts that training treats separately."""
+  model: keras.Model      # images -> float32 logits
+  backbone: keras.Model   # preprocessed images -> feature map
+  features: keras.Model   # images -> pooled float32 features
+  head: keras.Model       # pooled features -> float32 logits
+
+
+def build_model(*, backbone: str, num_classes: int, image_size: int, width: float = 1.0,
+                weights: str = 'imagenet', dropout: float = 0.2,
+                pooling: str = 'avg') -> TransferModel:
+  """Builds the classifier under the current Keras precision policy and tf.distribute scope.
+
+  Args:
+    backbone: registry name, e.g. 'resnet50' (see `backbones.REGISTRY`).
+    num_classes: size of the new head.
+    image_size: square input side in pixels (already resolved).
+    width: MobileNet width multiplier.
+    weights: 'imagenet', 'none' or a path to a Keras weights file for the backbone.
+    dropout: dropout rate before the dense layer.
+    pooling: 'avg' or 'max' pooling of the feature map.
+  """
+  spec = backbones.get_spec(backbone)
+  base = backbones.build_backbone(backbone, image_size=image_size, width=width,
+                                  weights=weights)
+  images = keras.Input((image_size, image_size, 3), name='images')
+  x = preprocessing.BackbonePreprocess(spec.preprocessing, name='preprocess')(images)
+  x = base(x)
+  # Pooled features are float32 so the cached features of the head phase keep full precision.
+  pool = {'avg': keras.layers.GlobalAveragePooling2D,
+          'max': keras.layers.GlobalMaxPooling2D}[pooling]
+  features = pool(name='pool', dtype='float32')(x)
+  head = keras.Sequential([
+      keras.Input((features.shape[-1],), name='features'),
+      keras.layers.Dropout(dropout, name='dropout', dtype='float32'),
+      # float32 logits under any mixed-precision policy: softmax and the loss need them.
+      keras.layers.Dense(num_classes, name='logits', dtype='float32'),
+  ], name='head')
+  logits = head(features)
+  return TransferModel(
+      model=keras.Model(images, logits, name=f'tftransfer_{backbone}'),
+      backbone=base,
+      features=keras.Model(images, features, name='features'),
+      head=head)
+
+
+def _all_layers(layer: keras.layers.Layer):
+  yield layer
+  for child in getattr(layer, 'layers', ()):
+    yield from _all_layers(child)
+
+
+def set_trainable(model: TransferModel, *, phase: str, unfreeze: str = 'all',
+                  freeze_batchnorm: bool = True) -> None:
+  """Sets which weights a phase trains.
+
+  'head': the backbone is frozen (and so runs in inference mode). 'finetune': the backbone's
+  top `unfreeze` layers ('all' or a count) train as well. With `freeze_batchnorm`,
+  BatchNormalization layers stay frozen, which in Keras 3 also keeps them in inference
+  mode: their moving statistics do not drift to the new data's small batches, the classic
+  way fine-tuning destroys a pretrained network.
+  """
+  if phase not in ('head', 'finetune'):
+    raise ValueError(f"phase must be 'head' or 'finetune', not {phase!r}.")
+  model.head.trainable = True
+  model.backbone.trainable = phase == 'finetune'
+  if phase == 'head':
+    return
+  if unfreeze != 'all':
+    for layer in model.backbone.layers[:-int(unfreeze)]:
+      layer.trainable = False
+  if freeze_batchnorm:
+    for layer in _all_layers(model.backbone):
+      if isinstance(layer, keras.layers.BatchNormalization):
+        layer.trainable = False

@@ -1,0 +1,98 @@
+"""The tf.data input pipeline: decode once, cache small, augment and batch per step.
+
+Images are cached as uint8 at most `image_size` on their shorter side (a 32-pixel CIFAR
+image stays 32 pixels), so the cache is small and the expensive JPEG/PNG decode happens once
+per run, not once per epoch. Everything per-step (crop, resize, flip) runs in parallel
+tf.data maps. With a `tf.distribute.InputContext` the functions read only their worker's
+shard and batch per replica, so they plug into `strategy.distribute_datasets_from_function`.
+"""
+
+import os
+
+from absl import logging
+import tensorflow as tf
+
+from tftransfer import preprocessing
+from tftransfer.datasets import Split
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def use_memory_cache(cache: str, split: Split, image_size: int) -> bool:
+  """Resolves config.data.cache: 'auto' caches when the decoded split fits a quarter of RAM."""
+  if cache != 'auto':
+    return cache == 'memory'
+  upper_bound = split.num_examples * image_size * image_size * 3
+  memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+  fits = upper_bound <= memory / 4
+  logging.info('data.cache=auto -> %s: the decoded split needs at most %.2f GB of %.1f GB RAM.',
+               'memory' if fits else 'none', upper_bound / 2**30, memory / 2**30)
+  return fits
+
+
+def _shard(input_context):
+  if input_context is None:
+    return 0, 1
+  return input_context.input_pipeline_id, input_context.num_input_pipelines
+
+
+def _per_replica(batch_size, input_context):
+  if input_context is None:
+    return batch_size
+  return input_context.get_per_replica_batch_size(batch_size)
+
+
+def stored_examples(split: Split, *, image_size: int, cache: bool,
+                    input_context: tf.distribute.InputContext | None = None
+                    ) -> tf.data.Dataset:
+  """This worker's (uint8 image, label) examples shrunk to storage size, optionally cached."""
+  examples = split.dataset(*_shard(input_context)).map(
+      lambda image, label: (preprocessing.fit_to_storage(image, image_size), label),
+      num_parallel_calls=AUTOTUNE)
+  return examples.cache() if cache else examples
+
+
+def train_batches(split: Split, *, image_size: int, batch_size: int, seed: int,
+                  cache: bool, shuffle_buffer: int, min_area: float, flip: bool,
+                  input_context: tf.distribute.InputContext | None = None
+                  ) -> tf.data.Dataset:
+  """Endless shuffled, augmented batches of (float32 images in 0-255, int32 labels).
+
+  Args:
+    split: the training examples.
+    image_size: output side in pixels.
+    batch_size: global batch size (divided per replica when `input_context` is given).
+    seed: seeds shuffling and augmentation; resuming a run passes a different one so a
+      restart does not replay the data it has already seen.
+    cache: keep decoded images in memory.
+    shuffle_buffer: shuffle buffer in examples; 0 = this shard's whole split.
+    min_area: smallest random crop area (1.0 = no crop).
+    flip: random horizontal flips.
+    input_context: the tf.distribute input context, if distributed.
+  """
+  examples = stored_examples(split, image_size=image_size, cache=cache,
+                             input_context=input_context)
+  buffer = shuffle_buffer or split.num_examples
+  examples = examples.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+  seeds = tf.data.Dataset.random(seed=seed).batch(2)
+
+  def augment(example, example_seed):
+    image, label = example
+    return preprocessing.random_crop_resize(
+        image, example_seed, image_size=image_size, min_area=min_area, flip=flip), label
+
+  batches = tf.data.Dataset.zip(examples, seeds).map(augment, num_parallel_calls=AUTOTUNE)
+  batches = batches.batch(_per_replica(batch_size, input_context), drop_remainder=True)
+  return batches.prefetch(AUTOTUNE)
+
+
+def eval_batches(split: Split, *, image_size: int, batch_size: int, cache: bool,
+                 input_context: tf.distribute.InputContext | None = None
+                 ) -> tf.data.Dataset:
+  """One pass of center-cropped batches (float32 images in 0-255, int32 labels), in order."""
+  examples = stored_examples(split, image_size=image_size, cache=cache,
+                             input_context=input_context)
+  batches = examples.map(
+      lambda image, label: (preprocessing.center_crop_resize(image, image_size), label),
+      num_parallel_calls=AUTOTUNE)
+  return batches.batch(_per_replica(batch_size, input_context)).prefetch(AUTOTUNE)

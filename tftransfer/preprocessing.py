@@ -1,0 +1,111 @@
+"""Image preprocessing shared by training, evaluation and the exported serving graph.
+
+The same functions run inside tf.data and inside the SavedModel signatures, so a served
+image goes through exactly the steps a validation image went through:
+
+  decode_image -> fit_to_storage (uint8, shorter side <= image_size, cached)
+               -> center_crop_resize (eval, serving) | random_crop_resize (training)
+               -> the model, whose first layer applies the backbone's own convention.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+  """Decodes JPEG/PNG/GIF/BMP/WebP bytes to uint8 RGB [H, W, 3] (first frame of a GIF)."""
+  image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+  image.set_shape([None, None, 3])
+  return image
+
+
+def fit_to_storage(image: tf.Tensor, max_size: int) -> tf.Tensor:
+  """Shrinks a uint8 image so its shorter side is at most `max_size`, keeping its aspect.
+
+  Images already that small pass through untouched, so a 32-pixel CIFAR image is cached at
+  32 pixels and only enlarged per batch.
+  """
+  shape = tf.shape(image)
+  height, width = shape[0], shape[1]
+  shorter = tf.minimum(height, width)
+
+  def shrink():
+    scale = max_size / tf.cast(shorter, tf.float32)
+    new_size = tf.cast(tf.round(tf.cast(tf.stack([height, width]), tf.float32) * scale),
+                       tf.int32)
+    resized = tf.image.resize(image, tf.maximum(new_size, 1), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+  return tf.cond(shorter > max_size, shrink, lambda: image)
+
+
+def center_crop_resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
+  """The evaluation view: the central square, resized to image_size; float32 in 0-255."""
+  shape = tf.shape(image)
+  side = tf.minimum(shape[0], shape[1])
+  top = (shape[0] - side) // 2
+  left = (shape[1] - side) // 2
+  square = image[top:top + side, left:left + side]
+  return tf.image.resize(square, (image_size, image_size), antialias=True)
+
+
+def random_crop_resize(image: tf.Tensor, seed: tf.Tensor, *, image_size: int,
+                       min_area: float, flip: bool) -> tf.Tensor:
+  """The training view: a random crop (area >= min_area, aspect 3/4-4/3), resized, flipped.
+
+  Stateless ops seeded per example keep the augmentation reproducible for a given seed.
+
+  Args:
+    image: uint8 [H, W, 3].
+    seed: int [2] stateless seed for this example.
+    image_size: output side in pixels.
+    min_area: smallest crop area as a fraction of the image; 1.0 disables cropping.
+    flip: whether to flip left-right with probability 1/2.
+
+  Returns:
+    float32 [image_size, image_size, 3] in 0-255.
+  """
+  crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  if min_area < 1.0:
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=crop_seed, min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(min_area, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True)
+    image = tf.slice(image, begin, size)
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+  else:
+    image = center_crop_resize(image, image_size)
+  if flip:
+    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+  return image
+
+
+@keras.saving.register_keras_serializable(package='tftransfer')
+class BackbonePreprocess(keras.layers.Layer):
+  """Maps 0-255 images (any dtype) to what the backbone's ImageNet weights expect.
+
+  Runs in float32 under any precision policy: ImageNet mean subtraction in bfloat16 would
+  round pixel values. `mode` is a keras.applications.imagenet_utils.preprocess_input mode,
+  or 'none' for applications that rescale their input themselves (EfficientNet, ConvNeXt,
+  MobileNetV3).
+  """
+
+  def __init__(self, mode: str, **kwargs):
+    kwargs['dtype'] = 'float32'
+    super().__init__(**kwargs)
+    if mode not in ('caffe', 'tf', 'torch', 'none'):
+      raise ValueError(f"Unknown preprocessing mode {mode!r}; use 'caffe', 'tf', 'torch' "
+                       "or 'none'.")
+    self.mode = mode
+
+  def call(self, images):
+    images = keras.ops.cast(images, 'float32')
+    if self.mode == 'none':
+      return images
+    return keras.applications.imagenet_utils.preprocess_input(images, mode=self.mode)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    return {**super().get_config(), 'mode': self.mode}

@@ -1,0 +1,39 @@
+r"""Fine-tunes a pretrained Keras application on an image classification task.
+
+Usage:
+  python -m tftransfer.train --config=configs/cifar10_resnet50.py --workdir=/tmp/run \
+      [--config.train.batch_size=32 ...]
+
+Re-running the same command resumes from the workdir's newest checkpoint; a finished run
+is not retrained. `--helpfull` lists every config field.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from tftransfer import training
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Path to a config file in configs/, optionally with an argument '
+    '(configs/quickstart.py:transfer). Override fields with --config.<section>.<field>=value.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory holding the whole run: config, '
+                               'checkpoints, TensorBoard logs, metrics; resumed if it exists.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.info('Config:\n%s', _CONFIG.value)
+  training.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+def run():
+  """Console-script entry point (tftransfer-train)."""
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

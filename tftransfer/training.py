@@ -1,0 +1,444 @@
+"""Fine-tuning: the two phases, a custom tf.distribute loop, checkpoints, resumption, metrics.
+
+    train_and_evaluate(config, workdir)
+      1. validate the config and resolve its 'auto' values (runtime.py), before heavy work;
+      2. load the data (datasets.py) and build the model (models.py) in the strategy scope;
+      3. initialise, first that applies: resume from the workdir's newest checkpoint >
+         model.weights as a weights-file path > Keras ImageNet weights > random;
+      4. head phase: backbone frozen, head trained (on features computed once, by default);
+      5. fine-tune phase: top layers unfrozen at a lower rate, BatchNorm frozen;
+      6. write final_metrics.json and backbone.weights.h5.
+
+The loop is `strategy.run` inside a tf.function (not `model.fit`, which fails under
+MultiWorkerMirroredStrategy in Keras 3.15, keras-team/keras#20585), so one code path serves
+one device, mirrored GPUs, multiple workers and TPUs. The global step lives in the checkpoint;
+the phase and epoch are derived from it, so a run killed at any point resumes where its
+newest checkpoint left it and a finished run is not retrained.
+"""
+
+import dataclasses
+import math
+import os
+import shutil
+import tempfile
+import time
+
+from absl import logging
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from tftransfer import backbones, config as config_lib, datasets, models, optimization
+from tftransfer import pipeline, runtime
+from tftransfer.workdir import Workdir
+
+SUM = tf.distribute.ReduceOp.SUM
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """A training phase as a range of global steps."""
+  name: str  # 'head' | 'finetune'
+  epochs: int
+  steps_per_epoch: int
+  first_step: int
+
+  @property
+  def end_step(self) -> int:
+    return self.first_step + self.epochs * self.steps_per_epoch
+
+
+def plan_phases(train: ml_collections.ConfigDict, steps_per_epoch: int) -> list[Phase]:
+  """The phases with at least one epoch, laid end to end in global steps."""
+  head = Phase('head', train.head_epochs, steps_per_epoch, 0)
+  finetune = Phase('finetune', train.finetune_epochs, steps_per_epoch, head.end_step)
+  return [phase for phase in (head, finetune) if phase.epochs]
+
+
+def resolve_config(config: ml_collections.ConfigDict
+                   ) -> tuple[ml_collections.ConfigDict, runtime.Runtime]:
+  """Validates `config` and returns a copy with every 'auto' resolved, plus the runtime."""
+  config_lib.validate(config)
+  resolved = ml_collections.ConfigDict(config.to_dict())
+  model, train = resolved.model, resolved.train
+  spec = backbones.get_spec(model.backbone)
+  model.image_size = backbones.resolve_image_size(model.backbone, model.image_size)
+  backbones.check_weights(model.weights)
+  if model.weights not in ('imagenet', 'none'):
+    model.weights = os.path.abspath(model.weights)
+  if config.data.source in ('folder', 'tfrecord'):
+    resolved.data.path = os.path.abspath(config.data.path)
+  rt = runtime.setup(strategy=config.distribute.strategy,
+                     tpu_address=config.distribute.tpu_address,
+                     mixed_precision=train.mixed_precision,
+                     jit_compile=config_lib.switch(train.jit_compile, 'train.jit_compile'),
+                     depthwise_backbone=spec.depthwise)
+  resolved.distribute.strategy = rt.strategy_name
+  train.mixed_precision = rt.precision
+  train.jit_compile = str(rt.jit_compile).lower()
+  freeze_bn = config_lib.switch(train.freeze_batchnorm, 'train.freeze_batchnorm')
+  train.freeze_batchnorm = (str(model.weights != 'none').lower() if freeze_bn == 'auto'
+                            else freeze_bn)
+  on_features = config_lib.switch(train.head_on_features, 'train.head_on_features')
+  # Features are computed outside strategy.run: right on CPU and GPU hosts, slow on TPUs.
+  train.head_on_features = (str(rt.strategy_name != 'tpu').lower() if on_features == 'auto'
+                            else on_features)
+  train.unfreeze = str(train.unfreeze)
+  return resolved, rt
+
+
+def _rates(totals) -> tuple[float, float]:
+  """(mean loss, accuracy) from summed [loss, correct, count]."""
+  loss, correct, count = (float(x) for x in totals)
+  return (loss / count, correct / count) if count else (math.nan, math.nan)
+
+
+class _Trainer:
+  """One run's model, optimizers, checkpoint and data, and the loops that use them."""
+
+  def __init__(self, config: ml_collections.ConfigDict, rt: runtime.Runtime,
+               run: Workdir, data: datasets.Data):
+    self.config, self.rt, self.run, self.data = config, rt, run, data
+    self.strategy = rt.strategy
+    self.num_classes = len(data.class_names)
+    self.image_size = config.model.image_size
+    self.batch_size = config.train.batch_size
+    self.steps_per_epoch = data.train.num_examples // self.batch_size
+    if not self.steps_per_epoch:
+      raise ValueError(
+          f'config.train.batch_size={self.batch_size} is larger than the training split '
+          f'({data.train.num_examples} examples); lower the batch size.')
+    self.phases = plan_phases(config.train, self.steps_per_epoch)
+    self.total_steps = self.phases[-1].end_step
+    if config.train.max_steps:
+      self.total_steps = min(self.total_steps, config.train.max_steps)
+    self.cache = {
+        name: pipeline.use_memory_cache(config.data.cache, split, self.image_size)
+        for name, split in (('train', data.train), ('val', data.val))}
+    self.save_dir = run.checkpoint_dir if rt.is_chief else tempfile.mkdtemp(
+        prefix='tftransfer_worker_checkpoints_')
+    latest = tf.train.latest_checkpoint(run.checkpoint_dir)
+    with self.strategy.scope():
+      # A checkpoint restores every weight, so resuming never needs the pretrained file.
+      self.model = models.build_model(
+          backbone=config.model.backbone, num_classes=self.num_classes,
+          image_size=self.image_size, width=config.model.width,
+          weights='none' if latest else config.model.weights,
+          dropout=config.model.dropout, pooling=config.model.pooling)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
+      self.optimizers = {phase.name: self._build_optimizer(phase) for phase in self.phases}
+    self.checkpoint = tf.train.Checkpoint(
+        model=self.model.model, step=self.step,
+        **{f'{name}_optimizer': opt for name, opt in self.optimizers.items()})
+    self.manager = tf.train.CheckpointManager(self.checkpoint, self.save_dir,
+                                              max_to_keep=config.train.keep_checkpoints)
+    if latest:
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      logging.info('Resuming from %s at step %d of %d.', latest, int(self.step),
+                   self.total_steps)
+    self.writer = (tf.summary.create_file_writer(run.tensorboard_dir) if rt.is_chief
+                   else tf.summary.create_noop_writer())
+    self.last_save = time.time()
+
+  def _set_trainable(self, phase: str) -> None:
+    models.set_trainable(self.model, phase=phase, unfreeze=self.config.train.unfreeze,
+                         freeze_batchnorm=self.config.train.freeze_batchnorm == 'true')
+
+  def _build_optimizer(self, phase: Phase) -> keras.optimizers.Optimizer:
+    train = self.config.train
+    self._set_trainable(phase.name)
+    variables = (self.model.head if phase.name == 'head' else self.model.model
+                 ).trainable_variables
+    return optimization.build_optimizer(
+        name=train.optimizer,
+        learning_rate=optimization.warmup_cosine(
+            peak_lr=train.head_lr if phase.name == 'head' else train.finetune_lr,
+            total_steps=phase.epochs * phase.steps_per_epoch,
+            warmup_fraction=train.warmup_fraction),
+        weight_decay=train.weight_decay, momentum=train.momentum,
+        precision=self.rt.precision, variables=variables)
+
+  # ---------------------------------------------------------------- compiled functions
+
+  def _train_loop(self, forward, variables, optimizer):
+    """A tf.function running `num_steps` steps and returning summed [loss, correct, count]."""
+    strategy, batch_size = self.strategy, self.batch_size
+    loss_fn = keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=self.config.train.label_smoothing, reduction=None)
+    num_classes = self.num_classes
+
+    def step_fn(images, labels):
+      with tf.GradientTape() as tape:
+        logits = forward(images, training=True)
+        per_example = loss_fn(tf.one_hot(labels, num_classes), logits)
+        # Mean over the global batch: summing replicas' gradients gives the global mean.
+        loss = tf.nn.compute_average_loss(per_example, global_batch_size=batch_size)
+        scaled_loss = optimizer.scale_loss(loss)
+      optimizer.apply(tape.gradient(scaled_loss, variables), variables)
+      correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+      return tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(correct, tf.float32)),
+                       tf.cast(tf.size(labels), tf.float32)])
+
+    step_fn = tf.function(step_fn, jit_compile=self.rt.jit_compile)
+
+    @tf.function
+    def loop(iterator, num_steps):
+      totals = tf.zeros([3])
+      for _ in tf.range(num_steps):
+        images, labels = next(iterator)
+        totals += strategy.reduce(SUM, strategy.run(step_fn, args=(images, labels)), axis=None)
+      return totals
+
+    return loop
+
+  def _evaluate(self, forward, dataset) -> tuple[float, float]:
+    """(loss, accuracy) of `forward` over a distributed dataset, each example counted once."""
+    strategy = self.strategy
+
+    def eval_fn(images, labels):
+      logits = forward(images, training=False)
+      per_example = keras.losses.sparse_categorical_crossentropy(labels, logits,
+                                                                 from_logits=True)
+      correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+      return tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(correct, tf.float32)),
+                       tf.cast(tf.size(labels), tf.float32)])
+
+    @tf.function(reduce_retracing=True)
+    def eval_step(images, labels):
+      return strategy.reduce(SUM, strategy.run(eval_fn, args=(images, labels)), axis=None)
+
+    totals = np.zeros(3)
+    for images, labels in dataset:
+      totals += eval_step(images, labels).numpy()
+    return _rates(totals)
+
+  # ---------------------------------------------------------------- data
+
+  def _local_context(self) -> tf.distribute.InputContext:
+    return tf.distribute.InputContext(num_input_pipelines=self.rt.num_workers,
+                                      input_pipeline_id=self.rt.worker_index,
+                                      num_replicas_in_sync=self.strategy.num_replicas_in_sync)
+
+  def _image_batches(self, seed: int):
+    data = self.config.data
+    return self.strategy.distribute_datasets_from_function(
+        lambda context: pipeline.train_batches(
+            self.data.train, image_size=self.image_size, batch_size=self.batch_size,
+            seed=seed, cache=self.cache['train'], shuffle_buffer=data.shuffle_buffer,
+            min_area=data.crop_min_area, flip=data.flip, input_context=context))
+
+  def _val_images(self):
+    return self.strategy.distribute_datasets_from_function(
+        lambda context: pipeline.eval_batches(
+            self.data.val, image_size=self.image_size, batch_size=self.batch_size,
+            cache=self.cache['val'], input_context=context))
+
+  def _features(self, split: datasets.Split) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled backbone features of this worker's shard of `split` (one inference pass)."""
+    extract = tf.function(lambda images: self.model.features(images, training=False),
+                          reduce_retracing=True, jit_compile=self.rt.jit_compile)
+    batches = pipeline.eval_batches(split, image_size=self.image_size,
+                                    batch_size=self.batch_size, cache=False,
+                                    input_context=self._local_context())
+    features, labels = [], []
+    for images, batch_labels in batches:
+      features.append(extract(images).numpy())
+      labels.append(batch_labels.numpy())
+    return np.concatenate(features), np.concatenate(labels)
+
+  def _feature_batches(self, features, labels, *, seed: int | None):
+    """Distributed batches of precomputed features: endless and shuffled when seeded."""
+    def dataset_fn(context):
+      examples = tf.data.Dataset.from_tensor_slices((features, labels))
+      batch = context.get_per_replica_batch_size(self.batch_size)
+      if seed is None:
+        return examples.batch(batch)
+      examples = examples.shuffle(len(labels), seed=seed).repeat()
+      return examples.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+  # ---------------------------------------------------------------- phases
+
+  def save_checkpoint(self) -> None:
+    self.manager.save(checkpoint_number=int(self.step))
+    self.last_save = time.time()
+
+  def train_phase(self, phase: Phase) -> None:
+    """Trains `phase` from the current step to its end (or to max_steps)."""
+    train = self.config.train
+    stop = min(phase.end_step, self.total_steps)
+    started = time.time()
+    self._set_trainable(phase.name)
+    # A resumed run draws a different, still seeded, data order from the one it interrupted.
+    seed = self.config.seed + int(self.step)
+    on_features = phase.name == 'head' and train.head_on_features == 'true'
+    if on_features:
+      logging.info('Computing backbone features of %d training and %d validation images '
+                   'once for the head phase.', self.data.train.num_examples,
+                   self.data.val.num_examples)
+      train_features, train_labels = self._features(self.data.train)
+      val_features, val_labels = self._features(self.data.val)
+      forward, batches = self.model.head, self._feature_batches(
+          train_features, train_labels, seed=seed)
+      evaluate = lambda: self._evaluate(  # noqa: E731
+          self.model.head, self._feature_batches(val_features, val_labels, seed=None))
+      logging.info('Features ready in %.1f s.', time.time() - started)
+    else:
+      forward, batches = self.model.model, self._image_batches(seed)
+      evaluate = lambda: self._evaluate(self.model.model, self._val_images())  # noqa: E731
+    optimizer = self.optimizers[phase.name]
+    loop = self._train_loop(forward, forward.trainable_variables, optimizer)
+    iterator = iter(batches)
+    logging.info('Phase %s: %d trainable weights, steps %d-%d.', phase.name,
+                 sum(int(np.prod(v.shape)) for v in forward.trainable_variables),
+                 int(self.step), stop)
+    while int(self.step) < stop:
+      epoch = (int(self.step) - phase.first_step) // phase.steps_per_epoch
+      epoch_end = min(phase.first_step + (epoch + 1) * phase.steps_per_epoch, stop)
+      self._train_epoch(phase, epoch, epoch_end, loop, iterator, optimizer, evaluate,
+                        started)
+      started = time.time()
+
+  def _train_epoch(self, phase, epoch, epoch_end, loop, iterator, optimizer, evaluate,
+                   started) -> None:
+    train = self.config.train
+    totals, train_seconds = np.zeros(3), 0.0
+    log_totals, log_start = np.zeros(3), time.time()
+    while int(self.step) < epoch_end:
+      step = int(self.step)
+      num_steps = min(train.steps_per_loop, epoch_end - step,
+                      train.log_every_steps - step % train.log_every_steps)
+      chunk_start = time.time()
+      chunk = loop(iterator, tf.constant(num_steps)).numpy()
+      train_seconds += time.time() - chunk_start
+      self.step.assign_add(num_steps)
+      if not np.isfinite(chunk[0]):
+        raise FloatingPointError(
+            f'Training diverged in phase {phase.name} at step {int(self.step)}: the loss is '
+            f'{chunk[0] / chunk[2]}. Lower config.train.{phase.name}_lr; the newest '
+            'checkpoint predates the divergence.')
+      totals += chunk
+      log_totals += chunk
+      if int(self.step) % train.log_every_steps == 0 or int(self.step) == epoch_end:
+        self._log_progress(phase, epoch, log_totals, time.time() - log_start, optimizer)
+        log_totals, log_start = np.zeros(3), time.time()
+      if (train.checkpoint_every_secs and int(self.step) < epoch_end
+          and time.time() - self.last_save > train.checkpoint_every_secs):
+        self.save_checkpoint()
+    val_loss, val_accuracy = evaluate()
+    train_loss, train_accuracy = _rates(totals)
+    seconds = time.time() - started
+    previous = self.run.read_metrics()
+    row = {
+        'phase': phase.name, 'epoch': epoch + 1, 'epochs': phase.epochs,
+        'step': int(self.step), 'seconds': round(seconds, 2),
+        'wall_seconds': round((previous[-1]['wall_seconds'] if previous else 0) + seconds, 2),
+        'train_loss': round(train_loss, 5), 'train_accuracy': round(train_accuracy, 5),
+        'val_loss': round(val_loss, 5), 'val_accuracy': round(val_accuracy, 5),
+        'images_per_sec': round(totals[2] / train_seconds, 1) if train_seconds else None,
+        'learning_rate': float(optimizer.learning_rate),
+    }
+    logging.info('%s epoch %d/%d done in %.1f s: train loss %.4f acc %.4f, val loss %.4f '
+                 'acc %.4f.', phase.name, epoch + 1, phase.epochs, seconds, train_loss,
+                 train_accuracy, val_loss, val_accuracy)
+    if self.rt.is_chief:
+      self.run.append_metrics(row)
+    with self.writer.as_default(step=int(self.step)):
+      tf.summary.scalar('val/loss', val_loss)
+      tf.summary.scalar('val/accuracy', val_accuracy)
+      tf.summary.scalar('epoch_seconds', seconds)
+    self.writer.flush()
+    self.save_checkpoint()
+
+  def _log_progress(self, phase, epoch, totals, seconds, optimizer) -> None:
+    loss, accuracy = _rates(totals)
+    images_per_sec = totals[2] / seconds if seconds else 0.0
+    learning_rate = float(optimizer.learning_rate)
+    remaining = (self.total_steps - int(self.step)) * self.batch_size / max(images_per_sec, 1e-9)
+    logging.info('%s epoch %d/%d step %d/%d: loss %.4f acc %.4f lr %.2e, %.0f img/s, '
+                 'about %.0f s of training left.', phase.name, epoch + 1, phase.epochs,
+                 int(self.step), self.total_steps, loss, accuracy, learning_rate,
+                 images_per_sec, remaining)
+    with self.writer.as_default(step=int(self.step)):
+      tf.summary.scalar('train/loss', loss)
+      tf.summary.scalar('train/accuracy', accuracy)
+      tf.summary.scalar('train/learning_rate', learning_rate)
+      tf.summary.scalar('train/images_per_sec', images_per_sec)
+
+  def finish(self) -> dict:
+    """Writes final_metrics.json and the trained backbone; returns the final metrics."""
+    rows = self.run.read_metrics()
+    if rows and rows[-1]['step'] == int(self.step):
+      val_loss, val_accuracy = rows[-1]['val_loss'], rows[-1]['val_accuracy']
+    else:
+      self._set_trainable('finetune')
+      val_loss, val_accuracy = self._evaluate(self.model.model, self._val_images())
+    final = {
+        'val_accuracy': val_accuracy, 'val_loss': val_loss, 'step': int(self.step),
+        'wall_seconds': rows[-1]['wall_seconds'] if rows else 0.0,
+        'epochs': len(rows), 'num_train_examples': self.data.train.num_examples,
+        'num_val_examples': self.data.val.num_examples,
+        'backbone': self.config.model.backbone, 'image_size': self.image_size,
+        'precision': self.rt.precision,
+    }
+    if self.rt.is_chief:
+      temporary = self.run.file('.backbone.tmp.weights.h5')
+      self.model.backbone.save_weights(temporary)
+      os.replace(temporary, self.run.backbone_weights)
+      self.run.write_json('final_metrics.json', final)
+    else:
+      shutil.rmtree(self.save_dir, ignore_errors=True)
+    return final
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `config` in `workdir`, resuming whatever the workdir holds.
+
+  Args:
+    config: a configuration from configs/ (see tftransfer/config.py for every field).
+    workdir: the run's directory; created if missing, resumed if it holds a run.
+
+  Returns:
+    The final metrics (also written to workdir/final_metrics.json).
+
+  Raises:
+    ValueError: bad configuration, or a workdir holding a different experiment.
+  """
+  config, rt = resolve_config(config)
+  run = Workdir(workdir)
+  keras.utils.set_random_seed(config.seed)
+  keras.mixed_precision.set_global_policy(rt.keras_policy)
+  try:
+    data = datasets.load(config.data, seed=config.seed)
+    logging.info('Data: %s; %d classes, %d training and %d validation examples.',
+                 data.description, len(data.class_names), data.train.num_examples,
+                 data.val.num_examples)
+    if rt.is_chief:
+      run.save_config(config)
+      run.write_json('data.json', {
+          'class_names': list(data.class_names), 'description': data.description,
+          'train_counts': list(data.train.class_counts),
+          'val_counts': list(data.val.class_counts)})
+    trainer = _Trainer(config, rt, run, data)
+    finished = run.read_json('final_metrics.json')
+    if finished and finished['step'] == trainer.total_steps:
+      logging.info('%s already holds a finished run (step %d); not retraining.', run.path,
+                   finished['step'])
+      return finished
+    run.drop_metrics_after(int(trainer.step))
+    try:
+      for phase in trainer.phases:
+        if int(trainer.step) < min(phase.end_step, trainer.total_steps):
+          trainer.train_phase(phase)
+    except KeyboardInterrupt:
+      logging.warning('Interrupted: saving a checkpoint at step %d; re-run to resume.',
+                      int(trainer.step))
+      trainer.save_checkpoint()
+      raise
+    final = trainer.finish()
+    logging.info('Finished: validation accuracy %.4f after %d steps (%s).',
+                 final['val_accuracy'], final['step'], run.path)
+    return final
+  finally:
+    keras.mixed_precision.set_global_policy('float32')
