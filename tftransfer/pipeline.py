@@ -18,15 +18,21 @@ from tftransfer.datasets import Split
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def use_memory_cache(cache: str, split: Split, image_size: int) -> bool:
-  """Resolves config.data.cache: 'auto' caches when the decoded split fits a quarter of RAM."""
+def use_memory_cache(cache: str, split: Split, image_size: int, *, sample: int = 64) -> bool:
+  """Resolves config.data.cache: 'auto' caches when the decoded split fits a quarter of RAM.
+
+  The size is extrapolated from the first `sample` images as stored (shrunk to at most
+  `image_size`), so 32-pixel CIFAR images are not budgeted as full-size photos.
+  """
   if cache != 'auto':
     return cache == 'memory'
-  upper_bound = split.num_examples * image_size * image_size * 3
+  stored = stored_examples(split, image_size=image_size, cache=False).take(sample)
+  sizes = [int(tf.size(image)) for image, _ in stored]
+  estimate = split.num_examples * (sum(sizes) / max(len(sizes), 1))
   memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-  fits = upper_bound <= memory / 4
-  logging.info('data.cache=auto -> %s: the decoded split needs at most %.2f GB of %.1f GB RAM.',
-               'memory' if fits else 'none', upper_bound / 2**30, memory / 2**30)
+  fits = estimate <= memory / 4
+  logging.info('data.cache=auto -> %s: the decoded split needs about %.2f GB of %.1f GB RAM.',
+               'memory' if fits else 'none', estimate / 2**30, memory / 2**30)
   return fits
 
 

@@ -355,9 +355,10 @@ class _Trainer:
     loss, accuracy = _rates(totals)
     images_per_sec = totals[2] / seconds if seconds else 0.0
     learning_rate = float(optimizer.learning_rate)
-    remaining = (self.total_steps - int(self.step)) * self.batch_size / max(images_per_sec, 1e-9)
+    phase_end = min(phase.end_step, self.total_steps)
+    remaining = (phase_end - int(self.step)) * self.batch_size / max(images_per_sec, 1e-9)
     logging.info('%s epoch %d/%d step %d/%d: loss %.4f acc %.4f lr %.2e, %.0f img/s, '
-                 'about %.0f s of training left.', phase.name, epoch + 1, phase.epochs,
+                 'about %.0f s left in this phase.', phase.name, epoch + 1, phase.epochs,
                  int(self.step), self.total_steps, loss, accuracy, learning_rate,
                  images_per_sec, remaining)
     with self.writer.as_default(step=int(self.step)):
