@@ -55,11 +55,26 @@ def _gpu_compute_capability() -> tuple[int, int] | None:
 
 
 def create_strategy(name: str, tpu_address: str = '') -> tuple[tf.distribute.Strategy, str]:
-  """Creates the tf.distribute strategy `name`; returns it with its resolved name."""
+  """Creates the tf.distribute strategy `name`; returns it with its resolved name.
+
+  Call it before any other TensorFlow work: MultiWorkerMirroredStrategy must configure the
+  runtime's collective ops before the runtime starts.
+  """
   if name not in STRATEGIES:
     raise ValueError(f'Unknown config.distribute.strategy={name!r}; valid: '
                      f'{", ".join(STRATEGIES)}.')
-  gpus = tf.config.list_logical_devices('GPU')
+  if name == 'multi_worker':
+    if 'TF_CONFIG' not in os.environ:
+      raise ValueError("distribute.strategy='multi_worker' needs the TF_CONFIG environment "
+                       'variable describing the cluster and this task (see README, '
+                       "'Multiple GPUs and hosts').")
+    return tf.distribute.MultiWorkerMirroredStrategy(), name
+  if name == 'tpu':
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address or None)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver), name
+  gpus = [device.name for device in tf.config.list_logical_devices('GPU')]
   if name == 'auto':
     name = 'mirrored' if len(gpus) > 1 else 'one_device'
     logging.info('distribute.strategy=auto -> %s (%d local GPUs).', name, len(gpus))
@@ -67,18 +82,11 @@ def create_strategy(name: str, tpu_address: str = '') -> tuple[tf.distribute.Str
       logging.warning('TF_CONFIG is set but strategy=auto stays on this machine; use '
                       '--config.distribute.strategy=multi_worker to join the cluster.')
   if name == 'one_device':
-    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else '/cpu:0'), name
-  if name == 'mirrored':
-    return tf.distribute.MirroredStrategy(), name
-  if name == 'multi_worker':
-    if 'TF_CONFIG' not in os.environ:
-      raise ValueError("distribute.strategy='multi_worker' needs the TF_CONFIG environment "
-                       'variable describing the cluster and this task (see README).')
-    return tf.distribute.MultiWorkerMirroredStrategy(), name
-  resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address or None)
-  tf.config.experimental_connect_to_cluster(resolver)
-  tf.tpu.experimental.initialize_tpu_system(resolver)
-  return tf.distribute.TPUStrategy(resolver), name
+    return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else '/cpu:0'), name
+  # Mirrored over every local GPU; without GPUs over every logical CPU device (one, unless
+  # the process split its CPU with tf.config.set_logical_device_configuration).
+  devices = gpus or [device.name for device in tf.config.list_logical_devices('CPU')]
+  return tf.distribute.MirroredStrategy(devices), name
 
 
 def _worker(strategy: tf.distribute.Strategy) -> tuple[bool, int, int]:
@@ -124,14 +132,23 @@ def resolve_precision(requested: str, *, strategy_name: str, depthwise_backbone:
 
 
 def resolve_jit_compile(requested: str, *, strategy_name: str) -> bool:
-  """Resolves train.jit_compile; 'auto' = XLA on GPU/TPU, not on CPU (measured 2-8x slower)."""
+  """Resolves train.jit_compile; 'auto' = XLA on GPU/TPU, not on CPU (measured 2-8x slower).
+
+  Multi-worker GPU training stays without XLA: XLA-compiled steps with NCCL all-reduce
+  across workers are a known failure (tensorflow/tensorflow#48502).
+  """
   if requested != 'auto':
     return requested == 'true'
-  accelerator = strategy_name == 'tpu' or bool(tf.config.list_physical_devices('GPU'))
-  logging.info('train.jit_compile=auto -> %s: %s.', accelerator,
-               'XLA fuses kernels on accelerators' if accelerator
-               else 'XLA measured 2-8x slower on this kind of CPU')
-  return accelerator
+  gpus = bool(tf.config.list_physical_devices('GPU'))
+  if strategy_name == 'multi_worker' and gpus:
+    choice, why = False, ('XLA with NCCL all-reduce across workers is a known failure '
+                          '(tensorflow/tensorflow#48502)')
+  elif strategy_name == 'tpu' or gpus:
+    choice, why = True, 'XLA fuses kernels on accelerators'
+  else:
+    choice, why = False, 'XLA measured 2-8x slower on this kind of CPU'
+  logging.info('train.jit_compile=auto -> %s: %s.', choice, why)
+  return choice
 
 
 def setup(*, strategy: str, tpu_address: str, mixed_precision: str, jit_compile: str,

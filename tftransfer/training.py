@@ -17,6 +17,7 @@ newest checkpoint left it and a finished run is not retrained.
 """
 
 import dataclasses
+import hashlib
 import math
 import os
 import shutil
@@ -88,6 +89,14 @@ def resolve_config(config: ml_collections.ConfigDict
   return resolved, rt
 
 
+def weights_digest(model: keras.Model) -> str:
+  """A short sha256 of every weight of `model`: equal digests mean bitwise-equal models."""
+  digest = hashlib.sha256()
+  for weight in model.weights:
+    digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+  return digest.hexdigest()[:16]
+
+
 def _rates(totals) -> tuple[float, float]:
   """(mean loss, accuracy) from summed [loss, correct, count]."""
   loss, correct, count = (float(x) for x in totals)
@@ -135,11 +144,17 @@ class _Trainer:
                                               max_to_keep=config.train.keep_checkpoints)
     if latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
-      logging.info('Resuming from %s at step %d of %d.', latest, int(self.step),
+      logging.info('Resuming from %s at step %d of %d.', latest, self.current_step,
                    self.total_steps)
     self.writer = (tf.summary.create_file_writer(run.tensorboard_dir) if rt.is_chief
                    else tf.summary.create_noop_writer())
     self.last_save = time.time()
+    self._eval_steps = {}
+
+  @property
+  def current_step(self) -> int:
+    """The global step (read from the checkpointed, possibly mirrored, variable)."""
+    return int(self.step.numpy())
 
   def _set_trainable(self, phase: str) -> None:
     models.set_trainable(self.model, phase=phase, unfreeze=self.config.train.unfreeze,
@@ -192,11 +207,14 @@ class _Trainer:
 
     return loop
 
-  def _evaluate(self, forward, dataset) -> tuple[float, float]:
-    """(loss, accuracy) of `forward` over a distributed dataset, each example counted once."""
+  def _eval_step(self, forward):
+    """A tf.function summing [loss, correct, count] of one distributed batch (one per model,
+    so evaluating every epoch does not retrace)."""
+    if forward.name in self._eval_steps:
+      return self._eval_steps[forward.name]
     strategy = self.strategy
 
-    def eval_fn(images, labels):
+    def batch_sums(images, labels):
       logits = forward(images, training=False)
       per_example = keras.losses.sparse_categorical_crossentropy(labels, logits,
                                                                  from_logits=True)
@@ -204,10 +222,22 @@ class _Trainer:
       return tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(correct, tf.float32)),
                        tf.cast(tf.size(labels), tf.float32)])
 
+    def replica_sums(images, labels):
+      # When the last batch is split over replicas some get none; convolutions reject an
+      # empty batch, so such a replica contributes zeros.
+      return tf.cond(tf.size(labels) > 0, lambda: batch_sums(images, labels),
+                     lambda: tf.zeros([3]))
+
     @tf.function(reduce_retracing=True)
     def eval_step(images, labels):
-      return strategy.reduce(SUM, strategy.run(eval_fn, args=(images, labels)), axis=None)
+      return strategy.reduce(SUM, strategy.run(replica_sums, args=(images, labels)), axis=None)
 
+    self._eval_steps[forward.name] = eval_step
+    return eval_step
+
+  def _evaluate(self, forward, dataset) -> tuple[float, float]:
+    """(loss, accuracy) of `forward` over a distributed dataset, each example counted once."""
+    eval_step = self._eval_step(forward)
     totals = np.zeros(3)
     for images, labels in dataset:
       totals += eval_step(images, labels).numpy()
@@ -261,8 +291,24 @@ class _Trainer:
   # ---------------------------------------------------------------- phases
 
   def save_checkpoint(self) -> None:
-    self.manager.save(checkpoint_number=int(self.step))
+    self.manager.save(checkpoint_number=self.current_step)
     self.last_save = time.time()
+
+  def _checkpoint_due(self) -> bool:
+    """Whether checkpoint_every_secs has passed on the chief's clock.
+
+    Every worker must save together, so in a multi-worker run the chief's decision is
+    shared with an all-reduce instead of each worker consulting its own clock.
+    """
+    every = self.config.train.checkpoint_every_secs
+    due = bool(every) and self.rt.is_chief and time.time() - self.last_save > every
+    if self.rt.num_workers == 1:
+      return due
+    return bool(self._agree(tf.constant(float(due))) > 0)
+
+  @tf.function
+  def _agree(self, flag):
+    return self.strategy.reduce(SUM, self.strategy.run(lambda: tf.identity(flag)), axis=None)
 
   def train_phase(self, phase: Phase) -> None:
     """Trains `phase` from the current step to its end (or to max_steps)."""
@@ -271,7 +317,7 @@ class _Trainer:
     started = time.time()
     self._set_trainable(phase.name)
     # A resumed run draws a different, still seeded, data order from the one it interrupted.
-    seed = self.config.seed + int(self.step)
+    seed = self.config.seed + self.current_step
     on_features = phase.name == 'head' and train.head_on_features == 'true'
     if on_features:
       logging.info('Computing backbone features of %d training and %d validation images '
@@ -292,9 +338,9 @@ class _Trainer:
     iterator = iter(batches)
     logging.info('Phase %s: %d trainable weights, steps %d-%d.', phase.name,
                  sum(int(np.prod(v.shape)) for v in forward.trainable_variables),
-                 int(self.step), stop)
-    while int(self.step) < stop:
-      epoch = (int(self.step) - phase.first_step) // phase.steps_per_epoch
+                 self.current_step, stop)
+    while self.current_step < stop:
+      epoch = (self.current_step - phase.first_step) // phase.steps_per_epoch
       epoch_end = min(phase.first_step + (epoch + 1) * phase.steps_per_epoch, stop)
       self._train_epoch(phase, epoch, epoch_end, loop, iterator, optimizer, evaluate,
                         started)
@@ -305,8 +351,8 @@ class _Trainer:
     train = self.config.train
     totals, train_seconds = np.zeros(3), 0.0
     log_totals, log_start = np.zeros(3), time.time()
-    while int(self.step) < epoch_end:
-      step = int(self.step)
+    while self.current_step < epoch_end:
+      step = self.current_step
       num_steps = min(train.steps_per_loop, epoch_end - step,
                       train.log_every_steps - step % train.log_every_steps)
       chunk_start = time.time()
@@ -315,16 +361,15 @@ class _Trainer:
       self.step.assign_add(num_steps)
       if not np.isfinite(chunk[0]):
         raise FloatingPointError(
-            f'Training diverged in phase {phase.name} at step {int(self.step)}: the loss is '
+            f'Training diverged in phase {phase.name} at step {self.current_step}: the loss is '
             f'{chunk[0] / chunk[2]}. Lower config.train.{phase.name}_lr; the newest '
             'checkpoint predates the divergence.')
       totals += chunk
       log_totals += chunk
-      if int(self.step) % train.log_every_steps == 0 or int(self.step) == epoch_end:
+      if self.current_step % train.log_every_steps == 0 or self.current_step == epoch_end:
         self._log_progress(phase, epoch, log_totals, time.time() - log_start, optimizer)
         log_totals, log_start = np.zeros(3), time.time()
-      if (train.checkpoint_every_secs and int(self.step) < epoch_end
-          and time.time() - self.last_save > train.checkpoint_every_secs):
+      if self.current_step < epoch_end and self._checkpoint_due():
         self.save_checkpoint()
     val_loss, val_accuracy = evaluate()
     train_loss, train_accuracy = _rates(totals)
@@ -332,7 +377,7 @@ class _Trainer:
     previous = self.run.read_metrics()
     row = {
         'phase': phase.name, 'epoch': epoch + 1, 'epochs': phase.epochs,
-        'step': int(self.step), 'seconds': round(seconds, 2),
+        'step': self.current_step, 'seconds': round(seconds, 2),
         'wall_seconds': round((previous[-1]['wall_seconds'] if previous else 0) + seconds, 2),
         'train_loss': round(train_loss, 5), 'train_accuracy': round(train_accuracy, 5),
         'val_loss': round(val_loss, 5), 'val_accuracy': round(val_accuracy, 5),
@@ -344,7 +389,7 @@ class _Trainer:
                  train_accuracy, val_loss, val_accuracy)
     if self.rt.is_chief:
       self.run.append_metrics(row)
-    with self.writer.as_default(step=int(self.step)):
+    with self.writer.as_default(step=self.current_step):
       tf.summary.scalar('val/loss', val_loss)
       tf.summary.scalar('val/accuracy', val_accuracy)
       tf.summary.scalar('epoch_seconds', seconds)
@@ -356,12 +401,12 @@ class _Trainer:
     images_per_sec = totals[2] / seconds if seconds else 0.0
     learning_rate = float(optimizer.learning_rate)
     phase_end = min(phase.end_step, self.total_steps)
-    remaining = (phase_end - int(self.step)) * self.batch_size / max(images_per_sec, 1e-9)
+    remaining = (phase_end - self.current_step) * self.batch_size / max(images_per_sec, 1e-9)
     logging.info('%s epoch %d/%d step %d/%d: loss %.4f acc %.4f lr %.2e, %.0f img/s, '
                  'about %.0f s left in this phase.', phase.name, epoch + 1, phase.epochs,
-                 int(self.step), self.total_steps, loss, accuracy, learning_rate,
+                 self.current_step, self.total_steps, loss, accuracy, learning_rate,
                  images_per_sec, remaining)
-    with self.writer.as_default(step=int(self.step)):
+    with self.writer.as_default(step=self.current_step):
       tf.summary.scalar('train/loss', loss)
       tf.summary.scalar('train/accuracy', accuracy)
       tf.summary.scalar('train/learning_rate', learning_rate)
@@ -370,27 +415,56 @@ class _Trainer:
   def finish(self) -> dict:
     """Writes final_metrics.json and the trained backbone; returns the final metrics."""
     rows = self.run.read_metrics()
-    if rows and rows[-1]['step'] == int(self.step):
+    if rows and rows[-1]['step'] == self.current_step:
       val_loss, val_accuracy = rows[-1]['val_loss'], rows[-1]['val_accuracy']
     else:
       self._set_trainable('finetune')
       val_loss, val_accuracy = self._evaluate(self.model.model, self._val_images())
     final = {
-        'val_accuracy': val_accuracy, 'val_loss': val_loss, 'step': int(self.step),
+        'val_accuracy': val_accuracy, 'val_loss': val_loss, 'step': self.current_step,
         'wall_seconds': rows[-1]['wall_seconds'] if rows else 0.0,
         'epochs': len(rows), 'num_train_examples': self.data.train.num_examples,
         'num_val_examples': self.data.val.num_examples,
         'backbone': self.config.model.backbone, 'image_size': self.image_size,
-        'precision': self.rt.precision,
+        'precision': self.rt.precision, 'weights_sha256': weights_digest(self.model.model),
     }
+    logging.info('Final weights sha256 %s (identical on every worker of a run).',
+                 final['weights_sha256'])
     if self.rt.is_chief:
       temporary = self.run.file('.backbone.tmp.weights.h5')
       self.model.backbone.save_weights(temporary)
       os.replace(temporary, self.run.backbone_weights)
       self.run.write_json('final_metrics.json', final)
-    else:
-      shutil.rmtree(self.save_dir, ignore_errors=True)
     return final
+
+  def close(self) -> None:
+    """Removes a non-chief worker's scratch checkpoints."""
+    if not self.rt.is_chief:
+      shutil.rmtree(self.save_dir, ignore_errors=True)
+
+
+def _train(trainer: _Trainer, run: Workdir) -> dict:
+  """Runs the phases still to do and finishes, unless the workdir's run is finished."""
+  finished = run.read_json('final_metrics.json')
+  if finished and finished['step'] == trainer.total_steps:
+    logging.info('%s already holds a finished run (step %d); not retraining.', run.path,
+                 finished['step'])
+    return finished
+  if trainer.rt.is_chief:
+    run.drop_metrics_after(trainer.current_step)
+  try:
+    for phase in trainer.phases:
+      if trainer.current_step < min(phase.end_step, trainer.total_steps):
+        trainer.train_phase(phase)
+  except KeyboardInterrupt:
+    logging.warning('Interrupted: saving a checkpoint at step %d; re-run to resume.',
+                    trainer.current_step)
+    trainer.save_checkpoint()
+    raise
+  final = trainer.finish()
+  logging.info('Finished: validation accuracy %.4f after %d steps (%s).',
+               final['val_accuracy'], final['step'], run.path)
+  return final
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -422,24 +496,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           'train_counts': list(data.train.class_counts),
           'val_counts': list(data.val.class_counts)})
     trainer = _Trainer(config, rt, run, data)
-    finished = run.read_json('final_metrics.json')
-    if finished and finished['step'] == trainer.total_steps:
-      logging.info('%s already holds a finished run (step %d); not retraining.', run.path,
-                   finished['step'])
-      return finished
-    run.drop_metrics_after(int(trainer.step))
     try:
-      for phase in trainer.phases:
-        if int(trainer.step) < min(phase.end_step, trainer.total_steps):
-          trainer.train_phase(phase)
-    except KeyboardInterrupt:
-      logging.warning('Interrupted: saving a checkpoint at step %d; re-run to resume.',
-                      int(trainer.step))
-      trainer.save_checkpoint()
-      raise
-    final = trainer.finish()
-    logging.info('Finished: validation accuracy %.4f after %d steps (%s).',
-                 final['val_accuracy'], final['step'], run.path)
-    return final
+      return _train(trainer, run)
+    finally:
+      trainer.close()
   finally:
     keras.mixed_precision.set_global_policy('float32')

@@ -1,0 +1,31 @@
+"""Runs `training.train_and_evaluate(tiny_config(**overrides), workdir)` in its own process.
+
+Usage: python tests/run_tiny.py WORKDIR '{"train__max_steps": 3}' [LOGICAL_CPUS]
+
+Distributed tests need fresh processes: TF_CONFIG and logical CPU devices must be set before
+TensorFlow starts. Prints the final metrics as the last line of stdout, as JSON.
+"""
+
+import json
+import os
+import sys
+
+from absl import logging
+import tensorflow as tf
+
+
+def main(workdir, overrides, logical_cpus=1):
+  logging.set_verbosity(logging.INFO)  # The tests read the run's log lines.
+  if logical_cpus > 1:
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
+  from tftransfer import training  # pylint: disable=g-import-not-at-top
+  final = training.train_and_evaluate(tiny_config(**overrides), workdir)
+  print(json.dumps(final), flush=True)
+
+
+if __name__ == '__main__':
+  main(sys.argv[1], json.loads(sys.argv[2]), *(int(a) for a in sys.argv[3:]))

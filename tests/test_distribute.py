@@ -1,0 +1,144 @@
+"""tf.distribute: mirrored replicas and real multi-worker processes on loopback agree with
+one device, only the chief writes, and a killed cluster resumes from its checkpoint."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO
+
+RUNNER = str(REPO / 'tests' / 'run_tiny.py')
+
+
+def _exact_config(weights_path, **extra):
+  """Full-batch, augmentation-free SGD on frozen-BatchNorm weights: every step's gradient is
+  the mean over the same 40 examples however they are sharded, so runs must agree."""
+  return {'model__weights': str(weights_path), 'model__dropout': 0.0,
+          'data__crop_min_area': 1.0, 'train__batch_size': 40, 'train__optimizer': 'sgd',
+          'train__head_lr': 0.05, 'train__finetune_lr': 0.02, 'train__head_epochs': 2,
+          'train__finetune_epochs': 2, **extra}
+
+
+def _start(workdir, overrides, *, logical_cpus=1, tf_config=None):
+  env = dict(os.environ)
+  env.pop('TF_CONFIG', None)
+  if tf_config:
+    env['TF_CONFIG'] = json.dumps(tf_config)
+  return subprocess.Popen(
+      [sys.executable, RUNNER, str(workdir), json.dumps(overrides), str(logical_cpus)],
+      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process, timeout=300):
+  try:
+    stdout, stderr = process.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    process.kill()
+    stdout, stderr = process.communicate()
+    pytest.fail(f'process timed out:\n{stderr[-3000:]}')
+  assert process.returncode == 0, stderr[-3000:]
+  return json.loads(stdout.strip().splitlines()[-1]), stderr
+
+
+def _model_variables(workdir):
+  reader = tf.train.load_checkpoint(str(workdir / 'checkpoints'))
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+          if name.startswith('model/') and 'OPTIMIZER_SLOT' not in name}
+
+
+def _assert_same_weights(a, b):
+  variables_a, variables_b = _model_variables(a), _model_variables(b)
+  assert variables_a.keys() == variables_b.keys() and len(variables_a) > 50
+  for name in variables_a:
+    np.testing.assert_allclose(variables_a[name], variables_b[name], rtol=1e-4, atol=1e-6,
+                               err_msg=name)
+
+
+def _free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(('127.0.0.1', 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def _cluster(count):
+  workers = [f'127.0.0.1:{port}' for port in _free_ports(count)]
+  return [{'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}
+          for index in range(count)]
+
+
+@pytest.fixture(scope='module')
+def single_device_run(tmp_path_factory):
+  """The reference: one process, one device."""
+  from conftest import write_fake_weights
+  root = tmp_path_factory.mktemp('single')
+  weights = root / 'pretrained.weights.h5'
+  write_fake_weights(weights)
+  final, _ = _finish(_start(root / 'run', _exact_config(weights)))
+  return root / 'run', weights, final
+
+
+def test_mirrored_over_two_cpus_matches_one_device(single_device_run, tmp_path):
+  reference, weights, reference_final = single_device_run
+  final, log = _finish(_start(tmp_path / 'run', _exact_config(
+      weights, distribute__strategy='mirrored'), logical_cpus=2))
+  assert '2 replicas in sync' in log
+  _assert_same_weights(tmp_path / 'run', reference)
+  assert final['val_loss'] == pytest.approx(reference_final['val_loss'], rel=1e-4)
+
+
+def test_two_workers_on_loopback_match_one_process(single_device_run, tmp_path):
+  reference, weights, reference_final = single_device_run
+  workdir = tmp_path / 'run'
+  config = _exact_config(weights, distribute__strategy='multi_worker')
+  workers = [_start(workdir, config, tf_config=tf_config) for tf_config in _cluster(2)]
+  (chief, chief_log), (other, other_log) = [_finish(worker) for worker in workers]
+  assert 'worker 0 of 2 (chief)' in chief_log and 'worker 1 of 2.' in other_log
+  # Identical weights on both workers, and the same result as one process.
+  assert chief['weights_sha256'] == other['weights_sha256']
+  _assert_same_weights(workdir, reference)
+  assert chief['val_loss'] == pytest.approx(reference_final['val_loss'], rel=1e-4)
+  # Only the chief wrote: one checkpoint directory, one metrics row per epoch.
+  rows = (workdir / 'metrics.jsonl').read_text().splitlines()
+  assert len(rows) == 4
+  assert not list(tmp_path.glob('**/tftransfer_worker_checkpoints_*'))
+
+
+def test_killed_worker_cluster_resumes_from_checkpoint(tmp_path):
+  workdir = tmp_path / 'run'
+  config = {'train__head_epochs': 0, 'train__finetune_epochs': 30,
+            'train__steps_per_loop': 1, 'distribute__strategy': 'multi_worker'}
+  cluster = _cluster(2)
+  workers = [_start(workdir, config, tf_config=tf_config) for tf_config in cluster]
+  metrics = workdir / 'metrics.jsonl'
+  deadline = time.time() + 300
+  while time.time() < deadline and all(w.poll() is None for w in workers):
+    if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+      break
+    time.sleep(0.05)
+  assert all(w.poll() is None for w in workers), 'the run ended before the kill'
+  workers[1].send_signal(signal.SIGKILL)  # A worker dies; the chief cannot go on alone.
+  workers[0].send_signal(signal.SIGKILL)
+  for worker in workers:
+    worker.communicate()
+  killed_at = len(metrics.read_text().splitlines())
+  assert killed_at < 30
+
+  restarted = [_start(workdir, config, tf_config=tf_config) for tf_config in _cluster(2)]
+  results = [_finish(worker) for worker in restarted]
+  for final, log in results:
+    assert 'Resuming from' in log
+    assert final['step'] == 30 * 5
+  rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+  assert [row['epoch'] for row in rows] == list(range(1, 31))
