@@ -7,11 +7,11 @@ convolutions (these run slower in bfloat16 on CPUs, see `runtime.py`).
 """
 
 import dataclasses
-import os
 import re
 from typing import Callable
 
 import keras
+import tensorflow as tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +97,7 @@ def check_weights(weights: str) -> None:
   """Fails early when `weights` is a path that does not exist."""
   if weights in ('imagenet', 'none'):
     return
-  if not os.path.isfile(weights):
+  if not tf.io.gfile.exists(weights) or tf.io.gfile.isdir(weights):
     raise FileNotFoundError(
         f'config.model.weights={weights!r} is not a file. Use a path to a Keras weights file '
         "for this backbone without its top (.h5 or .weights.h5), 'imagenet' to download "

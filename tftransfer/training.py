@@ -57,6 +57,11 @@ def plan_phases(train: ml_collections.ConfigDict, steps_per_epoch: int) -> list[
   return [phase for phase in (head, finetune) if phase.epochs]
 
 
+def _absolute(path: str) -> str:
+  """Local paths made absolute (config.json must not depend on the working directory)."""
+  return path if '://' in path else os.path.abspath(path)
+
+
 def resolve_config(config: ml_collections.ConfigDict
                    ) -> tuple[ml_collections.ConfigDict, runtime.Runtime]:
   """Validates `config` and returns a copy with every 'auto' resolved, plus the runtime."""
@@ -67,9 +72,9 @@ def resolve_config(config: ml_collections.ConfigDict
   model.image_size = backbones.resolve_image_size(model.backbone, model.image_size)
   backbones.check_weights(model.weights)
   if model.weights not in ('imagenet', 'none'):
-    model.weights = os.path.abspath(model.weights)
+    model.weights = _absolute(model.weights)
   if config.data.source in ('folder', 'tfrecord'):
-    resolved.data.path = os.path.abspath(config.data.path)
+    resolved.data.path = _absolute(config.data.path)
   rt = runtime.setup(strategy=config.distribute.strategy,
                      tpu_address=config.distribute.tpu_address,
                      mixed_precision=train.mixed_precision,
@@ -431,9 +436,7 @@ class _Trainer:
     logging.info('Final weights sha256 %s (identical on every worker of a run).',
                  final['weights_sha256'])
     if self.rt.is_chief:
-      temporary = self.run.file('.backbone.tmp.weights.h5')
-      self.model.backbone.save_weights(temporary)
-      os.replace(temporary, self.run.backbone_weights)
+      self.run.save_local_file('backbone.weights.h5', self.model.backbone.save_weights)
       self.run.write_json('final_metrics.json', final)
     return final
 

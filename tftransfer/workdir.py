@@ -9,12 +9,16 @@
     backbone.weights.h5  the trained backbone, loadable as another run's model.weights
 
 Files are replaced atomically (write, then rename) so a killed run never leaves half a file.
+All I/O goes through tf.io.gfile, so a workdir can live on GCS (gs://...) or any filesystem
+TensorFlow reads, as multi-worker and TPU runs need.
 """
 
 import json
 import os
+import tempfile
 
 import ml_collections
+import tensorflow as tf
 
 # Fields that may change between a run and its resumption: they steer how a run executes
 # (or when it stops), not what it learns.
@@ -38,11 +42,30 @@ class Workdir:
   """Paths and readers/writers of one run's files."""
 
   def __init__(self, path: str):
-    self.path = os.path.abspath(path)
-    os.makedirs(self.path, exist_ok=True)
+    self.path = path if '://' in path else os.path.abspath(path)
+    tf.io.gfile.makedirs(self.path)
 
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
+
+  def exists(self, name: str) -> bool:
+    return tf.io.gfile.exists(self.file(name))
+
+  def _replace(self, name: str, text: str) -> None:
+    temporary = self.file(f'.{name}.tmp')
+    with tf.io.gfile.GFile(temporary, 'w') as f:
+      f.write(text)
+    tf.io.gfile.rename(temporary, self.file(name), overwrite=True)
+
+  def save_local_file(self, name: str, write) -> None:
+    """Atomically stores a file that a library can only write locally (e.g. HDF5 weights):
+    `write(path)` writes to a local temporary file, which is then copied into place."""
+    with tempfile.TemporaryDirectory() as local:
+      path = os.path.join(local, name)
+      write(path)
+      temporary = self.file(f'.{name}.tmp')
+      tf.io.gfile.copy(path, temporary, overwrite=True)
+      tf.io.gfile.rename(temporary, self.file(name), overwrite=True)
 
   @property
   def checkpoint_dir(self) -> str:
@@ -57,17 +80,13 @@ class Workdir:
     return self.file('backbone.weights.h5')
 
   def write_json(self, name: str, value) -> None:
-    temporary = self.file(f'.{name}.tmp')
-    with open(temporary, 'w') as f:
-      json.dump(value, f, indent=2, sort_keys=True)
-      f.write('\n')
-    os.replace(temporary, self.file(name))
+    self._replace(name, json.dumps(value, indent=2, sort_keys=True) + '\n')
 
   def read_json(self, name: str):
     """The parsed file, or None when it does not exist."""
-    if not os.path.exists(self.file(name)):
+    if not self.exists(name):
       return None
-    with open(self.file(name)) as f:
+    with tf.io.gfile.GFile(self.file(name)) as f:
       return json.load(f)
 
   def save_config(self, config: ml_collections.ConfigDict) -> None:
@@ -93,23 +112,23 @@ class Workdir:
 
   def read_metrics(self) -> list[dict]:
     """The per-epoch rows of metrics.jsonl."""
-    if not os.path.exists(self.file('metrics.jsonl')):
+    if not self.exists('metrics.jsonl'):
       return []
-    with open(self.file('metrics.jsonl')) as f:
+    with tf.io.gfile.GFile(self.file('metrics.jsonl')) as f:
       return [json.loads(line) for line in f if line.strip()]
 
   def append_metrics(self, row: dict) -> None:
-    with open(self.file('metrics.jsonl'), 'a') as f:
-      f.write(json.dumps(row, sort_keys=True) + '\n')
-      f.flush()
-      os.fsync(f.fileno())
+    # Rewritten whole rather than appended: object stores such as GCS cannot append, and
+    # a run has few enough epochs for this to cost nothing.
+    self._write_metrics(self.read_metrics() + [row])
 
   def drop_metrics_after(self, step: int) -> None:
     """Forgets rows of epochs a crash undid (written after the checkpoint we resume from)."""
     rows = self.read_metrics()
     kept = [row for row in rows if row['step'] <= step]
     if len(kept) != len(rows):
-      temporary = self.file('.metrics.jsonl.tmp')
-      with open(temporary, 'w') as f:
-        f.writelines(json.dumps(row, sort_keys=True) + '\n' for row in kept)
-      os.replace(temporary, self.file('metrics.jsonl'))
+      self._write_metrics(kept)
+
+  def _write_metrics(self, rows: list[dict]) -> None:
+    self._replace('metrics.jsonl', ''.join(json.dumps(row, sort_keys=True) + '\n'
+                                           for row in rows))
