@@ -108,6 +108,43 @@ def _rates(totals) -> tuple[float, float]:
   return (loss / count, correct / count) if count else (math.nan, math.nan)
 
 
+def make_train_loop(strategy: tf.distribute.Strategy, forward: keras.Model, variables,
+                    optimizer: keras.optimizers.Optimizer, *, global_batch_size: int,
+                    num_classes: int, label_smoothing: float, jit_compile: bool):
+  """Builds `loop(iterator, num_steps)`: a tf.function running `num_steps` distributed
+  training steps of `forward` and returning their summed [loss, correct, count].
+
+  Several steps per call keep Python out of the way of small models; the per-replica step
+  alone is XLA-compiled when `jit_compile`, as Keras does for `model.fit`.
+  """
+  loss_fn = keras.losses.CategoricalCrossentropy(
+      from_logits=True, label_smoothing=label_smoothing, reduction=None)
+
+  def step_fn(images, labels):
+    with tf.GradientTape() as tape:
+      logits = forward(images, training=True)
+      per_example = loss_fn(tf.one_hot(labels, num_classes), logits)
+      # Mean over the global batch: summing replicas' gradients gives the global mean.
+      loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+      scaled_loss = optimizer.scale_loss(loss)
+    optimizer.apply(tape.gradient(scaled_loss, variables), variables)
+    correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+    return tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(correct, tf.float32)),
+                     tf.cast(tf.size(labels), tf.float32)])
+
+  step_fn = tf.function(step_fn, jit_compile=jit_compile)
+
+  @tf.function
+  def loop(iterator, num_steps):
+    totals = tf.zeros([3])
+    for _ in tf.range(num_steps):
+      images, labels = next(iterator)
+      totals += strategy.reduce(SUM, strategy.run(step_fn, args=(images, labels)), axis=None)
+    return totals
+
+  return loop
+
+
 class _Trainer:
   """One run's model, optimizers, checkpoint and data, and the loops that use them."""
 
@@ -180,37 +217,6 @@ class _Trainer:
         precision=self.rt.precision, variables=variables)
 
   # ---------------------------------------------------------------- compiled functions
-
-  def _train_loop(self, forward, variables, optimizer):
-    """A tf.function running `num_steps` steps and returning summed [loss, correct, count]."""
-    strategy, batch_size = self.strategy, self.batch_size
-    loss_fn = keras.losses.CategoricalCrossentropy(
-        from_logits=True, label_smoothing=self.config.train.label_smoothing, reduction=None)
-    num_classes = self.num_classes
-
-    def step_fn(images, labels):
-      with tf.GradientTape() as tape:
-        logits = forward(images, training=True)
-        per_example = loss_fn(tf.one_hot(labels, num_classes), logits)
-        # Mean over the global batch: summing replicas' gradients gives the global mean.
-        loss = tf.nn.compute_average_loss(per_example, global_batch_size=batch_size)
-        scaled_loss = optimizer.scale_loss(loss)
-      optimizer.apply(tape.gradient(scaled_loss, variables), variables)
-      correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
-      return tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(correct, tf.float32)),
-                       tf.cast(tf.size(labels), tf.float32)])
-
-    step_fn = tf.function(step_fn, jit_compile=self.rt.jit_compile)
-
-    @tf.function
-    def loop(iterator, num_steps):
-      totals = tf.zeros([3])
-      for _ in tf.range(num_steps):
-        images, labels = next(iterator)
-        totals += strategy.reduce(SUM, strategy.run(step_fn, args=(images, labels)), axis=None)
-      return totals
-
-    return loop
 
   def _eval_step(self, forward):
     """A tf.function summing [loss, correct, count] of one distributed batch (one per model,
@@ -339,7 +345,10 @@ class _Trainer:
       forward, batches = self.model.model, self._image_batches(seed)
       evaluate = lambda: self._evaluate(self.model.model, self._val_images())  # noqa: E731
     optimizer = self.optimizers[phase.name]
-    loop = self._train_loop(forward, forward.trainable_variables, optimizer)
+    loop = make_train_loop(
+        self.strategy, forward, forward.trainable_variables, optimizer,
+        global_batch_size=self.batch_size, num_classes=self.num_classes,
+        label_smoothing=train.label_smoothing, jit_compile=self.rt.jit_compile)
     iterator = iter(batches)
     logging.info('Phase %s: %d trainable weights, steps %d-%d.', phase.name,
                  sum(int(np.prod(v.shape)) for v in forward.trainable_variables),
