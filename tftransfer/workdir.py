@@ -2,6 +2,10 @@
 
     config.json          resolved configuration ('auto' values replaced by what was chosen)
     data.json            class names and split sizes (export and predict read the names here)
+    data_report.json     what the data holds and what was left out: counts per class and
+                         split, undecodable files skipped with reasons, imbalance warnings
+    folder_scan.json     the image-folder scan's cache: a rerun skips decoding an unchanged
+                         folder
     checkpoints/         tf.train checkpoints; the newest is where a re-run resumes
     tensorboard/         event files: loss, accuracy, learning rate, images/sec
     metrics.jsonl        one JSON object per finished epoch
@@ -13,15 +17,36 @@ Files are replaced atomically (write, then rename) so a killed run never leaves 
 
 import json
 import os
+import uuid
 
 import ml_collections
 
 # Fields that may change between a run and its resumption: they steer how a run executes
-# (or when it stops), not what it learns.
+# (or when it stops, or what it reports), not what it learns. data.on_bad_image only decides
+# whether a run with undecodable files starts at all.
 RESUMABLE_CHANGES = ('train.max_steps', 'train.mixed_precision', 'train.jit_compile',
                      'train.steps_per_loop', 'train.log_every_steps',
                      'train.checkpoint_every_secs', 'train.keep_checkpoints',
+                     'data.on_bad_image', 'data.imbalance_warning_ratio',
                      'distribute.', 'export.')
+
+
+def write_json_file(path: str, value) -> None:
+  """Writes `value` as JSON to `path` atomically: readers see the old file or the new one.
+
+  The temporary name is unique, so workers of one job writing the same file do not collide.
+  """
+  temporary = os.path.join(os.path.dirname(path),
+                           f'.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp')
+  try:
+    with open(temporary, 'x') as f:
+      json.dump(value, f, indent=2, sort_keys=True)
+      f.write('\n')
+    os.replace(temporary, path)
+  except BaseException:
+    if os.path.exists(temporary):
+      os.unlink(temporary)
+    raise
 
 
 def _flatten(tree: dict, prefix: str = '') -> dict:
@@ -57,11 +82,7 @@ class Workdir:
     return self.file('backbone.weights.h5')
 
   def write_json(self, name: str, value) -> None:
-    temporary = self.file(f'.{name}.tmp')
-    with open(temporary, 'w') as f:
-      json.dump(value, f, indent=2, sort_keys=True)
-      f.write('\n')
-    os.replace(temporary, self.file(name))
+    write_json_file(self.file(name), value)
 
   def read_json(self, name: str):
     """The parsed file, or None when it does not exist."""
