@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import folders, preprocessing, synthetic
+from tftransfer import folders, preprocessing, synthetic, tfrecords
 
 
 class DataUnavailableError(RuntimeError):
@@ -71,7 +71,7 @@ def load(data: ml_collections.ConfigDict, *, seed: int, scan_cache: str | None =
   """
   loaders = {'tfds': _load_tfds, 'folder': functools.partial(_load_folder,
                                                              scan_cache=scan_cache),
-             'synthetic': _load_synthetic}
+             'tfrecord': _load_tfrecord, 'synthetic': _load_synthetic}
   if data.source not in loaders:
     raise ValueError(f'Unknown config.data.source={data.source!r}; valid: '
                      f'{", ".join(sorted(loaders))}.')
@@ -199,6 +199,24 @@ def _load_folder(data, seed, *, scan_cache):
   return Data(scan.class_names, split(train), split(val),
               f'image folder {data.path!r} ({len(scan.files)} usable images)',
               scan=scan.summary())
+
+
+def _load_tfrecord(data, seed):
+  description = tfrecords.read_description(data.path)
+  class_names = tuple(description['class_names'])
+  labels = tfrecords.folder_labels(description)
+  train, val = _train_val_indices(labels, data, seed)
+
+  def split(indices):
+    keep = np.zeros(len(labels), bool)
+    keep[indices] = True
+    return Split(functools.partial(tfrecords.read_examples, data.path, description, keep),
+                 _counts(labels[indices], len(class_names)))
+
+  return Data(class_names, split(train), split(val),
+              f'TFRecords {data.path!r} ({len(labels)} images in '
+              f'{len(description["files"])} files, from {description["source"]["path"]!r})',
+              scan=description['scan'])
 
 
 def _load_tfds(data, seed):
