@@ -1,5 +1,6 @@
 """Shared test helpers: tiny offline configs, generated image folders, fake weight files."""
 
+import io
 import os
 import pathlib
 
@@ -100,3 +101,70 @@ def fake_weights(tmp_path):
   path = tmp_path / 'fake_mobilenet.weights.h5'
   values = write_fake_weights(path)
   return path, values
+
+
+def _pil_bytes(image, format_name, **options):
+  buffer = io.BytesIO()
+  image.save(buffer, format_name, **options)
+  return buffer.getvalue()
+
+
+def write_messy_folder(root):
+  """Writes an image folder as users have them: odd formats, broken files, clutter.
+
+  Returns (valid, broken): the paths relative to `root` of the images training can use, and
+  {relative path: a fragment of the reason it cannot} for the ones it cannot.
+  """
+  from PIL import Image  # A test dependency (setup.cfg): TF cannot write these formats.
+
+  root = pathlib.Path(root)
+  rng = np.random.default_rng(0)
+  pixels = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+  jpeg = tf.io.encode_jpeg(pixels).numpy()
+  png = tf.io.encode_png(pixels).numpy()
+  rgb = Image.fromarray(pixels)
+  files = {
+      # Odd but valid: every format and mode decode_image turns into RGB.
+      'cat/gray.jpg': tf.io.encode_jpeg(pixels[..., :1]).numpy(),
+      'cat/cmyk.jpg': _pil_bytes(rgb.convert('CMYK'), 'JPEG'),
+      'cat/palette.png': _pil_bytes(rgb.convert('P'), 'PNG'),
+      'cat/rgba.png': tf.io.encode_png(np.concatenate([pixels, pixels[..., :1]], -1)).numpy(),
+      'cat/deep.png': tf.io.encode_png(pixels.astype(np.uint16) * 257).numpy(),
+      'cat/anim.gif': _pil_bytes(rgb.convert('P'), 'GIF', save_all=True,
+                                 append_images=[Image.fromarray(255 - pixels).convert('P')]),
+      'cat/image.bmp': _pil_bytes(rgb, 'BMP'),
+      'cat/photo.webp': _pil_bytes(rgb, 'WEBP', lossless=True),
+      # Extensions in any case, nested folders, non-ASCII and non-UTF-8 names, a PNG named .jpg.
+      'dog/UPPER.JPG': jpeg,
+      'dog/lower.jpeg': jpeg,
+      'dog/Mixed.Png': png,
+      'dog/nested/inner.png': png,
+      'dog/nested/deeper/inner.jpg': jpeg,
+      'dog/naïve_狗.jpg': jpeg,
+      os.fsdecode(b'dog/caf\xe9_latin1.jpg'): jpeg,
+      'dog/png_named.jpg': png,
+      'émeu/0.jpg': jpeg, 'émeu/1.jpg': png, 'émeu/2.jpg': jpeg, 'émeu/3.png': png,
+  }
+  valid = sorted(files)
+  broken = {
+      'cat/zero.jpg': (b'', 'Input is empty'),
+      'cat/text.jpg': (b'This is a text file, not a JPEG.\n', 'Unknown image file format'),
+      'cat/truncated.jpg': (jpeg[:len(jpeg) // 2], 'JPEG'),
+      'dog/nested/truncated.png': (png[:len(png) // 2], 'PNG'),
+  }
+  files.update({path: data for path, (data, _) in broken.items()})
+  # Clutter the scan must pass over: non-images, hidden files and folders (even valid ones).
+  files.update({'cat/.DS_Store': b'\0\0\0\1Bud1', 'cat/Thumbs.db': b'\xd0\xcf\x11\xe0',
+                'dog/notes.txt': b'labels are folders', 'dog/.hidden.jpg': jpeg,
+                'dog/.thumbnails/0.jpg': jpeg, '.cache/0.jpg': jpeg})
+  for path, data in files.items():
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_bytes(data)
+  return valid, {path: reason for path, (_, reason) in broken.items()}
+
+
+@pytest.fixture
+def messy_folder(tmp_path):
+  root = tmp_path / 'messy'
+  valid, broken = write_messy_folder(root)
+  return root, valid, broken

@@ -45,8 +45,13 @@ def default_config() -> ml_collections.ConfigDict:
   data.crop_min_area = 0.35
   # Random horizontal flips during training.
   data.flip = True
-  # What the folder scan does with undecodable images: 'skip' (report them) | 'fail'.
+  # What the folder scan does with undecodable images: 'skip' (leave them out, listed in the
+  # workdir's data_report.json) | 'fail' (stop before training, naming them).
   data.on_bad_image = 'skip'
+  # Warn (log and data_report.json) when the largest training class has more than this many
+  # times the examples of the smallest; 0 = never. 10 is a common mark of severe imbalance:
+  # accuracy can then look good while the small classes are mostly misclassified.
+  data.imbalance_warning_ratio = 10.0
 
   config.model = model = ml_collections.ConfigDict()
   # Registry name of the keras.applications backbone; see tftransfer/backbones.py.
@@ -166,6 +171,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(0 < data.crop_min_area <= 1, f'config.data.crop_min_area={data.crop_min_area} must be '
          'in (0, 1]; 1.0 disables cropping.')
   _one_of(data.on_bad_image, 'data.on_bad_image', ('skip', 'fail'))
+  _check(data.imbalance_warning_ratio == 0 or data.imbalance_warning_ratio >= 1,
+         f'config.data.imbalance_warning_ratio={data.imbalance_warning_ratio} must be 0 '
+         '(never warn) or >= 1 (largest / smallest class).')
 
   _check(model.width > 0, f'config.model.width={model.width} must be > 0.')
   _check(model.image_size >= 0, f'config.model.image_size={model.image_size} must be >= 0 '

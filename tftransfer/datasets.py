@@ -7,13 +7,16 @@ lives in `pipeline.py`.
 """
 
 import dataclasses
+import functools
+import os
 from typing import Callable
 
+from absl import logging
 import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import folders, preprocessing, synthetic
+from tftransfer import folders, preprocessing, synthetic, tfrecords
 
 
 class DataUnavailableError(RuntimeError):
@@ -42,15 +45,56 @@ class Data:
   train: Split
   val: Split
   description: str  # what was loaded, for logs and the workdir's data report
+  scan: dict | None = None  # the image-folder scan behind the data: what it skipped and why
+  warnings: tuple[str, ...] = ()  # about the data as loaded, e.g. badly imbalanced classes
+
+  def report(self) -> dict:
+    """The workdir's data_report.json: counts per class and split, the scan, warnings."""
+    return {
+        'description': self.description,
+        'classes': [{'name': name, 'train': train, 'val': val} for name, train, val in zip(
+            self.class_names, self.train.class_counts, self.val.class_counts)],
+        'split_sizes': {'train': self.train.num_examples, 'val': self.val.num_examples},
+        'scan': self.scan,
+        'warnings': list(self.warnings),
+    }
 
 
-def load(data: ml_collections.ConfigDict, *, seed: int) -> Data:
-  """Loads the source `data.source` and splits it into train and validation examples."""
-  loaders = {'tfds': _load_tfds, 'folder': _load_folder, 'synthetic': _load_synthetic}
+def load(data: ml_collections.ConfigDict, *, seed: int, scan_cache: str | None = None) -> Data:
+  """Loads the source `data.source` and splits it into train and validation examples.
+
+  Args:
+    data: the config's data section.
+    seed: seeds the split and the example order.
+    scan_cache: JSON file caching an image folder's scan (the run's workdir keeps it), so an
+      unchanged folder is not decoded again; None = scan every time.
+  """
+  loaders = {'tfds': _load_tfds, 'folder': functools.partial(_load_folder,
+                                                             scan_cache=scan_cache),
+             'tfrecord': _load_tfrecord, 'synthetic': _load_synthetic}
   if data.source not in loaders:
     raise ValueError(f'Unknown config.data.source={data.source!r}; valid: '
                      f'{", ".join(sorted(loaders))}.')
-  return loaders[data.source](data, seed)
+  loaded = loaders[data.source](data, seed)
+  warnings = imbalance_warnings(loaded.class_names, loaded.train.class_counts,
+                                ratio=data.imbalance_warning_ratio)
+  for warning in warnings:
+    logging.warning('%s', warning)
+  return dataclasses.replace(loaded, warnings=warnings)
+
+
+def imbalance_warnings(class_names, counts, *, ratio: float) -> tuple[str, ...]:
+  """A warning when the largest class has more than `ratio` times the smallest (0 = never)."""
+  if not ratio or not len(counts):
+    return ()
+  largest, smallest = int(np.argmax(counts)), int(np.argmin(counts))
+  if counts[largest] <= ratio * counts[smallest]:
+    return ()
+  return (f'Classes are badly imbalanced: {class_names[largest]!r} has {counts[largest]} '
+          f'training examples, {class_names[smallest]!r} {counts[smallest]} (more than '
+          f'data.imbalance_warning_ratio={ratio:g} times). Accuracy can look good while the '
+          'small classes are mostly missed; add examples of them, or cap the large ones '
+          'with data.max_examples_per_class.',)
 
 
 def stratified_split(labels: np.ndarray, *, val_fraction: float,
@@ -129,29 +173,50 @@ def _load_synthetic(data, seed):
               f'synthetic task {data.name!r}')
 
 
-def _load_folder(data, seed):
-  listing = folders.list_folder(data.path)
-  num_classes = len(listing.class_names)
-  train, val = _train_val_indices(listing.labels, data, seed)
-  # The listing is class-sorted; a seeded permutation keeps batches from being one class
-  # even when the shuffle buffer is smaller than the split.
+def _load_folder(data, seed, *, scan_cache):
+  scan = folders.scan_folder(data.path, on_bad_image=data.on_bad_image, cache_path=scan_cache)
+  num_classes = len(scan.class_names)
+  train, val = _train_val_indices(scan.labels, data, seed)
+  # The scan is class-sorted; a seeded permutation keeps batches from being one class even
+  # when the shuffle buffer is smaller than the split.
   order = np.random.default_rng(seed + 2)
+  # Paths as bytes: a file name that is not valid UTF-8 must still be readable.
+  paths = np.asarray([os.fsencode(path) for path in scan.files], object)
 
   def split(indices):
     indices = order.permutation(indices)
-    files = np.asarray(listing.files)[indices]
-    labels = listing.labels[indices]
+    files = paths[indices]
+    labels = scan.labels[indices]
 
     def read(shard_index, num_shards):
-      examples = tf.data.Dataset.from_tensor_slices((files, labels))
+      examples = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), labels))
       examples = examples.shard(num_shards, shard_index)
       return examples.map(lambda path, label: (
           preprocessing.decode_image(tf.io.read_file(path)), label),
           num_parallel_calls=tf.data.AUTOTUNE)
     return Split(read, _counts(labels, num_classes))
 
-  return Data(listing.class_names, split(train), split(val),
-              f'image folder {data.path!r} ({len(listing.files)} images)')
+  return Data(scan.class_names, split(train), split(val),
+              f'image folder {data.path!r} ({len(scan.files)} usable images)',
+              scan=scan.summary())
+
+
+def _load_tfrecord(data, seed):
+  description = tfrecords.read_description(data.path)
+  class_names = tuple(description['class_names'])
+  labels = tfrecords.folder_labels(description)
+  train, val = _train_val_indices(labels, data, seed)
+
+  def split(indices):
+    keep = np.zeros(len(labels), bool)
+    keep[indices] = True
+    return Split(functools.partial(tfrecords.read_examples, data.path, description, keep),
+                 _counts(labels[indices], len(class_names)))
+
+  return Data(class_names, split(train), split(val),
+              f'TFRecords {data.path!r} ({len(labels)} images in '
+              f'{len(description["files"])} files, from {description["source"]["path"]!r})',
+              scan=description['scan'])
 
 
 def _load_tfds(data, seed):

@@ -497,7 +497,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   keras.utils.set_random_seed(config.seed)
   keras.mixed_precision.set_global_policy(rt.keras_policy)
   try:
-    data = datasets.load(config.data, seed=config.seed)
+    data = datasets.load(config.data, seed=config.seed,
+                         scan_cache=run.file('folder_scan.json'))
     logging.info('Data: %s; %d classes, %d training and %d validation examples.',
                  data.description, len(data.class_names), data.train.num_examples,
                  data.val.num_examples)
@@ -507,6 +508,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           'class_names': list(data.class_names), 'description': data.description,
           'train_counts': list(data.train.class_counts),
           'val_counts': list(data.val.class_counts)})
+      run.write_json('data_report.json', data.report())
     trainer = _Trainer(config, rt, run, data)
     try:
       return _train(trainer, run)

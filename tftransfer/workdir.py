@@ -2,6 +2,10 @@
 
     config.json          resolved configuration ('auto' values replaced by what was chosen)
     data.json            class names and split sizes (export and predict read the names here)
+    data_report.json     what the data holds and what was left out: counts per class and
+                         split, undecodable files skipped with reasons, imbalance warnings
+    folder_scan.json     the image-folder scan's cache: a rerun skips decoding an unchanged
+                         folder
     checkpoints/         tf.train checkpoints; the newest is where a re-run resumes
     tensorboard/         event files: loss, accuracy, learning rate, images/sec
     metrics.jsonl        one JSON object per finished epoch
@@ -16,16 +20,41 @@ TensorFlow reads, as multi-worker and TPU runs need.
 import json
 import os
 import tempfile
+import uuid
 
 import ml_collections
 import tensorflow as tf
 
 # Fields that may change between a run and its resumption: they steer how a run executes
-# (or when it stops), not what it learns.
+# (or when it stops, or what it reports), not what it learns. data.on_bad_image only decides
+# whether a run with undecodable files starts at all.
 RESUMABLE_CHANGES = ('train.max_steps', 'train.mixed_precision', 'train.jit_compile',
                      'train.steps_per_loop', 'train.log_every_steps',
                      'train.checkpoint_every_secs', 'train.keep_checkpoints',
+                     'data.on_bad_image', 'data.imbalance_warning_ratio',
                      'distribute.', 'export.')
+
+
+def write_text_file(path: str, text: str) -> None:
+  """Writes `text` to `path` atomically: readers see the old file or the new one.
+
+  The temporary name is unique, so workers of one job writing the same file do not collide.
+  """
+  temporary = os.path.join(os.path.dirname(path),
+                           f'.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp')
+  try:
+    with tf.io.gfile.GFile(temporary, 'w') as f:
+      f.write(text)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+  except BaseException:
+    if tf.io.gfile.exists(temporary):
+      tf.io.gfile.remove(temporary)
+    raise
+
+
+def write_json_file(path: str, value) -> None:
+  """Writes `value` as indented JSON to `path` atomically."""
+  write_text_file(path, json.dumps(value, indent=2, sort_keys=True) + '\n')
 
 
 def _flatten(tree: dict, prefix: str = '') -> dict:
@@ -51,19 +80,13 @@ class Workdir:
   def exists(self, name: str) -> bool:
     return tf.io.gfile.exists(self.file(name))
 
-  def _replace(self, name: str, text: str) -> None:
-    temporary = self.file(f'.{name}.tmp')
-    with tf.io.gfile.GFile(temporary, 'w') as f:
-      f.write(text)
-    tf.io.gfile.rename(temporary, self.file(name), overwrite=True)
-
   def save_local_file(self, name: str, write) -> None:
     """Atomically stores a file that a library can only write locally (e.g. HDF5 weights):
     `write(path)` writes to a local temporary file, which is then copied into place."""
     with tempfile.TemporaryDirectory() as local:
       path = os.path.join(local, name)
       write(path)
-      temporary = self.file(f'.{name}.tmp')
+      temporary = self.file(f'.{name}.{uuid.uuid4().hex}.tmp')
       tf.io.gfile.copy(path, temporary, overwrite=True)
       tf.io.gfile.rename(temporary, self.file(name), overwrite=True)
 
@@ -80,7 +103,7 @@ class Workdir:
     return self.file('backbone.weights.h5')
 
   def write_json(self, name: str, value) -> None:
-    self._replace(name, json.dumps(value, indent=2, sort_keys=True) + '\n')
+    write_json_file(self.file(name), value)
 
   def read_json(self, name: str):
     """The parsed file, or None when it does not exist."""
@@ -130,5 +153,5 @@ class Workdir:
       self._write_metrics(kept)
 
   def _write_metrics(self, rows: list[dict]) -> None:
-    self._replace('metrics.jsonl', ''.join(json.dumps(row, sort_keys=True) + '\n'
-                                           for row in rows))
+    write_text_file(self.file('metrics.jsonl'),
+                    ''.join(json.dumps(row, sort_keys=True) + '\n' for row in rows))

@@ -1,0 +1,242 @@
+"""TFRecords of `tf.train.Example`: an image folder written as shards, and read back.
+
+    DIR/images-00000-of-00016.tfrecord   one Example per usable image of the folder
+    ...
+    DIR/dataset.json                     class names and counts, the files, and the
+                                         folder scan (what was skipped and why)
+
+Example keys are the usual ones (TF object detection, TF-slim):
+
+    image/encoded      the image file's bytes exactly as in the folder, never re-encoded
+    image/format       'jpeg' | 'png' | 'gif' | 'bmp' | 'webp', read from the bytes
+    image/class/label  int64 index into dataset.json's class_names
+    image/class/text   the class name
+    image/filename     the file's path relative to the folder
+    image/folder_index int64 position of the image in the scanned folder's order (class by
+                       class, sorted paths): the train/validation split is carved over it
+
+Every format is stored as it came: the folder scan has already decoded each file with
+`tf.io.decode_image`, which reads them all, so re-encoding would only cost time and, for
+PNG/BMP/GIF to JPEG, change pixels (and the folder and TFRecord sources would no longer give
+the same examples). Examples are written in a seeded random order, so every file holds every
+class and a worker reading some of the files still sees all classes.
+
+A directory appears complete or not at all: everything is written into a temporary sibling
+directory that is renamed to DIR at the end.
+"""
+
+import json
+import math
+import os
+import shutil
+import uuid
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from tftransfer import folders, preprocessing
+
+DESCRIPTION_FILE = 'dataset.json'
+FORMAT = 'tftransfer.tfrecords.v1'
+# Automatic shard count (--shards=0): files of about this size, which read at disk speed...
+_SHARD_BYTES = 128 * 2**20
+# ...and at least this many files, so a job of up to 16 workers shards by file.
+_MIN_AUTO_SHARDS = 16
+# Files read at once by each worker. Fixed rather than AUTOTUNE (which follows the CPU count)
+# so that the example order, and with it a seeded run, is the same on every machine.
+_PARALLEL_FILES = 8
+# Records parsed per batch: enough to amortise per-element overhead, few enough that batches
+# of large photos stay small in memory.
+_PARSE_BATCH = 64
+_FORMATS = ((b'\xff\xd8\xff', 'jpeg'), (b'\x89PNG', 'png'), (b'GIF8', 'gif'), (b'BM', 'bmp'))
+
+
+def image_format(encoded: bytes) -> str:
+  """The image format of `encoded` from its first bytes (the file extension can lie)."""
+  for magic, name in _FORMATS:
+    if encoded.startswith(magic):
+      return name
+  if encoded[:4] == b'RIFF' and encoded[8:12] == b'WEBP':
+    return 'webp'
+  raise ValueError(f'Not a JPEG, PNG, GIF, BMP or WebP image (starts with {encoded[:12]!r}).')
+
+
+def _bytes_feature(value: bytes) -> tf.train.Feature:
+  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int64_feature(value: int) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def _example(encoded: bytes, *, label: int, class_name: str, filename: str,
+             folder_index: int) -> bytes:
+  return tf.train.Example(features=tf.train.Features(feature={
+      'image/encoded': _bytes_feature(encoded),
+      'image/format': _bytes_feature(image_format(encoded).encode()),
+      'image/class/label': _int64_feature(label),
+      'image/class/text': _bytes_feature(class_name.encode('utf-8', 'surrogateescape')),
+      'image/filename': _bytes_feature(filename.encode('utf-8', 'surrogateescape')),
+      'image/folder_index': _int64_feature(folder_index),
+  })).SerializeToString()
+
+
+def auto_num_shards(total_bytes: int, num_examples: int) -> int:
+  """--shards=0: about _SHARD_BYTES per file, at least _MIN_AUTO_SHARDS, at most one per image."""
+  return max(1, min(num_examples, max(_MIN_AUTO_SHARDS, math.ceil(total_bytes / _SHARD_BYTES))))
+
+
+def convert_folder(input_dir: str, output_dir: str, *, num_shards: int = 0, seed: int = 0,
+                   on_bad_image: str = 'skip') -> dict:
+  """Scans an image folder and writes its usable images as sharded TFRecords.
+
+  Args:
+    input_dir: the folder, `input_dir/<class>/**/<image>` (see folders.scan_folder).
+    output_dir: the directory to create; it must not exist yet (or be empty).
+    num_shards: number of TFRecord files; 0 = automatic (see auto_num_shards).
+    seed: seeds the order of the examples across and within the files.
+    on_bad_image: 'skip' leaves undecodable files out (listed in dataset.json); 'fail'
+      stops before writing anything.
+
+  Returns:
+    The contents of `output_dir/dataset.json`.
+
+  Raises:
+    FileExistsError: `output_dir` exists and is not empty.
+    ValueError: a bad `num_shards`, or what folders.scan_folder raises.
+  """
+  output_dir = os.path.abspath(output_dir)
+  if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
+    raise FileExistsError(f'--output={output_dir} exists and is not empty; choose a new '
+                          'directory or remove it (it is never overwritten in place).')
+  if num_shards < 0:
+    raise ValueError(f'--shards={num_shards} must be >= 1, or 0 for automatic.')
+  scan = folders.scan_folder(input_dir, on_bad_image=on_bad_image)
+  if not num_shards:
+    num_shards = auto_num_shards(sum(os.path.getsize(path) for path in scan.files),
+                                 len(scan.files))
+    logging.info('--shards=0 -> %d: about %d MiB per file, at least %d files, at most one '
+                 'per image.', num_shards, _SHARD_BYTES // 2**20, _MIN_AUTO_SHARDS)
+  if num_shards > len(scan.files):
+    raise ValueError(f'--shards={num_shards} is more than the {len(scan.files)} usable '
+                     f'images of {input_dir}; use at most {len(scan.files)}.')
+  root = os.path.abspath(input_dir)
+  order = np.random.default_rng(seed).permutation(len(scan.files))
+  files = []
+  parent = os.path.dirname(output_dir)
+  os.makedirs(parent, exist_ok=True)
+  # Not tempfile.mkdtemp: its directories are private (0700) and this one becomes the output.
+  temporary = os.path.join(parent, f'.{os.path.basename(output_dir)}.tmp-{uuid.uuid4().hex}')
+  os.mkdir(temporary)
+  try:
+    for shard, indices in enumerate(np.array_split(order, num_shards)):
+      name = f'images-{shard:05d}-of-{num_shards:05d}.tfrecord'
+      with tf.io.TFRecordWriter(os.path.join(temporary, name)) as writer:
+        for index in indices:
+          path, label = scan.files[index], int(scan.labels[index])
+          with open(path, 'rb') as f:
+            writer.write(_example(f.read(), label=label, class_name=scan.class_names[label],
+                                  filename=os.path.relpath(path, root),
+                                  folder_index=int(index)))
+      files.append({'name': name, 'num_examples': len(indices)})
+      logging.info('Wrote %s (%d images).', name, len(indices))
+    description = {
+        'format': FORMAT, 'class_names': list(scan.class_names),
+        'class_counts': list(scan.class_counts), 'num_examples': len(scan.files),
+        'source': {'path': root, 'seed': seed}, 'scan': scan.summary(), 'files': files}
+    with open(os.path.join(temporary, DESCRIPTION_FILE), 'w') as f:
+      json.dump(description, f, indent=2)
+    if os.path.isdir(output_dir):
+      os.rmdir(output_dir)  # Empty (checked above): rename needs the name free.
+    os.rename(temporary, output_dir)
+  except BaseException:
+    shutil.rmtree(temporary, ignore_errors=True)
+    raise
+  logging.info('Wrote %d images of %d classes to %d TFRecord files in %s (%d undecodable '
+               'files skipped).', len(scan.files), len(scan.class_names), num_shards,
+               output_dir, len(scan.skipped))
+  return description
+
+
+def read_description(directory: str) -> dict:
+  """Reads and checks `directory/dataset.json`, as written by convert_folder.
+
+  Raises:
+    FileNotFoundError: no dataset.json (not a make_tfrecords output, or an interrupted one)
+      or a TFRecord file it lists is missing.
+    ValueError: a dataset.json of another format.
+  """
+  path = os.path.join(directory, DESCRIPTION_FILE)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(
+        f'config.data.path={directory!r} has no {DESCRIPTION_FILE}: it is not a directory '
+        'written by make_tfrecords, or its conversion did not finish. Convert the image '
+        'folder with: python -m tftransfer.make_tfrecords --input=FOLDER '
+        f'--output={directory}')
+  with tf.io.gfile.GFile(path) as f:
+    description = json.load(f)
+  if description.get('format') != FORMAT:
+    raise ValueError(f'{path} has format {description.get("format")!r}, not {FORMAT!r}; '
+                     'convert the folder again with this version of make_tfrecords.')
+  missing = [file['name'] for file in description['files']
+             if not tf.io.gfile.exists(os.path.join(directory, file['name']))]
+  if missing:
+    raise FileNotFoundError(f'{directory} lacks files that {DESCRIPTION_FILE} lists: '
+                            f'{", ".join(missing)}. Convert the folder again.')
+  return description
+
+
+def folder_labels(description: dict) -> np.ndarray:
+  """The label of every example by `image/folder_index` (the folder's order: class by class).
+
+  That is the folder source's order, so carving the train/validation split over these labels
+  with the same seed holds out the same images as training from the folder would.
+  """
+  counts = description['class_counts']
+  return np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+
+
+def _parse_kept(records: tf.Tensor, keep: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """(encoded images, labels) of the records in a batch whose folder index `keep` marks."""
+  examples = tf.io.parse_example(records, {
+      'image/encoded': tf.io.FixedLenFeature([], tf.string),
+      'image/class/label': tf.io.FixedLenFeature([], tf.int64),
+      'image/folder_index': tf.io.FixedLenFeature([], tf.int64)})
+  kept = tf.gather(keep, examples['image/folder_index'])
+  return (tf.boolean_mask(examples['image/encoded'], kept),
+          tf.cast(tf.boolean_mask(examples['image/class/label'], kept), tf.int32))
+
+
+def read_examples(directory: str, description: dict, keep: np.ndarray,
+                  shard_index: int = 0, num_shards: int = 1) -> tf.data.Dataset:
+  """One shard's decoded (uint8 image, int32 label) examples, in a deterministic order.
+
+  Args:
+    directory: the TFRecord directory.
+    description: its dataset.json (read_description).
+    keep: bool per `image/folder_index`: the examples to read (e.g. the training split).
+    shard_index: this worker's shard.
+    num_shards: number of workers reading. With at least as many files as shards each shard
+      reads its own files (file i belongs to shard i % num_shards); with fewer, every shard
+      reads all files and keeps every num_shards-th example.
+  """
+  paths = [os.path.join(directory, file['name']) for file in description['files']]
+  by_file = len(paths) >= num_shards
+  if by_file:
+    paths = paths[shard_index::num_shards]
+  else:
+    logging.info('%d TFRecord files for %d shards: every shard reads every file and keeps '
+                 'every %d-th example. Convert with --shards>=%d to shard by file.',
+                 len(paths), num_shards, num_shards, num_shards)
+  keep = tf.constant(keep, tf.bool)
+  records = tf.data.Dataset.from_tensor_slices(paths).interleave(
+      tf.data.TFRecordDataset, cycle_length=min(len(paths), _PARALLEL_FILES), block_length=1,
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  # Parsing and filtering batches of records rather than single ones measured twice as fast.
+  examples = records.batch(_PARSE_BATCH).map(
+      lambda batch: _parse_kept(batch, keep), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+  if not by_file:
+    examples = examples.shard(num_shards, shard_index)
+  return examples.map(lambda encoded, label: (preprocessing.decode_image(encoded), label),
+                      num_parallel_calls=tf.data.AUTOTUNE)
