@@ -192,6 +192,7 @@ class _Trainer:
                    else tf.summary.create_noop_writer())
     self.last_save = time.time()
     self._eval_steps = {}
+    self.last_eval = None  # (step, val_loss, val_accuracy) of this process's latest evaluation
 
   @property
   def current_step(self) -> int:
@@ -386,6 +387,7 @@ class _Trainer:
       if self.current_step < epoch_end and self._checkpoint_due():
         self.save_checkpoint()
     val_loss, val_accuracy = evaluate()
+    self.last_eval = (self.current_step, val_loss, val_accuracy)
     train_loss, train_accuracy = _rates(totals)
     seconds = time.time() - started
     previous = self.run.read_metrics()
@@ -428,14 +430,18 @@ class _Trainer:
 
   def finish(self) -> dict:
     """Writes final_metrics.json and the trained backbone; returns the final metrics."""
-    rows = self.run.read_metrics()
-    if rows and rows[-1]['step'] == self.current_step:
-      val_loss, val_accuracy = rows[-1]['val_loss'], rows[-1]['val_accuracy']
-    else:
+    # Decided from this process's own state, never from files another worker may still be
+    # writing: every worker must take the same branch, or one waits forever in the
+    # evaluation's collectives.
+    if self.last_eval and self.last_eval[0] == self.current_step:
+      _, val_loss, val_accuracy = self.last_eval
+    else:  # Resumed after the last epoch's checkpoint but before the final write.
       self._set_trainable('finetune')
       val_loss, val_accuracy = self._evaluate(self.model.model, self._val_images())
+    rows = self.run.read_metrics()
     final = {
-        'val_accuracy': val_accuracy, 'val_loss': val_loss, 'step': self.current_step,
+        'val_accuracy': round(val_accuracy, 5), 'val_loss': round(val_loss, 5),
+        'step': self.current_step,
         'wall_seconds': rows[-1]['wall_seconds'] if rows else 0.0,
         'epochs': len(rows), 'num_train_examples': self.data.train.num_examples,
         'num_val_examples': self.data.val.num_examples,
