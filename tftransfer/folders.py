@@ -34,7 +34,7 @@ def list_folder(root: str) -> FolderListing:
                      'root/<class>/<image>.')
   files, labels, empty = [], [], []
   for label, name in enumerate(class_names):
-    found = sorted(_images_under(os.path.join(root, name)))
+    found = sorted(images_under(os.path.join(root, name)))
     if not found:
       empty.append(name)
     files += found
@@ -45,7 +45,8 @@ def list_folder(root: str) -> FolderListing:
   return FolderListing(tuple(class_names), tuple(files), np.asarray(labels, np.int32))
 
 
-def _images_under(directory: str):
+def images_under(directory: str):
+  """Yields the image files below `directory`, skipping hidden files and folders."""
   for parent, subdirs, names in os.walk(directory):
     subdirs[:] = [d for d in subdirs if not d.startswith('.')]
     for name in names:
