@@ -6,6 +6,7 @@ import pathlib
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -75,6 +76,23 @@ def write_fake_weights(path, *, backbone='mobilenet', width=0.25, image_size=32,
     variable.assign(value.astype(variable.dtype))
   model.save_weights(str(path))
   return [w.numpy() for w in model.weights]
+
+
+def write_calibrated_weights(path, *, backbone='mobilenet', width=0.25, image_size=32, seed=7):
+  """Writes a 'pretrained' backbone whose features depend on the image.
+
+  In inference mode an untrained MobileNet's activations vanish with depth (its BatchNorm
+  statistics are the initial 0 and 1), so every image gets the same features. One training-mode
+  pass over random images with momentum 0 sets each BatchNorm's statistics to the batch's.
+  """
+  model = backbones.build_backbone(backbone, image_size=image_size, width=width,
+                                   weights='none')
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.momentum = 0.0
+  images = np.random.default_rng(seed).uniform(-1, 1, (64, image_size, image_size, 3))
+  model(images.astype(np.float32), training=True)
+  model.save_weights(str(path))
 
 
 def write_image_folder(root, *, classes=('cat', 'dog', 'frog'), per_class=6, size=(40, 36)):
@@ -168,3 +186,26 @@ def messy_folder(tmp_path):
   root = tmp_path / 'messy'
   valid, broken = write_messy_folder(root)
   return root, valid, broken
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory):
+  """A finished tiny run (5 classes, export.top_k=3, export.max_image_pixels=64*64) from
+  calibrated 'pretrained' weights, so its outputs depend on the image; trained once per session
+  for the export and evaluation tests. Copy it before changing it."""
+  from tftransfer import training  # Imported here: only these fixtures train.
+  root = tmp_path_factory.mktemp('tiny_run')
+  weights = root / 'calibrated_mobilenet.weights.h5'
+  write_calibrated_weights(weights)
+  training.train_and_evaluate(
+      tiny_config(model__weights=str(weights), export__top_k=3,
+                  export__max_image_pixels=64 * 64), str(root / 'run'))
+  return root / 'run'
+
+
+@pytest.fixture(scope='session')
+def tiny_export(tiny_run, tmp_path_factory):
+  """`tiny_run` exported once as version 1; returns the version directory."""
+  from tftransfer import serving
+  return pathlib.Path(serving.export(str(tiny_run),
+                                     str(tmp_path_factory.mktemp('models') / 'tiny')))

@@ -115,23 +115,31 @@ def list_folder(root: str) -> FolderListing:
   ignored = collections.Counter()
   hidden = sum(entry.name.startswith('.') for entry in entries)
   for label, name in enumerate(class_names):
-    found = []
-    for parent, subdirs, names in os.walk(os.path.join(root, name)):
-      hidden += sum(n.startswith('.') for n in subdirs + names)
-      subdirs[:] = [d for d in subdirs if not d.startswith('.')]
-      for file_name in names:
-        if file_name.startswith('.'):
-          continue
-        extension = os.path.splitext(file_name)[1].lower()
-        if extension in IMAGE_EXTENSIONS:
-          found.append(os.path.join(parent, file_name))
-        else:
-          ignored[extension] += 1
-    found.sort()
+    found, not_images, hidden_here = walk_images(os.path.join(root, name))
+    ignored.update(not_images)
+    hidden += hidden_here
     files += found
     labels += [label] * len(found)
   return FolderListing(root, tuple(class_names), tuple(files), np.asarray(labels, np.int32),
                        dict(ignored), hidden)
+
+
+def walk_images(directory: str) -> tuple[list[str], collections.Counter, int]:
+  """Image files under `directory` at any depth, by extension (any case), sorted; plus the
+  non-image files passed over, counted by extension, and the number of hidden entries."""
+  images, not_images, hidden = [], collections.Counter(), 0
+  for parent, subdirs, names in os.walk(directory):
+    hidden += sum(n.startswith('.') for n in subdirs + names)
+    subdirs[:] = [d for d in subdirs if not d.startswith('.')]
+    for file_name in names:
+      if file_name.startswith('.'):
+        continue
+      extension = os.path.splitext(file_name)[1].lower()
+      if extension in IMAGE_EXTENSIONS:
+        images.append(os.path.join(parent, file_name))
+      else:
+        not_images[extension] += 1
+  return sorted(images), not_images, hidden
 
 
 def scan_folder(root: str, *, on_bad_image: str = 'skip',

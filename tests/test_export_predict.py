@@ -1,0 +1,57 @@
+"""tftransfer.predict: image files through the exported serving_default signature."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tftransfer import prediction
+from conftest import write_image_folder
+
+
+def test_image_files_walks_folders_and_refuses_missing_paths(tmp_path):
+  root = write_image_folder(tmp_path / 'images', classes=('a', 'b'), per_class=2)
+  (root / 'a' / 'notes.txt').write_text('not an image')
+  assert prediction.image_files([str(root), str(root / 'a' / '0.png')]) == [
+      str(root / 'a' / '0.png'), str(root / 'a' / '1.jpg'), str(root / 'b' / '0.png'),
+      str(root / 'b' / '1.jpg'), str(root / 'a' / '0.png')]
+  with pytest.raises(FileNotFoundError, match='typo.jpg'):
+    prediction.image_files([str(tmp_path / 'typo.jpg')])
+
+
+def test_load_export_points_at_the_version_directory(tiny_export):
+  with pytest.raises(FileNotFoundError, match=r'pass a version directory, e.g. .*/1'):
+    prediction.load_export(str(tiny_export.parent))
+  assert prediction.load_export(str(tiny_export)).class_names[0] == 'zigzag'
+
+
+def test_predict_prints_one_json_line_per_image(tiny_export, tmp_path):
+  root = write_image_folder(tmp_path / 'images', classes=('a', 'b'), per_class=3,
+                            size=(50, 41))
+  (root / 'b' / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+  files = prediction.image_files([str(root)])
+  result = subprocess.run(
+      [sys.executable, '-m', 'tftransfer.predict', f'--model={tiny_export}', '--batch_size=4',
+       str(root)], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1, result.stderr[-3000:]  # one file was rejected
+  assert '1 of 7 images were rejected' in result.stderr
+  lines = [json.loads(line) for line in result.stdout.splitlines()]
+  assert [line['path'] for line in lines] == files
+
+  served = tf.saved_model.load(str(tiny_export)).signatures['serving_default']
+  for line in lines:
+    if line['path'].endswith('broken.png'):
+      assert line == {'path': line['path'], 'error': line['error']}
+      assert 'PNG' in line['error']
+      continue
+    with open(line['path'], 'rb') as f:
+      expected = served(image_bytes=tf.constant([f.read()]))
+    assert [entry['class'] for entry in line['top_k']] == expected['classes'].numpy()[
+        0].astype(str).tolist()
+    np.testing.assert_allclose([entry['score'] for entry in line['top_k']],
+                               expected['scores'].numpy()[0], atol=1e-5)
+    assert (line['class'], line['score']) == (line['top_k'][0]['class'],
+                                              line['top_k'][0]['score'])

@@ -1,0 +1,120 @@
+"""Predictions through an exported SavedModel: what users test is what they serve.
+
+The export is loaded with `tf.saved_model.load` alone (no Keras model is rebuilt) and image
+files go to its `serving_default` signature as raw bytes, batched, as TF Serving receives them.
+"""
+
+import dataclasses
+import json
+import os
+import re
+from typing import Any, Iterator
+
+import tensorflow as tf
+
+from tftransfer import folders, serving
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedExport:
+  """An exported version directory, loaded."""
+  path: str
+  saved_model: Any  # Holding it keeps the signatures' variables and tables alive.
+  class_names: tuple[str, ...]  # assets/labels.txt
+  metadata: dict  # assets.extra/tftransfer.json: the run, step and sizes it came from
+
+  def signature(self, name: str):
+    return self.saved_model.signatures[name]
+
+
+def load_export(path: str) -> LoadedExport:
+  """Loads `path`, an `export_dir/<version>` directory written by tftransfer-export.
+
+  Raises:
+    FileNotFoundError: `path` is not a SavedModel directory.
+    ValueError: the SavedModel lacks the tftransfer signatures.
+  """
+  if not os.path.isfile(os.path.join(path, 'saved_model.pb')):
+    newest = serving.next_version(path) - 1
+    hint = f' It holds versions: pass a version directory, e.g. {path}/{newest}.' if newest else ''
+    raise FileNotFoundError(f'--model={path!r} is not an exported model version (no '
+                            f'saved_model.pb).{hint}')
+  saved_model = tf.saved_model.load(path)
+  missing = [name for name in (serving.SERVING_DEFAULT, serving.PREDICT_IMAGES)
+             if name not in saved_model.signatures]
+  if missing:
+    raise ValueError(f'{path} lacks the signatures {missing} of a tftransfer export; write '
+                     'one with `tftransfer-export --workdir=W --export_dir=E`.')
+  with open(os.path.join(path, 'assets', serving.LABELS_FILE)) as f:
+    class_names = tuple(line.rstrip('\n') for line in f)
+  with open(os.path.join(path, 'assets.extra', serving.METADATA_FILE)) as f:
+    metadata = json.load(f)
+  return LoadedExport(path, saved_model, class_names, metadata)
+
+
+def image_files(paths: list[str]) -> list[str]:
+  """The files named in `paths`, folders replaced by the images below them (sorted).
+
+  Raises:
+    FileNotFoundError: a path does not exist.
+    ValueError: no image was found.
+  """
+  files = []
+  for path in paths:
+    if os.path.isdir(path):
+      files += folders.walk_images(path)[0]
+    elif os.path.isfile(path):
+      files.append(path)
+    else:
+      raise FileNotFoundError(f'{path!r} is neither an image file nor a folder.')
+  if not files:
+    raise ValueError(f'No images ({", ".join(folders.IMAGE_EXTENSIONS)}) in {paths}.')
+  return files
+
+
+def error_reason(error: tf.errors.OpError) -> str:
+  """The line of a signature's error that says what was wrong with the request."""
+  lines = error.message.splitlines()
+  # The reason is the line just before the failing node's name, '\t [[{{node ...}}]]'.
+  reason = next((lines[i - 1] for i in range(1, len(lines))
+                 if lines[i].lstrip().startswith('[[')), lines[0])
+  match = re.fullmatch(r'assertion failed: \[(.*)\]', reason.strip())
+  return match.group(1) if match else reason.strip()
+
+
+def _predict_batch(serve, files: list[str], contents: list[bytes]) -> Iterator[dict]:
+  try:
+    outputs = serve(**{serving.IMAGE_BYTES: tf.constant(contents, tf.string)})
+  except tf.errors.InvalidArgumentError as error:
+    if len(files) == 1:
+      yield {'path': files[0], 'error': error_reason(error)}
+      return
+    # One bad file fails its whole batch: send the files one by one to keep the others.
+    for file, content in zip(files, contents):
+      yield from _predict_batch(serve, [file], [content])
+    return
+  classes, scores = outputs['classes'].numpy(), outputs['scores'].numpy()
+  for file, names, values in zip(files, classes, scores):
+    top_k = [{'class': name.decode(), 'score': float(value)}
+             for name, value in zip(names, values)]
+    yield {'path': file, 'class': top_k[0]['class'], 'score': top_k[0]['score'],
+           'top_k': top_k}
+
+
+def predict_files(export: LoadedExport, files: list[str], *,
+                  batch_size: int = 32) -> Iterator[dict]:
+  """Classifies image files through the export's serving_default signature, in batches.
+
+  Yields, per file in order, {'path', 'class', 'score', 'top_k': [{'class', 'score'}, ...]},
+  or {'path', 'error'} for a file the signature rejects (undecodable, too large, empty).
+  """
+  if batch_size < 1:
+    raise ValueError(f'--batch_size={batch_size} must be >= 1.')
+  serve = export.signature(serving.SERVING_DEFAULT)
+  for start in range(0, len(files), batch_size):
+    batch = files[start:start + batch_size]
+    contents = []
+    for file in batch:
+      with open(file, 'rb') as f:
+        contents.append(f.read())
+    yield from _predict_batch(serve, batch, contents)

@@ -1,0 +1,77 @@
+"""A trained model brought back from a workdir: what export, evaluation and benchmarks start from.
+
+The model is rebuilt from the run's `config.json` and `data.json` with random weights, then
+every weight is restored from the newest checkpoint. It is built under the float32 policy
+whatever precision the run trained in: mixed-precision checkpoints hold float32 variables,
+and float32 compute makes exported outputs float32 and reproducible on any device.
+"""
+
+import dataclasses
+import os
+
+import keras
+import ml_collections
+import tensorflow as tf
+
+from tftransfer import models
+from tftransfer.workdir import Workdir
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+  """A run's classifier with the facts needed to serve or evaluate it."""
+  model: keras.Model  # images in 0-255, [B, image_size, image_size, 3] -> float32 logits
+  config: ml_collections.ConfigDict  # the run's resolved configuration
+  class_names: tuple[str, ...]  # in label order
+  checkpoint: str  # the checkpoint the weights came from
+  step: int  # training steps behind those weights
+  final_metrics: dict | None  # final_metrics.json, None for an unfinished run
+
+  @property
+  def image_size(self) -> int:
+    return self.config.model.image_size
+
+
+def restore(workdir: str, *, allow_unfinished: bool = False) -> TrainedModel:
+  """Rebuilds a run's model and restores its newest checkpoint.
+
+  Args:
+    workdir: the training run's directory.
+    allow_unfinished: use the newest checkpoint of a run that has no final_metrics.json yet.
+
+  Raises:
+    FileNotFoundError: `workdir` holds no training run or no checkpoint.
+    ValueError: the run is unfinished and `allow_unfinished` is False.
+  """
+  if not os.path.isfile(os.path.join(workdir, 'config.json')):
+    raise FileNotFoundError(
+        f'--workdir={workdir!r} holds no training run (no config.json). Pass the workdir '
+        'given to `tftransfer-train --workdir`.')
+  run = Workdir(workdir)
+  config = ml_collections.ConfigDict(run.read_json('config.json'))
+  class_names = tuple(run.read_json('data.json')['class_names'])
+  checkpoint = tf.train.latest_checkpoint(run.checkpoint_dir)
+  if checkpoint is None:
+    raise FileNotFoundError(f'{run.checkpoint_dir} holds no checkpoint: the run in '
+                            f'{run.path} has not saved one yet.')
+  final_metrics = run.read_json('final_metrics.json')
+  if final_metrics is None and not allow_unfinished:
+    raise ValueError(
+        f'The run in {run.path} is unfinished (no final_metrics.json; newest checkpoint '
+        f'{os.path.basename(checkpoint)}). Finish it by re-running its train command, or '
+        'pass --allow_unfinished to use the newest checkpoint as it is.')
+  policy = keras.mixed_precision.dtype_policy()
+  keras.mixed_precision.set_global_policy('float32')
+  try:
+    transfer = models.build_model(
+        backbone=config.model.backbone, num_classes=len(class_names),
+        image_size=config.model.image_size, width=config.model.width, weights='none',
+        dropout=config.model.dropout, pooling=config.model.pooling)
+  finally:
+    keras.mixed_precision.set_global_policy(policy)
+  step = tf.Variable(0, dtype=tf.int64)
+  # Every model weight must come back; the optimizers in the checkpoint are not needed.
+  tf.train.Checkpoint(model=transfer.model, step=step).restore(
+      checkpoint).assert_existing_objects_matched().expect_partial()
+  return TrainedModel(model=transfer.model, config=config, class_names=class_names,
+                      checkpoint=checkpoint, step=int(step), final_metrics=final_metrics)
