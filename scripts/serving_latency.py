@@ -77,7 +77,7 @@ def main(argv):
     # predict_images takes one shape per call: the images as sent, when they share a size.
     pixels = [preprocessing.decode_image(data).numpy() for data in batch]
     same_shape = len({image.shape for image in pixels}) == 1
-    views = np.stack([serving.evaluation_view(image, trained.image_size).numpy()
+    views = np.stack([preprocessing.evaluation_view(image, trained.image_size).numpy()
                       for image in pixels])
     results[f'batch_{batch_size}'] = {
         'serving_default': _milliseconds(lambda: serve(image_bytes=tf.constant(batch))),

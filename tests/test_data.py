@@ -94,7 +94,7 @@ def test_preprocessing_is_identical_eagerly_and_in_tf_data():
             for shape in ((32, 32, 3), (120, 80, 3), (50, 300, 3))]
 
   def view(image):
-    return preprocessing.center_crop_resize(preprocessing.fit_to_storage(image, 64), 64)
+    return preprocessing.evaluation_view(image, 64)
 
   eager = [view(tf.constant(image)).numpy() for image in images]
   dataset = tf.data.Dataset.from_generator(

@@ -49,6 +49,12 @@ def center_crop_resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
   return tf.image.resize(square, (image_size, image_size), antialias=True)
 
 
+def evaluation_view(image: tf.Tensor, image_size: int) -> tf.Tensor:
+  """uint8 [H, W, 3] -> float32 [S, S, 3]: what validation batches and served requests show
+  the model. (The eval pipeline runs the same two steps with its cache between them.)"""
+  return center_crop_resize(fit_to_storage(image, image_size), image_size)
+
+
 def random_crop_resize(image: tf.Tensor, seed: tf.Tensor, *, image_size: int,
                        min_area: float, flip: bool) -> tf.Tensor:
   """The training view: a random crop (area >= min_area, aspect 3/4-4/3), resized, flipped.

@@ -47,12 +47,6 @@ WARMUP_FILE = 'tf_serving_warmup_requests'
 METADATA_FILE = 'tftransfer.json'
 
 
-def evaluation_view(image: tf.Tensor, image_size: int) -> tf.Tensor:
-  """uint8 [H, W, 3] -> float32 [S, S, 3]: what validation batches show the model."""
-  return preprocessing.center_crop_resize(preprocessing.fit_to_storage(image, image_size),
-                                          image_size)
-
-
 def decode_request(encoded: tf.Tensor, index: tf.Tensor, *, image_size: int,
                    max_image_pixels: int) -> tf.Tensor:
   """Checks and decodes one request image to its evaluation view.
@@ -82,7 +76,7 @@ def decode_request(encoded: tf.Tensor, index: tf.Tensor, *, image_size: int,
   # The checks run before decoding, so an oversized image is never allocated.
   with tf.control_dependencies(checks):
     image = preprocessing.decode_image(encoded)
-  return evaluation_view(image, image_size)
+  return preprocessing.evaluation_view(image, image_size)
 
 
 class _Signatures:
@@ -112,8 +106,8 @@ class _Signatures:
     return self._classify(images)
 
   def predict_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-    views = tf.map_fn(lambda image: evaluation_view(image, self.image_size), images,
-                      fn_output_signature=self._view_spec())
+    views = tf.map_fn(lambda image: preprocessing.evaluation_view(image, self.image_size),
+                      images, fn_output_signature=self._view_spec())
     return self._classify(views)
 
 
