@@ -39,14 +39,26 @@ def fit_to_storage(image: tf.Tensor, max_size: int) -> tf.Tensor:
   return tf.cond(shorter > max_size, shrink, lambda: image)
 
 
+def _resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
+  """Resizes to image_size x image_size; antialiased only when shrinking, where it matters.
+
+  For enlarging, antialiased and plain bilinear resizing agree to 3e-5 of a pixel level, but
+  the antialiasing kernel costs twice as much, and enlarging small images is the common case
+  (CIFAR-10's 32 pixels to a backbone's 96 or more).
+  """
+  size = (image_size, image_size)
+  shrinking = tf.reduce_any(tf.shape(image)[:2] > image_size)
+  return tf.cond(shrinking, lambda: tf.image.resize(image, size, antialias=True),
+                 lambda: tf.image.resize(image, size))
+
+
 def center_crop_resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
   """The evaluation view: the central square, resized to image_size; float32 in 0-255."""
   shape = tf.shape(image)
   side = tf.minimum(shape[0], shape[1])
   top = (shape[0] - side) // 2
   left = (shape[1] - side) // 2
-  square = image[top:top + side, left:left + side]
-  return tf.image.resize(square, (image_size, image_size), antialias=True)
+  return _resize(image[top:top + side, left:left + side], image_size)
 
 
 def evaluation_view(image: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -77,8 +89,7 @@ def random_crop_resize(image: tf.Tensor, seed: tf.Tensor, *, image_size: int,
         tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
         seed=crop_seed, min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
         area_range=(min_area, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True)
-    image = tf.slice(image, begin, size)
-    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    image = _resize(tf.slice(image, begin, size), image_size)
   else:
     image = center_crop_resize(image, image_size)
   if flip:
