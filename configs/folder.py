@@ -19,6 +19,7 @@ def get_config():
   config.model.backbone = 'efficientnetv2_b0'
   config.model.image_size = 0  # The backbone's native size.
   config.train.batch_size = 64
-  config.train.head_epochs = 2
+  # Head epochs run on backbone features computed once, so ten cost little more than one.
+  config.train.head_epochs = 10
   config.train.finetune_epochs = 3
   return config.lock()

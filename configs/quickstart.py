@@ -30,7 +30,7 @@ def get_config(arg: str = 'transfer'):
   config.model.width = 0.25
   config.model.image_size = 32
   config.model.dropout = 0.1
-  config.train.mixed_precision = 'float32'
+  config.train.mixed_precision = 'float32'  # The same numbers on every machine.
   config.train.log_every_steps = 50
   if arg == 'source':
     # Train the whole network from random weights: no head phase, BatchNorm learns.
@@ -49,9 +49,8 @@ def get_config(arg: str = 'transfer'):
       config.train.head_epochs = 30
       config.train.head_lr = 1e-2
       config.train.finetune_epochs = 15
-      config.train.finetune_lr = 1e-3
-      config.train.freeze_batchnorm = 'true'
-    else:
+      config.train.finetune_lr = 1e-4
+    else:  # As many steps as 'transfer' takes, all of them training the whole network.
       config.model.weights = 'none'
       config.train.head_epochs = 0
       config.train.finetune_epochs = 45

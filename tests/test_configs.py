@@ -1,10 +1,12 @@
 """Every config in configs/ loads, validates, builds its model, and parses overrides."""
 
 import importlib.util
+import subprocess
 import sys
 
 from absl import flags
 import keras
+import ml_collections
 from ml_collections import config_flags
 import pytest
 
@@ -88,3 +90,21 @@ def test_validate_names_bad_values():
   config.data.source = 'folder'
   with pytest.raises(ValueError, match='needs config.data.path'):
     config_lib.validate(config)
+
+
+def _leaves(config, prefix=''):
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from _leaves(value, f'{prefix}{key}.')
+    else:
+      yield prefix + key
+
+
+def test_every_field_is_documented_and_helpfull_shows_it():
+  docs = config_lib.field_docs()
+  assert set(docs) == set(_leaves(config_lib.default_config()))
+  assert all(len(doc) > 10 for doc in docs.values())
+  helpfull = subprocess.run([sys.executable, '-m', 'tftransfer.train', '--helpfull'],
+                            capture_output=True, text=True, timeout=120).stdout
+  assert '--config.train.unfreeze=' in helpfull
+  assert docs['train.unfreeze'][:40] in ' '.join(helpfull.split())

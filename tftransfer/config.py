@@ -6,6 +6,9 @@ instead of being silently ignored. Fields whose values are 'auto' are resolved a
 and the resolution is logged and saved in the workdir's `config.json`.
 """
 
+import inspect
+import re
+
 import ml_collections
 
 
@@ -126,6 +129,38 @@ def default_config() -> ml_collections.ConfigDict:
   # Largest image (width x height, in pixels) a serving request may carry; 0 = no limit.
   export.max_image_pixels = 40_000_000
   return config
+
+
+def field_docs() -> dict[str, str]:
+  """{'train.batch_size': its comment, ...} for every field, read from `default_config`'s
+  source, so the comments there are the one documentation of the fields (--helpfull shows
+  them)."""
+  docs, comment = {}, []
+  for line in inspect.getsource(default_config).splitlines():
+    line = line.strip()
+    assignment = re.match(r'(config|data|model|train|distribute|export)\.(\w+) = (?!data|model|'
+                          r'train|distribute|export)', line)
+    if line.startswith('#'):
+      comment.append(line.lstrip('# '))
+    elif assignment and comment:
+      section, field = assignment.groups()
+      docs[field if section == 'config' else f'{section}.{field}'] = ' '.join(comment)
+      comment = []
+    else:
+      comment = []
+  return docs
+
+
+def describe_fields() -> str:
+  """Every field, its default and its comment: the help text of the --config flag."""
+  defaults = default_config()
+  lines = []
+  for name, doc in field_docs().items():
+    value = defaults
+    for part in name.split('.'):
+      value = value[part]
+    lines.append(f'  --config.{name}={value!r}\n      {doc}')
+  return '\n'.join(lines)
 
 
 _SWITCHES = {'true': 'true', '1': 'true', 'yes': 'true', 'false': 'false', '0': 'false',

@@ -13,11 +13,13 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from tftransfer import training
+from tftransfer import config as config_lib, training
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file in configs/, optionally with an argument '
-    '(configs/quickstart.py:transfer). Override fields with --config.<section>.<field>=value.')
+    '(configs/quickstart.py:transfer). Override any field with --config.<field>=value; the '
+    'fields, their defaults (before the config file changes them) and meanings:\n'
+    + config_lib.describe_fields())
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory holding the whole run: config, '
                                'checkpoints, TensorBoard logs, metrics; resumed if it exists.')
 flags.mark_flags_as_required(['config', 'workdir'])
