@@ -4,12 +4,14 @@ Runs the exact training loop tftransfer trains with (training.make_train_loop) f
 backbone, resolution, batch size, precision and XLA setting, and prints one JSON line per
 measurement, in images/sec:
 
-  train_step   the compiled step alone, on one synthetic batch held in memory;
-  pipeline     the tf.data input pipeline alone on --train_dir (first pass decodes the
-               JPEGs, later passes read the decoded cache);
-  end_to_end   the step fed by the pipeline, as in a real epoch.
+  train_step_synthetic   the compiled step alone on one batch of uniform noise in memory;
+  train_step_real_batch  the step alone on one real batch from --train_dir held in memory
+                         (on CPUs, real images train measurably slower than noise);
+  pipeline_first_pass    the tf.data input pipeline alone on --train_dir, decoding the JPEGs;
+  pipeline_cached        the pipeline alone reading the decoded cache (later epochs);
+  end_to_end             the step fed by the pipeline, as in a real epoch.
 
-Without --train_dir only train_step runs, which is how to measure a GPU or TPU:
+Without --train_dir only train_step_synthetic runs, which is how to measure a GPU or TPU:
 
   python scripts/benchmark_throughput.py --backbone=resnet50 --image_size=224 \
       --batch_size=256 --precision=bfloat16 --jit_compile=true
@@ -80,14 +82,15 @@ def main(argv):
     print(json.dumps({'measurement': measurement, 'images_per_sec': round(images_per_sec, 1),
                       **setting, **extra}), flush=True)
 
+  def train_step_alone(batch):
+    iterator = iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(batch).repeat()))
+    return _timed(lambda n: loop(iterator, tf.constant(n)).numpy(), _STEPS.value, batch_size)
+
   rng = np.random.default_rng(0)
-  batch = (rng.uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32),
-           rng.integers(0, 10, batch_size).astype(np.int32))
-  synthetic = strategy.experimental_distribute_dataset(
-      tf.data.Dataset.from_tensors(batch).repeat())
-  iterator = iter(synthetic)
-  report('train_step', _timed(lambda n: loop(iterator, tf.constant(n)).numpy(),
-                              _STEPS.value, batch_size))
+  report('train_step_synthetic', train_step_alone((
+      rng.uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32),
+      rng.integers(0, 10, batch_size).astype(np.int32))))
   if not _TRAIN_DIR.value:
     return
 
@@ -106,9 +109,9 @@ def main(argv):
 
   start = time.perf_counter()
   consume(steps_per_epoch)  # the first pass decodes every JPEG and fills the cache
-  report('pipeline', steps_per_epoch * batch_size / (time.perf_counter() - start),
-         **{'pass': 'first (decode)'})
-  report('pipeline', _timed(consume, steps_per_epoch, batch_size), **{'pass': 'cached'})
+  report('pipeline_first_pass', steps_per_epoch * batch_size / (time.perf_counter() - start))
+  report('pipeline_cached', _timed(consume, steps_per_epoch, batch_size))
+  report('train_step_real_batch', train_step_alone(next(iter(batches))))
   fed = iter(strategy.experimental_distribute_dataset(batches))
   report('end_to_end', _timed(lambda n: loop(fed, tf.constant(n)).numpy(), _STEPS.value,
                               batch_size))

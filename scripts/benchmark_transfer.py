@@ -238,13 +238,9 @@ def summarize(results: dict[str, list[dict]], throughput: list[dict]) -> dict:
           'at_most_half_the_peer_time': to_final is not None and to_final <= peer_seconds / 2}
     finetune = [p['epoch_images_per_sec'] for p in peer if p['phase'] == 'finetune']
     summary['peer_finetune_images_per_sec'] = max(finetune) if finetune else None
-  by_kind = {(t['measurement'], t.get('pass')): t['images_per_sec'] for t in throughput}
-  if by_kind:
-    summary['tftransfer_images_per_sec'] = {
-        'train_step_alone': by_kind.get(('train_step', None)),
-        'pipeline_alone_first_pass': by_kind.get(('pipeline', 'first (decode)')),
-        'pipeline_alone_cached': by_kind.get(('pipeline', 'cached')),
-        'end_to_end': by_kind.get(('end_to_end', None))}
+  if throughput:
+    summary['tftransfer_images_per_sec'] = {t['measurement']: t['images_per_sec']
+                                            for t in throughput}
   return summary
 
 
