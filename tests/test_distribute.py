@@ -14,16 +14,18 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO
+from tftransfer import backbones, restore
 
 RUNNER = str(REPO / 'tests' / 'run_tiny.py')
 
 
 def _exact_config(weights_path, **extra):
   """Full-batch, augmentation-free SGD on frozen-BatchNorm weights: every step's gradient is
-  the mean over the same 40 examples however they are sharded, so runs must agree."""
+  the mean over the same 40 examples however they are sharded, so runs must agree (up to
+  the order floating-point sums are taken in)."""
   return {'model__weights': str(weights_path), 'model__dropout': 0.0,
           'data__crop_min_area': 1.0, 'train__batch_size': 40, 'train__optimizer': 'sgd',
-          'train__head_lr': 0.05, 'train__finetune_lr': 0.02, 'train__head_epochs': 2,
+          'train__head_lr': 0.003, 'train__finetune_lr': 0.0005, 'train__head_epochs': 2,
           'train__finetune_epochs': 2, **extra}
 
 
@@ -48,18 +50,25 @@ def _finish(process, timeout=300):
   return json.loads(stdout.strip().splitlines()[-1]), stderr
 
 
-def _model_variables(workdir):
-  reader = tf.train.load_checkpoint(str(workdir / 'checkpoints'))
-  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-          if name.startswith('model/') and 'OPTIMIZER_SLOT' not in name}
+def _assert_same_training(run, reference, pretrained):
+  """Both runs' models agree to 1 % of how far training moved the backbone from `pretrained`.
 
-
-def _assert_same_weights(a, b):
-  variables_a, variables_b = _model_variables(a), _model_variables(b)
-  assert variables_a.keys() == variables_b.keys() and len(variables_a) > 50
-  for name in variables_a:
-    np.testing.assert_allclose(variables_a[name], variables_b[name], rtol=1e-4, atol=1e-6,
-                               err_msg=name)
+  Splitting a batch over replicas or workers changes the order floating-point sums are taken
+  in, and a few steps can amplify that (units at the edge of ReLU6); real bugs (a batch seen
+  twice, a learning rate scaled by the replicas, an unsynchronised update) differ by the
+  size of the update itself.
+  """
+  trained = restore.restore(str(run)).model
+  expected = restore.restore(str(reference)).model
+  initial = backbones.build_backbone('mobilenet', image_size=32, width=0.25,
+                                     weights=str(pretrained))
+  backbone = expected.get_layer(initial.name)
+  moved = max(float(np.max(np.abs(a.numpy() - b.numpy())))
+              for a, b in zip(backbone.weights, initial.weights))
+  assert moved > 1e-3, 'training barely moved the weights; the comparison would be empty'
+  assert len(trained.weights) == len(expected.weights)
+  for a, b in zip(trained.weights, expected.weights):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=0.01 * moved, err_msg=a.path)
 
 
 def _free_ports(count):
@@ -80,11 +89,12 @@ def _cluster(count):
 
 @pytest.fixture(scope='module')
 def single_device_run(tmp_path_factory):
-  """The reference: one process, one device."""
-  from conftest import write_fake_weights
+  """The reference: one process, one device, from weights whose features depend on the
+  image (so every layer gets gradients worth comparing)."""
+  from conftest import write_calibrated_weights
   root = tmp_path_factory.mktemp('single')
   weights = root / 'pretrained.weights.h5'
-  write_fake_weights(weights)
+  write_calibrated_weights(weights)
   final, _ = _finish(_start(root / 'run', _exact_config(weights)))
   return root / 'run', weights, final
 
@@ -94,8 +104,8 @@ def test_mirrored_over_two_cpus_matches_one_device(single_device_run, tmp_path):
   final, log = _finish(_start(tmp_path / 'run', _exact_config(
       weights, distribute__strategy='mirrored'), logical_cpus=2))
   assert '2 replicas in sync' in log
-  _assert_same_weights(tmp_path / 'run', reference)
-  assert final['val_loss'] == pytest.approx(reference_final['val_loss'], rel=1e-4)
+  _assert_same_training(tmp_path / 'run', reference, weights)
+  assert final['val_loss'] == pytest.approx(reference_final['val_loss'], rel=1e-2)
 
 
 def test_two_workers_on_loopback_match_one_process(single_device_run, tmp_path):
@@ -107,8 +117,8 @@ def test_two_workers_on_loopback_match_one_process(single_device_run, tmp_path):
   assert 'worker 0 of 2 (chief)' in chief_log and 'worker 1 of 2.' in other_log
   # Identical weights on both workers, and the same result as one process.
   assert chief['weights_sha256'] == other['weights_sha256']
-  _assert_same_weights(workdir, reference)
-  assert chief['val_loss'] == pytest.approx(reference_final['val_loss'], rel=1e-4)
+  _assert_same_training(workdir, reference, weights)
+  assert chief['val_loss'] == pytest.approx(reference_final['val_loss'], rel=1e-2)
   # Only the chief wrote: one checkpoint directory, one metrics row per epoch.
   rows = (workdir / 'metrics.jsonl').read_text().splitlines()
   assert len(rows) == 4

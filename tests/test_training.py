@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from tftransfer import backbones, models, training
+from tftransfer import backbones, models, restore, training
 from conftest import REPO, tiny_config
 
 
@@ -34,6 +34,12 @@ def test_head_phase_moves_only_the_head(tmp_path, fake_weights, on_features):
   backbone = _trained_backbone(tmp_path / 'run')
   for variable, before in zip(backbone.weights, pretrained):
     np.testing.assert_array_equal(variable.numpy(), before, err_msg=variable.path)
+  # ... while the head did train: compare with its initialisation under the same seed.
+  keras.utils.set_random_seed(config.seed)
+  untrained = models.build_model(backbone='mobilenet', num_classes=5, image_size=32,
+                                 width=0.25, weights=str(path)).head
+  trained = restore.restore(str(tmp_path / 'run')).model.get_layer('head')
+  assert not np.allclose(trained.weights[0].numpy(), untrained.weights[0].numpy())
 
 
 def test_finetune_trains_convolutions_but_not_batchnorm(tmp_path, fake_weights):
