@@ -9,11 +9,12 @@ import sys
 
 
 def main(workdirs):
-  print(f'{"run":<40} {"data":<16} {"labels":>7} {"val acc":>8} {"steps":>6} {"seconds":>8}')
+  width = max(len('run'), *map(len, workdirs))
+  print(f'{"run":<{width}} {"data":<16} {"labels":>7} {"val acc":>8} {"steps":>6} {"seconds":>8}')
   for workdir in map(pathlib.Path, workdirs):
     final = json.loads((workdir / 'final_metrics.json').read_text())
     config = json.loads((workdir / 'config.json').read_text())
-    print(f'{str(workdir):<40} {config["data"]["name"]:<16} '
+    print(f'{str(workdir):<{width}} {config["data"]["name"]:<16} '
           f'{final["num_train_examples"]:>7} {final["val_accuracy"]:>8.3f} '
           f'{final["step"]:>6} {final["wall_seconds"]:>8.1f}')
 

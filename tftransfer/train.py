@@ -8,6 +8,8 @@ Re-running the same command resumes from the workdir's newest checkpoint; a fini
 is not retrained. `--helpfull` lists every config field.
 """
 
+import logging as python_logging
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -28,6 +30,10 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  # TensorFlow's checkpoint writer logs one INFO line per save through absl ('Sharding callback
+  # duration'), which drowns the progress lines; its warnings and errors still show.
+  logging.get_absl_handler().addFilter(
+      lambda record: record.module != 'functional_saver' or record.levelno > python_logging.INFO)
   logging.info('Config:\n%s', _CONFIG.value)
   training.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
