@@ -3,7 +3,8 @@
 Usage: python tests/run_tiny.py WORKDIR '{"train__max_steps": 3}' [LOGICAL_CPUS]
 
 Distributed tests need fresh processes: TF_CONFIG and logical CPU devices must be set before
-TensorFlow starts. Prints the final metrics as the last line of stdout, as JSON.
+TensorFlow starts. Prints the final metrics as the last line of stdout, as JSON; a run
+stopped by a signal exits with the status tftransfer-train would.
 """
 
 import json
@@ -22,8 +23,11 @@ def main(workdir, overrides, logical_cpus=1):
         cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
   sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   from conftest import tiny_config  # pylint: disable=g-import-not-at-top
-  from tftransfer import training  # pylint: disable=g-import-not-at-top
-  final = training.train_and_evaluate(tiny_config(**overrides), workdir)
+  from tftransfer import interrupts, training  # pylint: disable=g-import-not-at-top
+  try:
+    final = training.train_and_evaluate(tiny_config(**overrides), workdir)
+  except interrupts.Interrupted as stopped:
+    sys.exit(stopped.exit_code)
   print(json.dumps(final), flush=True)
 
 

@@ -152,3 +152,32 @@ def test_killed_worker_cluster_resumes_from_checkpoint(tmp_path):
     assert final['step'] == 30 * 5
   rows = [json.loads(line) for line in metrics.read_text().splitlines()]
   assert [row['epoch'] for row in rows] == list(range(1, 31))
+
+
+def test_sigterm_to_one_worker_stops_the_cluster_with_a_checkpoint(tmp_path):
+  workdir = tmp_path / 'run'
+  config = {'train__head_epochs': 0, 'train__finetune_epochs': 12, 'train__steps_per_loop': 1,
+            'train__checkpoint_every_secs': 0, 'distribute__strategy': 'multi_worker'}
+  workers = [_start(workdir, config, tf_config=tf_config) for tf_config in _cluster(2)]
+  metrics = workdir / 'metrics.jsonl'
+  deadline = time.time() + 300
+  while time.time() < deadline and all(w.poll() is None for w in workers):
+    if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+      break
+    time.sleep(0.05)
+  assert all(w.poll() is None for w in workers), 'the run ended before the signal'
+  workers[1].send_signal(signal.SIGTERM)  # The non-chief is preempted; the chief is not.
+  logs = [worker.communicate(timeout=120)[1] for worker in workers]
+  assert [w.returncode for w in workers] == [1, 128 + signal.SIGTERM], logs[1][-3000:]
+  assert "Stopped by another worker's stop request" in logs[0]
+  stopped_at = int(logs[1].split('Stopped by SIGTERM at step ')[1].split()[0])
+  assert f'Stopped by another worker\'s stop request at step {stopped_at} ' in logs[0]
+  # Only epoch ends save when checkpoint_every_secs=0: this one was saved for the signal.
+  assert stopped_at % 5 and (workdir / 'checkpoints' / f'ckpt-{stopped_at}.index').exists()
+
+  restarted = [_start(workdir, config, tf_config=tf_config) for tf_config in _cluster(2)]
+  for final, log in [_finish(worker) for worker in restarted]:
+    assert f'ckpt-{stopped_at} at step {stopped_at} of 60' in log
+    assert final['step'] == 60
+  rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+  assert [row['epoch'] for row in rows] == list(range(1, 13))

@@ -106,7 +106,8 @@ def default_config() -> ml_collections.ConfigDict:
   train.mixed_precision = 'auto'
   # XLA compilation of the train step: 'auto' | 'true' | 'false'.
   train.jit_compile = 'auto'
-  # Train steps per tf.function call (fewer Python round trips; progress is logged between).
+  # Train steps per tf.function call (fewer Python round trips). Progress is logged, and a
+  # Ctrl-C or SIGTERM stops with a checkpoint, between calls.
   train.steps_per_loop = 20
   # Log progress every this many steps.
   train.log_every_steps = 100

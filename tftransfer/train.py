@@ -5,17 +5,20 @@ Usage:
       [--config.train.batch_size=32 ...]
 
 Re-running the same command resumes from the workdir's newest checkpoint; a finished run
-is not retrained. `--helpfull` lists every config field.
+is not retrained. Ctrl-C or SIGTERM stops at the next step boundary after saving a
+checkpoint (exit status 130 or 143); a second one stops at once. `--helpfull` lists every
+config field.
 """
 
 import logging as python_logging
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from tftransfer import config as config_lib, training
+from tftransfer import config as config_lib, interrupts, training
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file in configs/, optionally with an argument '
@@ -35,7 +38,10 @@ def main(argv):
   logging.get_absl_handler().addFilter(
       lambda record: record.module != 'functional_saver' or record.levelno > python_logging.INFO)
   logging.info('Config:\n%s', _CONFIG.value)
-  training.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    training.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except interrupts.Interrupted as stopped:  # Logged, with the step, where it was raised.
+    sys.exit(stopped.exit_code)
 
 
 def run():

@@ -13,7 +13,8 @@ The loop is `strategy.run` inside a tf.function (not `model.fit`, which fails un
 MultiWorkerMirroredStrategy in Keras 3.15, keras-team/keras#20585), so one code path serves
 one device, mirrored GPUs, multiple workers and TPUs. The global step lives in the checkpoint;
 the phase and epoch are derived from it, so a run killed at any point resumes where its
-newest checkpoint left it and a finished run is not retrained.
+newest checkpoint left it and a finished run is not retrained. SIGINT and SIGTERM do not kill
+a run mid-step: it saves a checkpoint at the next step boundary and stops (interrupts.py).
 """
 
 import dataclasses
@@ -21,6 +22,7 @@ import hashlib
 import math
 import os
 import shutil
+import signal
 import tempfile
 import time
 
@@ -31,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import backbones, config as config_lib, datasets, models, optimization
-from tftransfer import pipeline, runtime
+from tftransfer import interrupts, pipeline, runtime
 from tftransfer.workdir import Workdir
 
 SUM = tf.distribute.ReduceOp.SUM
@@ -191,6 +193,7 @@ class _Trainer:
     self.writer = (tf.summary.create_file_writer(run.tensorboard_dir) if rt.is_chief
                    else tf.summary.create_noop_writer())
     self.last_save = time.time()
+    self.stop_request = interrupts.StopRequest()  # Set by _train while signals are caught.
     self._eval_steps = {}
     self.last_eval = None  # (step, val_loss, val_accuracy) of this process's latest evaluation
 
@@ -306,21 +309,24 @@ class _Trainer:
     self.manager.save(checkpoint_number=self.current_step)
     self.last_save = time.time()
 
-  def _checkpoint_due(self) -> bool:
-    """Whether checkpoint_every_secs has passed on the chief's clock.
+  def _save_or_stop_due(self) -> tuple[bool, bool]:
+    """Whether to save a checkpoint now, and whether to stop after it.
 
-    Every worker must save together, so in a multi-worker run the chief's decision is
-    shared with an all-reduce instead of each worker consulting its own clock.
+    Saving is due when checkpoint_every_secs has passed on the chief's clock; stopping when
+    a signal asked this process (or, in a multi-worker run, any worker) to stop. Every
+    worker must save and stop together, so in a multi-worker run the decisions are shared
+    with an all-reduce instead of each worker consulting its own clock and signals.
     """
     every = self.config.train.checkpoint_every_secs
     due = bool(every) and self.rt.is_chief and time.time() - self.last_save > every
-    if self.rt.num_workers == 1:
-      return due
-    return bool(self._agree(tf.constant(float(due))) > 0)
+    stop = self.stop_request.signum is not None
+    if self.rt.num_workers > 1:
+      due, stop = (self._agree(tf.constant([float(due), float(stop)])).numpy() > 0).tolist()
+    return due, stop
 
   @tf.function
-  def _agree(self, flag):
-    return self.strategy.reduce(SUM, self.strategy.run(lambda: tf.identity(flag)), axis=None)
+  def _agree(self, flags):
+    return self.strategy.reduce(SUM, self.strategy.run(lambda: tf.identity(flags)), axis=None)
 
   def train_phase(self, phase: Phase) -> None:
     """Trains `phase` from the current step to its end (or to max_steps)."""
@@ -384,8 +390,12 @@ class _Trainer:
       if self.current_step % train.log_every_steps == 0 or self.current_step == epoch_end:
         self._log_progress(phase, epoch, log_totals, time.time() - log_start, optimizer)
         log_totals, log_start = np.zeros(3), time.time()
-      if self.current_step < epoch_end and self._checkpoint_due():
-        self.save_checkpoint()
+      if self.current_step < epoch_end:
+        save, stop = self._save_or_stop_due()
+        if save or stop:
+          self.save_checkpoint()
+        if stop:
+          self._stop()
     val_loss, val_accuracy = evaluate()
     self.last_eval = (self.current_step, val_loss, val_accuracy)
     train_loss, train_accuracy = _rates(totals)
@@ -411,6 +421,14 @@ class _Trainer:
       tf.summary.scalar('epoch_seconds', seconds)
     self.writer.flush()
     self.save_checkpoint()
+
+  def _stop(self):
+    signum = self.stop_request.signum
+    cause = signal.Signals(signum).name if signum else 'another worker\'s stop request'
+    message = (f'Stopped by {cause} at step {self.current_step} of {self.total_steps}, '
+               'after saving a checkpoint; re-run the same command to resume from it.')
+    logging.warning(message)
+    raise interrupts.Interrupted(message, signum)
 
   def _log_progress(self, phase, epoch, totals, seconds, optimizer) -> None:
     loss, accuracy = _rates(totals)
@@ -470,15 +488,11 @@ def _train(trainer: _Trainer, run: Workdir) -> dict:
     return finished
   if trainer.rt.is_chief:
     run.drop_metrics_after(trainer.current_step)
-  try:
+  with interrupts.stop_requests() as request:
+    trainer.stop_request = request
     for phase in trainer.phases:
       if trainer.current_step < min(phase.end_step, trainer.total_steps):
         trainer.train_phase(phase)
-  except KeyboardInterrupt:
-    logging.warning('Interrupted: saving a checkpoint at step %d; re-run to resume.',
-                    trainer.current_step)
-    trainer.save_checkpoint()
-    raise
   final = trainer.finish()
   logging.info('Finished: validation accuracy %.4f after %d steps (%s).',
                final['val_accuracy'], final['step'], run.path)
