@@ -1,5 +1,6 @@
 """tf.distribute: mirrored replicas and real multi-worker processes on loopback agree with
-one device, only the chief writes, and a killed cluster resumes from its checkpoint."""
+one device, only the chief writes, and a cluster that lost a worker, or was asked to stop,
+resumes from its checkpoint."""
 
 import json
 import os
@@ -125,7 +126,7 @@ def test_two_workers_on_loopback_match_one_process(single_device_run, tmp_path):
   assert not list(tmp_path.glob('**/tftransfer_worker_checkpoints_*'))
 
 
-def test_killed_worker_cluster_resumes_from_checkpoint(tmp_path):
+def test_killed_worker_stops_the_chief_and_the_restarted_cluster_resumes(tmp_path):
   workdir = tmp_path / 'run'
   config = {'train__head_epochs': 0, 'train__finetune_epochs': 30,
             'train__steps_per_loop': 1, 'distribute__strategy': 'multi_worker'}
@@ -139,9 +140,13 @@ def test_killed_worker_cluster_resumes_from_checkpoint(tmp_path):
     time.sleep(0.05)
   assert all(w.poll() is None for w in workers), 'the run ended before the kill'
   workers[1].send_signal(signal.SIGKILL)  # A worker dies; the chief cannot go on alone.
-  workers[0].send_signal(signal.SIGKILL)
-  for worker in workers:
-    worker.communicate()
+  try:
+    chief_log = workers[0].communicate(timeout=120)[1]
+  finally:
+    workers[0].kill()
+  workers[1].communicate()
+  assert workers[0].returncode == 1, chief_log[-3000:]
+  assert 'Lost another worker of the cluster' in chief_log
   killed_at = len(metrics.read_text().splitlines())
   assert killed_at < 30
 

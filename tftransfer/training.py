@@ -490,9 +490,19 @@ def _train(trainer: _Trainer, run: Workdir) -> dict:
     run.drop_metrics_after(trainer.current_step)
   with interrupts.stop_requests() as request:
     trainer.stop_request = request
-    for phase in trainer.phases:
-      if trainer.current_step < min(phase.end_step, trainer.total_steps):
-        trainer.train_phase(phase)
+    try:
+      for phase in trainer.phases:
+        if trainer.current_step < min(phase.end_step, trainer.total_steps):
+          trainer.train_phase(phase)
+    except tf.errors.UnavailableError:
+      if trainer.rt.num_workers == 1:
+        raise
+      latest = tf.train.latest_checkpoint(run.checkpoint_dir)
+      logging.error('Lost another worker of the cluster at step %d (its process or host '
+                    'failed; TensorFlow\'s error follows). No worker can go on alone: start '
+                    'every worker again with the same command, and all of them resume from '
+                    '%s.', trainer.current_step, latest or 'the start (no checkpoint yet)')
+      raise
   final = trainer.finish()
   logging.info('Finished: validation accuracy %.4f after %d steps (%s).',
                final['val_accuracy'], final['step'], run.path)
