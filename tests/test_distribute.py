@@ -126,28 +126,40 @@ def test_two_workers_on_loopback_match_one_process(single_device_run, tmp_path):
   assert not list(tmp_path.glob('**/tftransfer_worker_checkpoints_*'))
 
 
+def _cluster_past_epoch(workdir, config, epochs):
+  """Two workers training `config`, returned once the chief has logged `epochs` epochs."""
+  workers = [_start(workdir, config, tf_config=tf_config) for tf_config in _cluster(2)]
+  metrics = workdir / 'metrics.jsonl'
+  deadline = time.time() + 300
+  while time.time() < deadline and all(w.poll() is None for w in workers):
+    if metrics.exists() and len(metrics.read_text().splitlines()) >= epochs:
+      return workers
+    time.sleep(0.05)
+  for worker in workers:
+    worker.kill()
+  pytest.fail('the cluster ended, or never finished its first epochs, before the test could '
+              'interrupt it')
+
+
+def _stderr_when_stopped(process, timeout=120):
+  """The stderr of `process` once it exits by itself; killed (and failing) after `timeout`."""
+  try:
+    return process.communicate(timeout=timeout)[1]
+  finally:
+    process.kill()
+
+
 def test_killed_worker_stops_the_chief_and_the_restarted_cluster_resumes(tmp_path):
   workdir = tmp_path / 'run'
   config = {'train__head_epochs': 0, 'train__finetune_epochs': 30,
             'train__steps_per_loop': 1, 'distribute__strategy': 'multi_worker'}
-  cluster = _cluster(2)
-  workers = [_start(workdir, config, tf_config=tf_config) for tf_config in cluster]
-  metrics = workdir / 'metrics.jsonl'
-  deadline = time.time() + 300
-  while time.time() < deadline and all(w.poll() is None for w in workers):
-    if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
-      break
-    time.sleep(0.05)
-  assert all(w.poll() is None for w in workers), 'the run ended before the kill'
-  workers[1].send_signal(signal.SIGKILL)  # A worker dies; the chief cannot go on alone.
-  try:
-    chief_log = workers[0].communicate(timeout=120)[1]
-  finally:
-    workers[0].kill()
-  workers[1].communicate()
-  assert workers[0].returncode == 1, chief_log[-3000:]
+  chief, other = _cluster_past_epoch(workdir, config, 3)
+  other.send_signal(signal.SIGKILL)  # A worker dies; the chief cannot go on alone.
+  chief_log = _stderr_when_stopped(chief)
+  other.communicate()
+  assert chief.returncode == 1, chief_log[-3000:]
   assert 'Lost another worker of the cluster' in chief_log
-  killed_at = len(metrics.read_text().splitlines())
+  killed_at = len((workdir / 'metrics.jsonl').read_text().splitlines())
   assert killed_at < 30
 
   restarted = [_start(workdir, config, tf_config=tf_config) for tf_config in _cluster(2)]
@@ -155,7 +167,7 @@ def test_killed_worker_stops_the_chief_and_the_restarted_cluster_resumes(tmp_pat
   for final, log in results:
     assert 'Resuming from' in log
     assert final['step'] == 30 * 5
-  rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+  rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert [row['epoch'] for row in rows] == list(range(1, 31))
 
 
@@ -163,16 +175,9 @@ def test_sigterm_to_one_worker_stops_the_cluster_with_a_checkpoint(tmp_path):
   workdir = tmp_path / 'run'
   config = {'train__head_epochs': 0, 'train__finetune_epochs': 12, 'train__steps_per_loop': 1,
             'train__checkpoint_every_secs': 0, 'distribute__strategy': 'multi_worker'}
-  workers = [_start(workdir, config, tf_config=tf_config) for tf_config in _cluster(2)]
-  metrics = workdir / 'metrics.jsonl'
-  deadline = time.time() + 300
-  while time.time() < deadline and all(w.poll() is None for w in workers):
-    if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
-      break
-    time.sleep(0.05)
-  assert all(w.poll() is None for w in workers), 'the run ended before the signal'
+  workers = _cluster_past_epoch(workdir, config, 2)
   workers[1].send_signal(signal.SIGTERM)  # The non-chief is preempted; the chief is not.
-  logs = [worker.communicate(timeout=120)[1] for worker in workers]
+  logs = [_stderr_when_stopped(worker) for worker in workers]
   assert [w.returncode for w in workers] == [1, 128 + signal.SIGTERM], logs[1][-3000:]
   assert "Stopped by another worker's stop request" in logs[0]
   stopped_at = int(logs[1].split('Stopped by SIGTERM at step ')[1].split()[0])
@@ -184,5 +189,5 @@ def test_sigterm_to_one_worker_stops_the_cluster_with_a_checkpoint(tmp_path):
   for final, log in [_finish(worker) for worker in restarted]:
     assert f'ckpt-{stopped_at} at step {stopped_at} of 60' in log
     assert final['step'] == 60
-  rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+  rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert [row['epoch'] for row in rows] == list(range(1, 13))
