@@ -88,6 +88,19 @@ def test_training_on_a_messy_folder_skips_and_reports(messy_folder, tmp_path):
                                                                               'émeu']
 
 
+def test_a_folder_changed_since_the_run_started_is_refused(messy_folder, tmp_path):
+  # Export and predict name classes from data.json: a renamed class folder must not
+  # silently relabel a trained head.
+  root, _, _ = messy_folder
+  workdir = tmp_path / 'run'
+  training.train_and_evaluate(_folder_config(root), str(workdir))
+  os.rename(root / 'cat', root / 'zebra')
+  with pytest.raises(ValueError, match=r"class_names: \['cat', 'dog', 'émeu'\] -> "
+                                       r"\['dog', 'zebra', 'émeu'\].*new --workdir"):
+    training.train_and_evaluate(_folder_config(root), str(workdir))
+  assert json.loads((workdir / 'data.json').read_text())['class_names'][0] == 'cat'
+
+
 def test_on_bad_image_fail_stops_before_training_naming_the_files(messy_folder, tmp_path):
   root, _, broken = messy_folder
   workdir = tmp_path / 'run'

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from tftransfer import backbones, models, restore, training
+from tftransfer import backbones, interrupts, models, restore, training
 from conftest import REPO, tiny_config
 
 
@@ -117,14 +117,20 @@ def test_a_different_experiment_in_the_workdir_is_refused(tmp_path):
     training.train_and_evaluate(tiny_config(train__head_lr=0.5), str(workdir))
 
 
-def test_max_steps_stops_early_and_a_higher_cap_continues(tmp_path):
+def test_max_steps_stops_early_and_a_higher_cap_continues(tmp_path, monkeypatch):
   workdir = tmp_path / 'run'
   assert training.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))[
       'step'] == 3
-  assert training.train_and_evaluate(tiny_config(train__max_steps=7), str(workdir))[
-      'step'] == 7
+  final = training.train_and_evaluate(tiny_config(train__max_steps=7), str(workdir))
   rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert [row['step'] for row in rows] == [3, 5, 7]
+  # Steps 1-3 and 4-5 are the head's one epoch in two pieces: still one epoch.
+  assert (final['step'], final['epochs']) == (7, 2)
+  # A continued run is unfinished until it finishes again, not finished at its old end.
+  monkeypatch.setattr(training._Trainer, 'finish', lambda self: 1 / 0)
+  with pytest.raises(ZeroDivisionError):
+    training.train_and_evaluate(tiny_config(train__max_steps=8), str(workdir))
+  assert not (workdir / 'final_metrics.json').exists()
 
 
 def test_bfloat16_trains_with_float32_logits(tmp_path):
@@ -149,9 +155,17 @@ def test_bad_values_fail_before_any_work(tmp_path):
     training.train_and_evaluate(tiny_config(model__backbone='resnet'), str(tmp_path / 'b'))
   with pytest.raises(ValueError, match='too small'):
     training.train_and_evaluate(tiny_config(model__backbone='xception'), str(tmp_path / 'c'))
+  with pytest.raises(ValueError, match='nothing to validate on'):
+    training.train_and_evaluate(
+        tiny_config(data__source='folder', data__path=str(tmp_path), data__val_fraction=0.0),
+        str(tmp_path / 'e'))
   with pytest.raises(ValueError, match='larger than the training split'):
     training.train_and_evaluate(tiny_config(train__batch_size=64), str(tmp_path / 'd'))
-  assert not (tmp_path / 'a').exists()
+  assert not (tmp_path / 'a').exists() and not (tmp_path / 'e').exists()
+  # Found only once the data is loaded, yet it does not lock the workdir to the bad value.
+  assert not (tmp_path / 'd' / 'config.json').exists()
+  assert training.train_and_evaluate(tiny_config(train__max_steps=1),
+                                     str(tmp_path / 'd'))['step'] == 1
 
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):
@@ -215,3 +229,34 @@ def test_sigterm_saves_a_checkpoint_mid_epoch_and_the_run_resumes_there(tmp_path
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f'ckpt-{stopped_at} at step {stopped_at} of 125' in resumed.stderr
   assert json.loads((workdir / 'final_metrics.json').read_text())['step'] == 125
+
+
+def test_a_run_resumes_under_another_precision(tmp_path):
+  # float16 wraps the optimizer in a loss-scale optimizer; the checkpoint must not care.
+  workdir = str(tmp_path / 'run')
+  training.train_and_evaluate(tiny_config(train__max_steps=3), workdir)
+  final = training.train_and_evaluate(
+      tiny_config(train__max_steps=5, train__mixed_precision='float16'), workdir)
+  assert (final['step'], final['precision']) == (5, 'float16')
+  final = training.train_and_evaluate(tiny_config(train__max_steps=6), workdir)
+  assert (final['step'], final['precision']) == (6, 'float32')
+
+
+def test_a_stop_request_during_the_feature_pass_stops_before_training(tmp_path, monkeypatch):
+  # Every tf.function call ends an epoch here (5 steps per loop and per epoch), so only the
+  # checks outside the step loop (after the feature pass, at epoch ends) can see the request.
+  features, signals = training._Trainer._features, []
+
+  def features_then_sigint(self, split):
+    if not signals:  # Once: a second Ctrl-C means 'stop at once'.
+      signals.append(os.kill(os.getpid(), signal.SIGINT))
+    return features(self, split)
+
+  monkeypatch.setattr(training._Trainer, '_features', features_then_sigint)
+  workdir = tmp_path / 'run'
+  with pytest.raises(interrupts.Interrupted, match='Stopped by SIGINT at step 0 of 10') as error:
+    training.train_and_evaluate(tiny_config(), str(workdir))
+  assert error.value.exit_code == 130
+  assert (workdir / 'checkpoints' / 'ckpt-0.index').exists()
+  monkeypatch.undo()
+  assert training.train_and_evaluate(tiny_config(), str(workdir))['step'] == 10

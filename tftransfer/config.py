@@ -199,6 +199,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
            'e.g. --config.data.path=/data/my_images.')
   _check(0 <= data.val_fraction < 1, f'config.data.val_fraction={data.val_fraction} must be '
          'in [0, 1).')
+  if data.source in ('folder', 'tfrecord'):
+    _check(data.val_fraction > 0, f'config.data.val_fraction=0 leaves a {data.source} source '
+           'nothing to validate on (it has no validation split); use e.g. 0.1.')
   _check(data.max_examples_per_class >= 0, 'config.data.max_examples_per_class='
          f'{data.max_examples_per_class} must be >= 0 (0 = all).')
   _one_of(data.cache, 'data.cache', ('auto', 'memory', 'none'))

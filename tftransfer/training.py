@@ -18,6 +18,7 @@ a run mid-step: it saves a checkpoint at the next step boundary and stops (inter
 """
 
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -83,6 +84,12 @@ def resolve_config(config: ml_collections.ConfigDict
                      jit_compile=config_lib.switch(train.jit_compile, 'train.jit_compile'),
                      depthwise_backbone=spec.depthwise)
   resolved.distribute.strategy = rt.strategy_name
+  replicas = rt.strategy.num_replicas_in_sync
+  if train.batch_size % replicas:
+    raise ValueError(
+        f'config.train.batch_size={train.batch_size} is the global batch and must divide '
+        f'evenly over the {replicas} replicas of strategy {rt.strategy_name!r}; use a '
+        f'multiple of {replicas}.')
   train.mixed_precision = rt.precision
   train.jit_compile = str(rt.jit_compile).lower()
   freeze_bn = config_lib.switch(train.freeze_batchnorm, 'train.freeze_batchnorm')
@@ -181,9 +188,12 @@ class _Trainer:
           dropout=config.model.dropout, pooling=config.model.pooling)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
       self.optimizers = {phase.name: self._build_optimizer(phase) for phase in self.phases}
+    # The optimizers' own state, without float16's loss-scale wrapper: a run can then resume
+    # under another precision (its dynamic loss scale restarts, and adapts in a few steps).
     self.checkpoint = tf.train.Checkpoint(
         model=self.model.model, step=self.step,
-        **{f'{name}_optimizer': opt for name, opt in self.optimizers.items()})
+        **{f'{name}_optimizer': getattr(opt, 'inner_optimizer', opt)
+           for name, opt in self.optimizers.items()})
     self.manager = tf.train.CheckpointManager(self.checkpoint, self.save_dir,
                                               max_to_keep=config.train.keep_checkpoints)
     if latest:
@@ -273,7 +283,9 @@ class _Trainer:
             seed=seed, cache=self.cache['train'], shuffle_buffer=data.shuffle_buffer,
             min_area=data.crop_min_area, flip=data.flip, input_context=context))
 
+  @functools.cached_property
   def _val_images(self):
+    """The validation batches; built once, so their memory cache is filled only once."""
     return self.strategy.distribute_datasets_from_function(
         lambda context: pipeline.eval_batches(
             self.data.val, image_size=self.image_size, batch_size=self.batch_size,
@@ -309,20 +321,24 @@ class _Trainer:
     self.manager.save(checkpoint_number=self.current_step)
     self.last_save = time.time()
 
-  def _save_or_stop_due(self) -> tuple[bool, bool]:
-    """Whether to save a checkpoint now, and whether to stop after it.
+  def _checkpoint(self, *, always: bool) -> None:
+    """Saves a checkpoint if `always` or due, and stops (raising Interrupted) if asked to.
 
-    Saving is due when checkpoint_every_secs has passed on the chief's clock; stopping when
-    a signal asked this process (or, in a multi-worker run, any worker) to stop. Every
-    worker must save and stop together, so in a multi-worker run the decisions are shared
-    with an all-reduce instead of each worker consulting its own clock and signals.
+    A save is due when checkpoint_every_secs has passed on the chief's clock, or before a
+    stop; a stop when a signal asked this process (or, in a multi-worker run, any worker)
+    to stop and training is not complete. Every worker must save and stop together, so in a
+    multi-worker run the decisions are shared with an all-reduce instead of each worker
+    consulting its own clock and signals.
     """
     every = self.config.train.checkpoint_every_secs
     due = bool(every) and self.rt.is_chief and time.time() - self.last_save > every
-    stop = self.stop_request.signum is not None
+    stop = self.stop_request.signum is not None and self.current_step < self.total_steps
     if self.rt.num_workers > 1:
       due, stop = (self._agree(tf.constant([float(due), float(stop)])).numpy() > 0).tolist()
-    return due, stop
+    if always or due or stop:
+      self.save_checkpoint()
+    if stop:
+      self._stop()
 
   @tf.function
   def _agree(self, flags):
@@ -348,9 +364,10 @@ class _Trainer:
       evaluate = lambda: self._evaluate(  # noqa: E731
           self.model.head, self._feature_batches(val_features, val_labels, seed=None))
       logging.info('Features ready in %.1f s.', time.time() - started)
+      self._checkpoint(always=False)  # The pass can take minutes: honour a stop request.
     else:
       forward, batches = self.model.model, self._image_batches(seed)
-      evaluate = lambda: self._evaluate(self.model.model, self._val_images())  # noqa: E731
+      evaluate = lambda: self._evaluate(self.model.model, self._val_images)  # noqa: E731
     optimizer = self.optimizers[phase.name]
     loop = make_train_loop(
         self.strategy, forward, forward.trainable_variables, optimizer,
@@ -391,11 +408,7 @@ class _Trainer:
         self._log_progress(phase, epoch, log_totals, time.time() - log_start, optimizer)
         log_totals, log_start = np.zeros(3), time.time()
       if self.current_step < epoch_end:
-        save, stop = self._save_or_stop_due()
-        if save or stop:
-          self.save_checkpoint()
-        if stop:
-          self._stop()
+        self._checkpoint(always=False)
     val_loss, val_accuracy = evaluate()
     self.last_eval = (self.current_step, val_loss, val_accuracy)
     train_loss, train_accuracy = _rates(totals)
@@ -420,7 +433,7 @@ class _Trainer:
       tf.summary.scalar('val/accuracy', val_accuracy)
       tf.summary.scalar('epoch_seconds', seconds)
     self.writer.flush()
-    self.save_checkpoint()
+    self._checkpoint(always=True)
 
   def _stop(self):
     signum = self.stop_request.signum
@@ -455,13 +468,15 @@ class _Trainer:
       _, val_loss, val_accuracy = self.last_eval
     else:  # Resumed after the last epoch's checkpoint but before the final write.
       self._set_trainable('finetune')
-      val_loss, val_accuracy = self._evaluate(self.model.model, self._val_images())
+      val_loss, val_accuracy = self._evaluate(self.model.model, self._val_images)
     rows = self.run.read_metrics()
     final = {
         'val_accuracy': round(val_accuracy, 5), 'val_loss': round(val_loss, 5),
         'step': self.current_step,
         'wall_seconds': rows[-1]['wall_seconds'] if rows else 0.0,
-        'epochs': len(rows), 'num_train_examples': self.data.train.num_examples,
+        # A run capped mid-epoch and continued has two rows for that epoch.
+        'epochs': len({(row['phase'], row['epoch']) for row in rows}),
+        'num_train_examples': self.data.train.num_examples,
         'num_val_examples': self.data.val.num_examples,
         'backbone': self.config.model.backbone, 'image_size': self.image_size,
         'precision': self.rt.precision, 'weights_sha256': weights_digest(self.model.model),
@@ -488,6 +503,8 @@ def _train(trainer: _Trainer, run: Workdir) -> dict:
     return finished
   if trainer.rt.is_chief:
     run.drop_metrics_after(trainer.current_step)
+    # A run continued past its old end (a higher max_steps) is unfinished until it ends again.
+    run.remove('final_metrics.json')
   with interrupts.stop_requests() as request:
     trainer.stop_request = request
     try:
@@ -524,6 +541,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """
   config, rt = resolve_config(config)
   run = Workdir(workdir)
+  run.check_same_config(config)
   keras.utils.set_random_seed(config.seed)
   keras.mixed_precision.set_global_policy(rt.keras_policy)
   try:
@@ -532,14 +550,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     logging.info('Data: %s; %d classes, %d training and %d validation examples.',
                  data.description, len(data.class_names), data.train.num_examples,
                  data.val.num_examples)
-    if rt.is_chief:
-      run.save_config(config)
-      run.write_json('data.json', {
-          'class_names': list(data.class_names), 'description': data.description,
-          'train_counts': list(data.train.class_counts),
-          'val_counts': list(data.val.class_counts)})
-      run.write_json('data_report.json', data.report())
+    summary = {'class_names': list(data.class_names), 'description': data.description,
+               'train_counts': list(data.train.class_counts),
+               'val_counts': list(data.val.class_counts)}
+    run.check_same_data(summary)
     trainer = _Trainer(config, rt, run, data)
+    # Written only now: a value that fails while building the trainer (a batch larger than
+    # the split, a weights file for another backbone) must not lock the workdir to itself.
+    if rt.is_chief:
+      run.save_experiment(config, summary)
+      run.write_json('data_report.json', data.report())
     try:
       return _train(trainer, run)
     finally:

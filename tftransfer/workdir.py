@@ -67,6 +67,21 @@ def _flatten(tree: dict, prefix: str = '') -> dict:
   return flat
 
 
+def _changes(old: dict | None, new: dict, resumable: tuple[str, ...]) -> list[str]:
+  """'field: old -> new' for every flattened field that differs, except `resumable` ones."""
+  if old is None:
+    return []
+  old, new = _flatten(old), _flatten(new)
+  return [f'{key}: {_short(old.get(key))} -> {_short(new.get(key))}'
+          for key in sorted(old.keys() | new.keys())
+          if old.get(key) != new.get(key) and not key.startswith(resumable)]
+
+
+def _short(value, limit: int = 200) -> str:
+  text = repr(value)
+  return text if len(text) <= limit else text[:limit] + '...'
+
+
 class Workdir:
   """Paths and readers/writers of one run's files."""
 
@@ -112,26 +127,33 @@ class Workdir:
     with tf.io.gfile.GFile(self.file(name)) as f:
       return json.load(f)
 
-  def save_config(self, config: ml_collections.ConfigDict) -> None:
-    """Writes config.json, after checking a previous run here was the same experiment.
+  def check_same_config(self, config: ml_collections.ConfigDict) -> None:
+    """Raises ValueError when the workdir holds a run of another configuration (apart from
+    RESUMABLE_CHANGES): resuming it would mix two experiments."""
+    self._refuse(_changes(self.read_json('config.json'), config.to_dict(), RESUMABLE_CHANGES))
 
-    Raises:
-      ValueError: the workdir holds a run of a different configuration.
-    """
-    new = config.to_dict()
-    old = self.read_json('config.json')
-    if old is not None:
-      old_flat, new_flat = _flatten(old), _flatten(new)
-      changed = sorted(
-          key for key in old_flat.keys() | new_flat.keys()
-          if old_flat.get(key) != new_flat.get(key) and not key.startswith(RESUMABLE_CHANGES))
-      if changed:
-        details = ', '.join(f'{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}' for k in changed)
-        raise ValueError(
-            f'Workdir {self.path} holds a run with a different configuration ({details}). '
-            'Resuming it would mix two experiments; use a new --workdir, or the previous '
-            'values to resume.')
-    self.write_json('config.json', new)
+  def check_same_data(self, data: dict) -> None:
+    """Raises ValueError when the workdir's run saw other data: other class names or split
+    sizes than its data.json records, as when images were added to, removed from or renamed
+    in its folder since. Resuming would mix two experiments, or label predictions with the
+    wrong class names."""
+    self._refuse(_changes(self.read_json('data.json'), data, ('description',)))
+
+  def _refuse(self, changed: list[str]) -> None:
+    if changed:
+      raise ValueError(
+          f'Workdir {self.path} holds a run of a different experiment ({"; ".join(changed)}). '
+          'Resuming it would mix two experiments; use a new --workdir, or the previous '
+          'configuration and data to resume.')
+
+  def save_experiment(self, config: ml_collections.ConfigDict, data: dict) -> None:
+    """Writes config.json and data.json (once check_same_config and check_same_data pass)."""
+    self.write_json('config.json', config.to_dict())
+    self.write_json('data.json', data)
+
+  def remove(self, name: str) -> None:
+    if self.exists(name):
+      tf.io.gfile.remove(self.file(name))
 
   def read_metrics(self) -> list[dict]:
     """The per-epoch rows of metrics.jsonl."""
