@@ -1,5 +1,6 @@
 """Shared test helpers: tiny offline configs, generated image folders, fake weight files."""
 
+import base64
 import io
 import os
 import pathlib
@@ -169,6 +170,9 @@ def write_messy_folder(root):
       'cat/text.jpg': (b'This is a text file, not a JPEG.\n', 'Unknown image file format'),
       'cat/truncated.jpg': (jpeg[:len(jpeg) // 2], 'JPEG'),
       'dog/nested/truncated.png': (png[:len(png) // 2], 'PNG'),
+      # A valid JPEG XL codestream: TensorFlow decodes it, but serving could not size it.
+      'dog/jpeg_xl.jpg': (base64.b64decode('/woAEBAJCAABACgASxiLFcJJQU5/AA=='),
+                          'JPEG XL is not supported'),
   }
   files.update({path: data for path, (data, _) in broken.items()})
   # Clutter the scan must pass over: non-images, hidden files and folders (even valid ones).

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import zlib
@@ -79,6 +80,10 @@ def test_export_layout_labels_and_metadata(tiny_export, tiny_run):
   assert metadata['step'] == final['step'] and metadata['final_metrics'] == final
   assert (metadata['image_size'], metadata['top_k'], metadata['max_image_pixels']) == (
       IMAGE_SIZE, 3, 64 * 64)
+  # Readable by a TF Serving running as another user, as the files inside it are.
+  umask = os.umask(0)
+  os.umask(umask)
+  assert stat.S_IMODE(os.stat(tiny_export).st_mode) == 0o777 & ~umask
 
 
 @pytest.mark.parametrize('sizes', [[(32, 32)], [(48, 40), (20, 28), (64, 33)]],

@@ -263,7 +263,10 @@ def _decode_error(path: str) -> str | None:
   try:
     preprocessing.decode_image(tf.io.read_file(os.fsencode(path)))
   except tf.errors.OpError as error:
-    # Keep TensorFlow's message, without the op and device decoration around it.
+    # Keep TensorFlow's message, without the op and device decoration around it (nor a
+    # failed assertion's preamble).
     message = re.sub(r'\{\{function_node [^}]*\}\}|\[Op:\w+\].*$', '', error.message)
+    message = re.sub(r"^Expected '.*' to be true\. Summarized data: b'(.*)'$", r'\1',
+                     message.strip())
     return message.strip() or type(error).__name__
   return None

@@ -12,9 +12,22 @@ import keras
 import tensorflow as tf
 
 
+# Signatures of JPEG XL (bare codestream, ISO container), which TensorFlow 2.21 also decodes.
+_JPEG_XL = (b'\xff\x0a', b'\x00\x00\x00\x0cJXL ')
+
+
 def decode_image(encoded: tf.Tensor) -> tf.Tensor:
-  """Decodes JPEG/PNG/GIF/BMP/WebP bytes to uint8 RGB [H, W, 3] (first frame of a GIF)."""
-  image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+  """Decodes JPEG/PNG/GIF/BMP/WebP bytes to uint8 RGB [H, W, 3] (first frame of a GIF).
+
+  JPEG XL is refused (InvalidArgument): the exported model could not check its size before
+  decoding it, so serving would refuse what training accepted.
+  """
+  jpeg_xl = tf.reduce_any([tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
+                           for magic in _JPEG_XL])
+  refuse = tf.debugging.Assert(tf.logical_not(jpeg_xl), [
+      'JPEG XL is not supported; convert the image to JPEG, PNG or WebP.'])
+  with tf.control_dependencies([refuse]):
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
   image.set_shape([None, None, 3])
   return image
 

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 
 from absl import logging
 import keras
@@ -267,7 +268,10 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
   trained = restore.restore(workdir, allow_unfinished=allow_unfinished)
   os.makedirs(export_dir, exist_ok=True)
   # Hidden and non-numeric, so TF Serving never mistakes a half-written export for a version.
-  staging = tempfile.mkdtemp(prefix=f'.{version}.incomplete-', dir=export_dir)
+  # Not tempfile.mkdtemp: its directories are private (0700), and this one becomes the
+  # version, which a TF Serving running as another user (non-root containers) must read.
+  staging = os.path.join(export_dir, f'.{version}.incomplete-{uuid.uuid4().hex}')
+  os.mkdir(staging)
   try:
     write_saved_model(trained, staging)
     extra = os.path.join(staging, 'assets.extra')
