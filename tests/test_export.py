@@ -135,15 +135,30 @@ def _png_claiming(width, height):
           + zlib.crc32(chunk).to_bytes(4, 'big'))
 
 
+def _gif(frames, height, width, *, canvas=None):
+  """An animated GIF; `canvas` (width, height) overwrites the declared screen size."""
+  images = [Image.fromarray(_image(height, width, seed=i)) for i in range(frames)]
+  encoded = io.BytesIO()
+  images[0].save(encoded, 'GIF', save_all=frames > 1, append_images=images[1:])
+  encoded = bytearray(encoded.getvalue())
+  if canvas:
+    encoded[6:10] = canvas[0].to_bytes(2, 'little') + canvas[1].to_bytes(2, 'little')
+  return bytes(encoded)
+
+
 @pytest.mark.parametrize('bad,message', [
     (b'', r'image_bytes\[1\] is empty'),
     (b'definitely not an image', r'image_bytes\[1\] is not a JPEG, PNG, GIF, BMP or WebP'),
-    (_encode(_image(100, 70)), r'image_bytes\[1\] is 70 x 100 pixels, more than this model '
-                               r'accepts \(4096 pixels'),
+    (_encode(_image(100, 70)), r'image_bytes\[1\] is 1 frame\(s\) of 70 x 100 pixels, more '
+                               r'than this model accepts \(4096 pixels'),
     # 10^10 pixels declared in 33 bytes: rejected from the header, before any decoding.
-    (_png_claiming(100_000, 100_000), r'is 100000 x 100000 pixels'),
+    (_png_claiming(100_000, 100_000), r'is 1 frame\(s\) of 100000 x 100000 pixels'),
+    # The decoder allocates every frame of a GIF, and each frame grown to the largest one.
+    (_gif(3, 40, 40), r'is 3 frame\(s\) of 40 x 40 pixels'),
+    (_gif(1, 80, 80, canvas=(1, 1)), r'is 1 frame\(s\) of 80 x 80 pixels'),
     (_encode(_image(20, 20))[:60], r'PNG'),  # truncated: the decoder's own error
-], ids=['empty', 'garbage', 'over_limit', 'decompression_bomb', 'truncated'])
+], ids=['empty', 'garbage', 'over_limit', 'decompression_bomb', 'gif_frames',
+        'gif_frame_beyond_canvas', 'truncated'])
 def test_bad_requests_fail_as_invalid_argument_and_serving_goes_on(served, bad, message):
   serve = served.signatures['serving_default']
   good = _encode(_image(32, 32))
@@ -152,16 +167,25 @@ def test_bad_requests_fail_as_invalid_argument_and_serving_goes_on(served, bad, 
   assert serve(image_bytes=tf.constant([good]))['probabilities'].shape == (1, 5)
 
 
+def _decoded_shape(encoded):
+  return image_headers.decoded_shape(encoded).numpy().tolist()
+
+
 def test_image_headers_read_every_format():
   for size in ((5, 7), (300, 17), (1, 4000)):
     image = _image(*size)
     for image_format in ('PNG', 'GIF', 'BMP', 'WEBP', 'JPEG'):
-      assert image_headers.image_size(_encode(image, image_format)).numpy().tolist() == list(
-          size), image_format
+      assert _decoded_shape(_encode(image, image_format)) == [1, *size], image_format
   lossless = io.BytesIO()
   Image.fromarray(_image(9, 11)).save(lossless, 'WEBP', lossless=True)
-  assert image_headers.image_size(lossless.getvalue()).numpy().tolist() == [9, 11]
-  assert image_headers.image_size(b'GIF').numpy().tolist() == [-1, -1]
+  assert _decoded_shape(lossless.getvalue()) == [1, 9, 11]
+  assert _decoded_shape(b'GIF') == [1, -1, -1]
+  # What TensorFlow's GIF decoder really allocates: every frame, at the largest extent.
+  for gif in (_gif(3, 9, 11), _gif(1, 9, 11, canvas=(2, 3)), _gif(2, 9, 11, canvas=(20, 4))):
+    assert _decoded_shape(gif) == list(tf.io.decode_gif(gif).shape[:3])
+  # Truncated before its first frame: the walk ends at the end of the data (and the
+  # decoder refuses the file).
+  assert _decoded_shape(_gif(2, 9, 11)[:40]) == [1, 0, 0]
 
 
 def test_warmup_requests_parse_and_run(tiny_export, served):

@@ -17,8 +17,8 @@ Signatures, the contract clients code against (k = min(export.top_k, num_classes
 Each image goes through exactly the evaluation view of training, `preprocessing.fit_to_storage`
 then `preprocessing.center_crop_resize`, so served and validated images are identical.
 Bad requests fail as InvalidArgument (HTTP 400 from TF Serving) naming the image: empty bytes,
-an unknown format, corrupt data, or more pixels than `export.max_image_pixels`, which is checked
-from the header before the image is decoded.
+an unknown format, corrupt data, or more pixels than `export.max_image_pixels` (all frames of
+an animated GIF), which is checked from the headers before the image is decoded.
 
 A version directory appears complete or not at all: it is written and loaded back (running
 the warmup requests) in a hidden directory beside it, then renamed into place.
@@ -65,15 +65,16 @@ def decode_request(encoded: tf.Tensor, index: tf.Tensor, *, image_size: int,
       'image_bytes[{}] is empty: send the bytes of a JPEG, PNG, GIF, BMP or WebP file.',
       index)])]
   with tf.control_dependencies(checks):
-    height, width = tf.unstack(image_headers.image_size(encoded))
+    frames, height, width = tf.unstack(image_headers.decoded_shape(encoded))
   checks.append(tf.debugging.Assert(height >= 0, [tf.strings.format(
       'image_bytes[{}] is not a JPEG, PNG, GIF, BMP or WebP image ({} bytes).',
       (index, tf.strings.length(encoded)))]))
   if max_image_pixels:
-    checks.append(tf.debugging.Assert(height * width <= max_image_pixels, [tf.strings.format(
-        'image_bytes[{}] is {} x {} pixels, more than this model accepts ({} pixels, '
-        'export.max_image_pixels); send a smaller image.',
-        (index, width, height, max_image_pixels))]))
+    # An animated GIF decodes every frame, so all of them count.
+    checks.append(tf.debugging.Assert(frames * height * width <= max_image_pixels, [
+        tf.strings.format('image_bytes[{}] is {} frame(s) of {} x {} pixels, more than this '
+                          'model accepts ({} pixels, export.max_image_pixels); send a '
+                          'smaller image.', (index, frames, width, height, max_image_pixels))]))
   # The checks run before decoding, so an oversized image is never allocated.
   with tf.control_dependencies(checks):
     image = preprocessing.decode_image(encoded)
