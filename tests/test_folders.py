@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import datasets, folders, preprocessing, training
+from tftransfer import datasets, evaluation, folders, preprocessing, training
 from conftest import SHARED_TRAIN, tiny_config
 
 
@@ -99,6 +99,9 @@ def test_a_folder_changed_since_the_run_started_is_refused(messy_folder, tmp_pat
                                        r"\['dog', 'zebra', 'émeu'\].*new --workdir"):
     training.train_and_evaluate(_folder_config(root), str(workdir))
   assert json.loads((workdir / 'data.json').read_text())['class_names'][0] == 'cat'
+  # Nor may evaluation score it on a 'validation split' carved from other data.
+  with pytest.raises(ValueError, match=r'data changed since .*class_names'):
+    evaluation.evaluate_workdir(str(workdir))
 
 
 def test_on_bad_image_fail_stops_before_training_naming_the_files(messy_folder, tmp_path):

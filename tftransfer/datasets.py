@@ -48,6 +48,12 @@ class Data:
   scan: dict | None = None  # the image-folder scan behind the data: what it skipped and why
   warnings: tuple[str, ...] = ()  # about the data as loaded, e.g. badly imbalanced classes
 
+  def summary(self) -> dict:
+    """The workdir's data.json: class names (export and predict read them) and split sizes."""
+    return {'class_names': list(self.class_names), 'description': self.description,
+            'train_counts': list(self.train.class_counts),
+            'val_counts': list(self.val.class_counts)}
+
   def report(self) -> dict:
     """The workdir's data_report.json: counts per class and split, the scan, warnings."""
     return {

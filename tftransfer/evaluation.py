@@ -116,7 +116,16 @@ def evaluate_workdir(workdir: str, *, allow_unfinished: bool = False) -> dict:
   """
   trained = restore.restore(workdir, allow_unfinished=allow_unfinished)
   config = trained.config
-  data = _validation_data(config, trained.class_names)
+  run = Workdir(workdir)
+  # The run's scan cache: an unchanged folder is not decoded again.
+  data = datasets.load(config.data, seed=config.seed, scan_cache=run.file('folder_scan.json'))
+  changes = run.data_changes(data.summary())
+  if changes:
+    raise ValueError(
+        f'The data changed since {workdir} was trained ({"; ".join(changes)}), so its '
+        'validation split would no longer be the images it held out (some may be training '
+        'images). Evaluate on the data as it was, or on a separate test set with --model '
+        'and a data config.')
   batches = pipeline.eval_batches(data.val, image_size=trained.image_size,
                                   batch_size=config.train.batch_size, cache=False)
   logits = tf.function(lambda images: trained.model(images, training=False),

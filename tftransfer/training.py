@@ -550,9 +550,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     logging.info('Data: %s; %d classes, %d training and %d validation examples.',
                  data.description, len(data.class_names), data.train.num_examples,
                  data.val.num_examples)
-    summary = {'class_names': list(data.class_names), 'description': data.description,
-               'train_counts': list(data.train.class_counts),
-               'val_counts': list(data.val.class_counts)}
+    summary = data.summary()
     run.check_same_data(summary)
     trainer = _Trainer(config, rt, run, data)
     # Written only now: a value that fails while building the trainer (a batch larger than

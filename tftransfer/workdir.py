@@ -132,12 +132,16 @@ class Workdir:
     RESUMABLE_CHANGES): resuming it would mix two experiments."""
     self._refuse(_changes(self.read_json('config.json'), config.to_dict(), RESUMABLE_CHANGES))
 
+  def data_changes(self, data: dict) -> list[str]:
+    """How `data` (a Data.summary()) differs from the data the run saw: class names or
+    split sizes other than its data.json records, as when images were added to, removed
+    from or renamed in its folder since."""
+    return _changes(self.read_json('data.json'), data, ('description',))
+
   def check_same_data(self, data: dict) -> None:
-    """Raises ValueError when the workdir's run saw other data: other class names or split
-    sizes than its data.json records, as when images were added to, removed from or renamed
-    in its folder since. Resuming would mix two experiments, or label predictions with the
-    wrong class names."""
-    self._refuse(_changes(self.read_json('data.json'), data, ('description',)))
+    """Raises ValueError when the workdir's run saw other data (see data_changes): resuming
+    would mix two experiments, or label predictions with the wrong class names."""
+    self._refuse(self.data_changes(data))
 
   def _refuse(self, changed: list[str]) -> None:
     if changed:
