@@ -45,7 +45,8 @@ def load_export(path: str) -> LoadedExport:
   if missing:
     raise ValueError(f'{path} lacks the signatures {missing} of a tftransfer export; write '
                      'one with `tftransfer-export --workdir=W --export_dir=E`.')
-  with open(os.path.join(path, 'assets', serving.LABELS_FILE)) as f:
+  with open(os.path.join(path, 'assets', serving.LABELS_FILE), encoding='utf-8',
+            errors='surrogateescape') as f:
     class_names = tuple(line.rstrip('\n') for line in f)
   with open(os.path.join(path, 'assets.extra', serving.METADATA_FILE)) as f:
     metadata = json.load(f)

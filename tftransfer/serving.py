@@ -118,7 +118,8 @@ def _write_labels(path: str, class_names) -> None:
   if bad:
     raise ValueError(f'Class names {bad!r} cannot be written one per line to {LABELS_FILE}; '
                      'rename those class folders.')
-  with open(path, 'w') as f:
+  # Folder names that are not valid UTF-8 (os.fsdecode's surrogates) keep their bytes.
+  with open(path, 'w', encoding='utf-8', errors='surrogateescape') as f:
     f.writelines(f'{name}\n' for name in class_names)
 
 
@@ -216,8 +217,9 @@ def next_version(export_dir: str) -> int:
   """1 + the largest integer version directory in `export_dir` (1 when there is none)."""
   if not os.path.isdir(export_dir):
     return 1
-  versions = [int(name) for name in os.listdir(export_dir)
-              if name.isdigit() and os.path.isdir(os.path.join(export_dir, name))]
+  versions = [int(name) for name in os.listdir(export_dir)  # Not '²', which isdigit() is.
+              if name.isascii() and name.isdigit()
+              and os.path.isdir(os.path.join(export_dir, name))]
   return max(versions, default=0) + 1
 
 
