@@ -9,7 +9,7 @@ scripts/benchmark_transfer.py races against the keras.io recipe (same data, weig
 resolution and batch size).
 
 Measured by that benchmark (2-core AMD EPYC, no GPU, TF 2.21): validation accuracy 0.7836
-after 185 s from the command's start; the keras.io recipe ends at 0.654 after 204.5 s.
+after 206 s from the command's start; the keras.io recipe ends at 0.654 after 253 s.
 """
 
 from tftransfer import config as config_lib
