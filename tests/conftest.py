@@ -178,7 +178,8 @@ def write_messy_folder(root):
   # Clutter the scan must pass over: non-images, hidden files and folders (even valid ones).
   files.update({'cat/.DS_Store': b'\0\0\0\1Bud1', 'cat/Thumbs.db': b'\xd0\xcf\x11\xe0',
                 'dog/notes.txt': b'labels are folders', 'dog/.hidden.jpg': jpeg,
-                'dog/.thumbnails/0.jpg': jpeg, '.cache/0.jpg': jpeg})
+                'dog/.thumbnails/0.jpg': jpeg, '.cache/0.jpg': jpeg,
+                'unsorted.jpg': jpeg})  # In no class folder: left out, with a warning.
   for path, data in files.items():
     (root / path).parent.mkdir(parents=True, exist_ok=True)
     (root / path).write_bytes(data)

@@ -21,9 +21,11 @@ def _folder_config(root, **overrides):
                      data__max_examples_per_class=0, **overrides)
 
 
-def test_scan_keeps_exactly_the_decodable_images(messy_folder):
+def test_scan_keeps_exactly_the_decodable_images(messy_folder, caplog):
   root, valid, broken = messy_folder
   scan = folders.scan_folder(str(root))
+  assert re.search(r'1 files directly under .* belong to no class folder .*\(unsorted\.jpg\)',
+                   caplog.text)
   assert scan.class_names == ('cat', 'dog', 'émeu')
   assert _relative(scan, root) == valid
   assert [path for path, _ in scan.skipped] == sorted(broken)

@@ -111,6 +111,12 @@ def list_folder(root: str) -> FolderListing:
   if not class_names:
     raise ValueError(f'config.data.path={root!r} has no class sub-folders; expected '
                      'root/<class>/<image>.')
+  loose = sorted(entry.name for entry in entries
+                 if not entry.is_dir() and not entry.name.startswith('.'))
+  if loose:
+    logging.warning('%d files directly under %s belong to no class folder and are left out '
+                    '(%s); move them into a class folder to train on them.', len(loose),
+                    root, ', '.join(loose[:5]) + (', ...' if len(loose) > 5 else ''))
   files, labels = [], []
   ignored = collections.Counter()
   hidden = sum(entry.name.startswith('.') for entry in entries)
