@@ -1,6 +1,6 @@
 r"""Training throughput of tftransfer's step, input pipeline, and both together.
 
-Runs the exact training loop tftransfer trains with (training.make_train_loop) for a chosen
+Runs the exact training loop tftransfer trains with (training/steps.py, make_train_loop) for a chosen
 backbone, resolution, batch size, precision and XLA setting, and prints one JSON line per
 measurement, in images/sec:
 
@@ -29,8 +29,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import datasets, config as config_lib, models, optimization, pipeline
-from tftransfer import runtime, training
+from tftransfer import config as config_lib, runtime
+from tftransfer.data import pipeline, sources
+from tftransfer.model import transfer
+from tftransfer.training import optimization, steps
 
 _BACKBONE = flags.DEFINE_string('backbone', 'mobilenet', 'Registry name of the backbone.')
 _WIDTH = flags.DEFINE_float('width', 0.25, 'MobileNet width multiplier (1.0 otherwise).')
@@ -58,21 +60,20 @@ def _timed(function, steps: int, batch_size: int) -> float:
 def main(argv):
   del argv
   strategy, strategy_name = runtime.create_strategy(_STRATEGY.value)
-  keras.mixed_precision.set_global_policy(
-      {'float32': 'float32', 'bfloat16': 'mixed_bfloat16',
-       'float16': 'mixed_float16'}[_PRECISION.value])
+  precision = runtime.Precision(_PRECISION.value)
+  keras.mixed_precision.set_global_policy(precision.keras_policy)
   size, batch_size = _IMAGE_SIZE.value, _BATCH_SIZE.value
   with strategy.scope():
-    model = models.build_model(backbone=_BACKBONE.value, num_classes=10, image_size=size,
+    model = transfer.build_model(backbone=_BACKBONE.value, num_classes=10, image_size=size,
                                width=_WIDTH.value, weights='none')
-    models.set_trainable(model, phase=_PHASE.value)
+    transfer.set_trainable(model, train_backbone=_PHASE.value == 'finetune')
     variables = model.model.trainable_variables
     optimizer = optimization.build_optimizer(
         name='adamw', learning_rate=1e-4, weight_decay=1e-4, momentum=0.9,
-        precision=_PRECISION.value, variables=variables)
-  loop = training.make_train_loop(strategy, model.model, variables, optimizer,
-                                  global_batch_size=batch_size, num_classes=10,
-                                  label_smoothing=0.1, jit_compile=_JIT.value)
+        precision=precision, variables=variables)
+  loop = steps.make_train_loop(strategy, model.model, variables, optimizer,
+                               global_batch_size=batch_size, num_classes=10,
+                               label_smoothing=0.1, jit_compile=_JIT.value)
   setting = {'backbone': _BACKBONE.value, 'width': _WIDTH.value, 'image_size': size,
              'batch_size': batch_size, 'precision': _PRECISION.value,
              'jit_compile': _JIT.value, 'phase': _PHASE.value, 'strategy': strategy_name,
@@ -96,7 +97,7 @@ def main(argv):
 
   data_config = config_lib.default_config().data
   data_config.source, data_config.path = 'folder', _TRAIN_DIR.value
-  data = datasets.load(data_config, seed=0)
+  data = sources.load(data_config, seed=0)
   batches = pipeline.train_batches(
       data.train, image_size=size, batch_size=batch_size, seed=0, cache=True,
       shuffle_buffer=0, min_area=data_config.crop_min_area, flip=True)

@@ -103,7 +103,7 @@ class _Run:
 
 def _count_train_images(train_dir: str) -> int:
   """Training images of the peer's split: keras keeps int(0.1 * N) for validation."""
-  from tftransfer import folders  # pylint: disable=g-import-not-at-top
+  from tftransfer.data import folders  # pylint: disable=g-import-not-at-top
   total = len(folders.scan_folder(train_dir).files)
   return total - int(0.1 * total)
 
@@ -139,7 +139,8 @@ def run_peer(workdir: pathlib.Path) -> list[dict]:
 def _test_accuracy(workdir: pathlib.Path) -> float:
   """The final model of a tftransfer run on every image of --test_dir."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tftransfer import folders, preprocessing, restore  # pylint: disable=g-import-not-at-top
+  from tftransfer.data import folders, image_ops  # pylint: disable=g-import-not-at-top
+  from tftransfer.training import restore  # pylint: disable=g-import-not-at-top
   trained = restore.restore(str(workdir), allow_unfinished=True)
   scan = folders.scan_folder(_TEST_DIR.value)
   if scan.class_names != trained.class_names:
@@ -147,8 +148,8 @@ def _test_accuracy(workdir: pathlib.Path) -> float:
                      f'classes {trained.class_names}.')
   images = tf.data.Dataset.from_tensor_slices(
       [os.fsencode(path) for path in scan.files]).map(
-          lambda path: preprocessing.evaluation_view(
-              preprocessing.decode_image(tf.io.read_file(path)), trained.image_size),
+          lambda path: image_ops.evaluation_view(
+              image_ops.decode_image(tf.io.read_file(path)), trained.image_size),
           num_parallel_calls=tf.data.AUTOTUNE).batch(256)
   predictions = np.concatenate([np.argmax(trained.model(batch, training=False), -1)
                                 for batch in images])

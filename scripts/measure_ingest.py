@@ -24,12 +24,13 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import ml_collections  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tftransfer import config as config_lib, datasets, folders, tfrecords  # noqa: E402
+from tftransfer import config as config_lib  # noqa: E402
+from tftransfer.data import folders, sources, tfrecords  # noqa: E402
 
 SHARED_TRAIN = pathlib.Path(__file__).resolve().parents[1].parent / 'shared/data/cifar10/train'
 
 
-def images_per_sec(split: datasets.Split) -> float:
+def images_per_sec(split: sources.Split) -> float:
   """Reads and decodes every example of `split` once."""
   started = time.perf_counter()
   count = 0
@@ -72,7 +73,7 @@ def main():
     result['tfrecord_bytes'] = sum(f.stat().st_size for f in pathlib.Path(output).iterdir())
     cache = os.path.join(scratch, 'folder_scan.json')  # Time reading, not scanning, below.
     for source, path in (('tfrecord', output), ('folder', args.folder)):
-      split = datasets.load(data_config(source, path), seed=0, scan_cache=cache).train
+      split = sources.load(data_config(source, path), seed=0, scan_cache=cache).train
       rates = [round(images_per_sec(split), 1) for _ in range(args.repeats)]
       result[f'{source}_train_examples'] = split.num_examples
       result[f'{source}_images_per_sec'] = rates

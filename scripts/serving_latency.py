@@ -25,7 +25,9 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import prediction, preprocessing, restore, serving
+from tftransfer.data import image_ops
+from tftransfer.serving import prediction, signatures
+from tftransfer.training import restore
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The training run the export came from.')
 _EXPORT = flags.DEFINE_string('export', None, 'The exported version directory, E/<N>.')
@@ -68,16 +70,16 @@ def main(argv):
   del argv
   trained = restore.restore(_WORKDIR.value)
   export = prediction.load_export(_EXPORT.value)
-  serve = export.signature(serving.SERVING_DEFAULT)
-  predict_images = export.signature(serving.PREDICT_IMAGES)
+  serve = export.signature(signatures.SERVING_DEFAULT)
+  predict_images = export.signature(signatures.PREDICT_IMAGES)
   encoded = _encoded_images(trained.image_size)
   results = {}
   for batch_size in BATCH_SIZES:
     batch = encoded[:batch_size]
     # predict_images takes one shape per call: the images as sent, when they share a size.
-    pixels = [preprocessing.decode_image(data).numpy() for data in batch]
+    pixels = [image_ops.decode_image(data).numpy() for data in batch]
     same_shape = len({image.shape for image in pixels}) == 1
-    views = np.stack([preprocessing.evaluation_view(image, trained.image_size).numpy()
+    views = np.stack([image_ops.evaluation_view(image, trained.image_size).numpy()
                       for image in pixels])
     results[f'batch_{batch_size}'] = {
         'serving_default': _milliseconds(lambda: serve(image_bytes=tf.constant(batch))),

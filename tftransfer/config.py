@@ -4,6 +4,9 @@ Configs in `configs/` start from `default_config()`, change what their task need
 the dict locked, so a misspelt override (`--config.train.batchsize=8`) fails at start-up
 instead of being silently ignored. Fields whose values are 'auto' are resolved at run time
 and the resolution is logged and saved in the workdir's `config.json`.
+
+This module is longer than the others on purpose: it is the one place that lists, documents
+and checks every field, so a reader never has to look for a field's meaning anywhere else.
 """
 
 import inspect
@@ -11,14 +14,35 @@ import re
 
 import ml_collections
 
+# The allowed values of every field with a fixed vocabulary, owned here and read by
+# `validate` and by the modules that implement each choice.
+SOURCES = ('tfds', 'folder', 'tfrecord', 'synthetic')
+CACHES = ('auto', 'memory', 'none')
+BAD_IMAGE_POLICIES = ('skip', 'fail')
+POOLINGS = ('avg', 'max')
+OPTIMIZERS = ('adamw', 'sgd')
+PRECISIONS = ('float32', 'bfloat16', 'float16')  # train.mixed_precision also takes 'auto'
+STRATEGIES = ('one_device', 'mirrored', 'multi_worker', 'tpu')  # distribute.strategy: + 'auto'
+AUTO = 'auto'
+
 
 def default_config() -> ml_collections.ConfigDict:
-  """Returns the full, unlocked default configuration (every field commented)."""
+  """Returns the full, unlocked default configuration (every field commented in the section
+  functions below)."""
   config = ml_collections.ConfigDict()
   # Seeds the train/validation split, data order, augmentation and head initialisation.
   config.seed = 0
+  config.data = _data_section()
+  config.model = _model_section()
+  config.train = _train_section()
+  config.distribute = _distribute_section()
+  config.export = _export_section()
+  return config
 
-  config.data = data = ml_collections.ConfigDict()
+
+def _data_section() -> ml_collections.ConfigDict:
+  """Where examples come from, how they are split, cached and augmented."""
+  data = ml_collections.ConfigDict()
   # Where examples come from: 'tfds' | 'folder' | 'tfrecord' | 'synthetic'.
   data.source = 'tfds'
   # TFDS dataset name (source='tfds') or synthetic task name (source='synthetic').
@@ -55,9 +79,13 @@ def default_config() -> ml_collections.ConfigDict:
   # times the examples of the smallest; 0 = never. 10 is a common mark of severe imbalance:
   # accuracy can then look good while the small classes are mostly misclassified.
   data.imbalance_warning_ratio = 10.0
+  return data
 
-  config.model = model = ml_collections.ConfigDict()
-  # Registry name of the keras.applications backbone; see tftransfer/backbones.py.
+
+def _model_section() -> ml_collections.ConfigDict:
+  """The backbone, its weights and input size, and the new head."""
+  model = ml_collections.ConfigDict()
+  # Registry name of the keras.applications backbone; see tftransfer/model/backbones.py.
   model.backbone = 'resnet50'
   # Width multiplier (alpha) for MobileNets; must be 1.0 for other backbones.
   model.width = 1.0
@@ -70,8 +98,12 @@ def default_config() -> ml_collections.ConfigDict:
   model.dropout = 0.2
   # Pooling of the backbone's feature map: 'avg' | 'max'.
   model.pooling = 'avg'
+  return model
 
-  config.train = train = ml_collections.ConfigDict()
+
+def _train_section() -> ml_collections.ConfigDict:
+  """The two phases, their optimizers and schedules, precision, checkpoints."""
+  train = ml_collections.ConfigDict()
   # Global batch size: summed over all replicas and workers.
   train.batch_size = 64
   # Epochs of head-only training with the backbone frozen.
@@ -116,28 +148,38 @@ def default_config() -> ml_collections.ConfigDict:
   train.checkpoint_every_secs = 120
   # Checkpoints to keep in workdir/checkpoints.
   train.keep_checkpoints = 2
+  return train
 
-  config.distribute = distribute = ml_collections.ConfigDict()
+
+def _distribute_section() -> ml_collections.ConfigDict:
+  """Where training runs: the tf.distribute strategy."""
+  distribute = ml_collections.ConfigDict()
   # tf.distribute strategy: 'auto' (one device, or mirrored over all local GPUs) |
   # 'one_device' | 'mirrored' | 'multi_worker' (cluster from TF_CONFIG) | 'tpu'.
   distribute.strategy = 'auto'
   # TPU name or grpc:// address for strategy='tpu'; '' = the local TPU VM.
   distribute.tpu_address = ''
+  return distribute
 
-  config.export = export = ml_collections.ConfigDict()
+
+def _export_section() -> ml_collections.ConfigDict:
+  """What the exported serving signatures return and accept."""
+  export = ml_collections.ConfigDict()
   # Number of best classes the serving signatures return (capped at the number of classes).
   export.top_k = 5
   # Largest image (width x height, in pixels) a serving request may carry; 0 = no limit.
   export.max_image_pixels = 40_000_000
-  return config
-
+  return export
 
 def field_docs() -> dict[str, str]:
-  """{'train.batch_size': its comment, ...} for every field, read from `default_config`'s
-  source, so the comments there are the one documentation of the fields (--helpfull shows
-  them)."""
+  """{'train.batch_size': its comment, ...} for every field, read from the source of
+  `default_config` and its section functions, so the comments there are the one documentation
+  of the fields (--helpfull shows them)."""
   docs, comment = {}, []
-  for line in inspect.getsource(default_config).splitlines():
+  source = ''.join(inspect.getsource(function) for function in (
+      default_config, _data_section, _model_section, _train_section, _distribute_section,
+      _export_section))
+  for line in source.splitlines():
     line = line.strip()
     assignment = re.match(r'(config|data|model|train|distribute|export)\.(\w+) = (?!data|model|'
                           r'train|distribute|export)', line)
@@ -164,16 +206,26 @@ def describe_fields() -> str:
   return '\n'.join(lines)
 
 
-_SWITCHES = {'true': 'true', '1': 'true', 'yes': 'true', 'false': 'false', '0': 'false',
-             'no': 'false', 'auto': 'auto'}
+_SWITCHES = {'true': True, '1': True, 'yes': True, 'false': False, '0': False, 'no': False,
+             'auto': None}
 
 
-def switch(value, field: str) -> str:
-  """Normalises an 'auto' | 'true' | 'false' field (bools and 1/0/yes/no accepted)."""
-  normalised = _SWITCHES.get(str(value).strip().lower())
-  if normalised is None:
+def parse_switch(value, field: str) -> bool | None:
+  """An 'auto' | 'true' | 'false' field as a bool, or None for 'auto' (bools and 1/0/yes/no
+  are accepted too).
+
+  Raises:
+    ValueError: any other value, naming the field.
+  """
+  parsed = _SWITCHES.get(str(value).strip().lower(), ValueError)
+  if parsed is ValueError:
     raise ValueError(f"config.{field}={value!r} must be 'auto', 'true' or 'false'.")
-  return normalised
+  return parsed
+
+
+def switch_text(value: bool) -> str:
+  """How a resolved switch is written to the workdir's config.json: 'true' | 'false'."""
+  return 'true' if value else 'false'
 
 
 def _check(condition: bool, message: str) -> None:
@@ -192,8 +244,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
   Raises:
     ValueError: naming the bad field, its value and what is allowed.
   """
-  data, model, train = config.data, config.model, config.train
-  _one_of(data.source, 'data.source', ('tfds', 'folder', 'tfrecord', 'synthetic'))
+  _validate_data(config.data)
+  _validate_model(config.model)
+  _validate_train(config.train)
+  _one_of(config.distribute.strategy, 'distribute.strategy', (AUTO,) + STRATEGIES)
+  _check(config.export.top_k >= 1, f'config.export.top_k={config.export.top_k} must be >= 1.')
+  _check(config.export.max_image_pixels >= 0, 'config.export.max_image_pixels must be >= 0 '
+         '(0 = no limit).')
+
+
+def _validate_data(data: ml_collections.ConfigDict) -> None:
+  _one_of(data.source, 'data.source', SOURCES)
   if data.source in ('folder', 'tfrecord'):
     _check(bool(data.path), f"config.data.source={data.source!r} needs config.data.path, "
            'e.g. --config.data.path=/data/my_images.')
@@ -204,22 +265,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
            'nothing to validate on (it has no validation split); use e.g. 0.1.')
   _check(data.max_examples_per_class >= 0, 'config.data.max_examples_per_class='
          f'{data.max_examples_per_class} must be >= 0 (0 = all).')
-  _one_of(data.cache, 'data.cache', ('auto', 'memory', 'none'))
+  _one_of(data.cache, 'data.cache', CACHES)
   _check(data.shuffle_buffer >= 0, f'config.data.shuffle_buffer={data.shuffle_buffer} must be '
          '>= 0 (0 = the whole split).')
   _check(0 < data.crop_min_area <= 1, f'config.data.crop_min_area={data.crop_min_area} must be '
          'in (0, 1]; 1.0 disables cropping.')
-  _one_of(data.on_bad_image, 'data.on_bad_image', ('skip', 'fail'))
+  _one_of(data.on_bad_image, 'data.on_bad_image', BAD_IMAGE_POLICIES)
   _check(data.imbalance_warning_ratio == 0 or data.imbalance_warning_ratio >= 1,
          f'config.data.imbalance_warning_ratio={data.imbalance_warning_ratio} must be 0 '
          '(never warn) or >= 1 (largest / smallest class).')
 
+
+def _validate_model(model: ml_collections.ConfigDict) -> None:
   _check(model.width > 0, f'config.model.width={model.width} must be > 0.')
   _check(model.image_size >= 0, f'config.model.image_size={model.image_size} must be >= 0 '
          '(0 = the backbone\'s native size).')
   _check(0 <= model.dropout < 1, f'config.model.dropout={model.dropout} must be in [0, 1).')
-  _one_of(model.pooling, 'model.pooling', ('avg', 'max'))
+  _one_of(model.pooling, 'model.pooling', POOLINGS)
 
+
+def _validate_train(train: ml_collections.ConfigDict) -> None:
   _check(train.batch_size > 0, f'config.train.batch_size={train.batch_size} must be > 0.')
   _check(train.head_epochs >= 0 and train.finetune_epochs >= 0,
          'config.train.head_epochs and finetune_epochs must be >= 0.')
@@ -231,7 +296,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
          'config.train.head_lr and finetune_lr must be > 0.')
   _check(0 <= train.warmup_fraction < 1, f'config.train.warmup_fraction='
          f'{train.warmup_fraction} must be in [0, 1).')
-  _one_of(train.optimizer, 'train.optimizer', ('adamw', 'sgd'))
+  _one_of(train.optimizer, 'train.optimizer', OPTIMIZERS)
   _check(train.weight_decay >= 0, f'config.train.weight_decay={train.weight_decay} must be '
          '>= 0.')
   _check(0 <= train.label_smoothing < 1, 'config.train.label_smoothing='
@@ -241,15 +306,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
          f"config.train.unfreeze={train.unfreeze!r} must be 'all' or a positive number of "
          "top backbone layers, e.g. '40'.")
   for field in ('freeze_batchnorm', 'head_on_features', 'jit_compile'):
-    switch(train[field], f'train.{field}')
-  _one_of(train.mixed_precision, 'train.mixed_precision',
-          ('auto', 'float32', 'bfloat16', 'float16'))
+    parse_switch(train[field], f'train.{field}')
+  _one_of(train.mixed_precision, 'train.mixed_precision', (AUTO,) + PRECISIONS)
   _check(train.steps_per_loop >= 1 and train.log_every_steps >= 1,
          'config.train.steps_per_loop and log_every_steps must be >= 1.')
   _check(train.checkpoint_every_secs >= 0 and train.keep_checkpoints >= 1,
          'config.train.checkpoint_every_secs must be >= 0 and keep_checkpoints >= 1.')
-  _one_of(config.distribute.strategy, 'distribute.strategy',
-          ('auto', 'one_device', 'mirrored', 'multi_worker', 'tpu'))
-  _check(config.export.top_k >= 1, f'config.export.top_k={config.export.top_k} must be >= 1.')
-  _check(config.export.max_image_pixels >= 0, 'config.export.max_image_pixels must be >= 0 '
-         '(0 = no limit).')

@@ -1,43 +1,6 @@
-r"""Exports a training run as a SavedModel version that TF Serving loads as it is.
+"""`python -m tftransfer.export` (tftransfer-export): the command is tftransfer/cli/export.py."""
 
-Usage:
-  python -m tftransfer.export --workdir=/tmp/run --export_dir=/models/my_model [--version=N]
-
-Writes export_dir/<version>/ (by default the next integer after the versions already there,
-1 for the first) atomically; an existing version is never replaced without --overwrite.
-`saved_model_cli show --dir export_dir/<version> --all` shows the signatures.
-"""
-
-from absl import app
-from absl import flags
-from absl import logging
-
-from tftransfer import serving
-
-_WORKDIR = flags.DEFINE_string('workdir', None, 'The training run to export.')
-_EXPORT_DIR = flags.DEFINE_string('export_dir', None, 'The model base directory that TF '
-                                  'Serving watches; the version is written below it.')
-_VERSION = flags.DEFINE_integer('version', 0, 'Version number to write; 0 = the next integer '
-                                'after the largest existing version (1 if none).', lower_bound=0)
-_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace the version if it exists.')
-_ALLOW_UNFINISHED = flags.DEFINE_bool('allow_unfinished', False, 'Export the newest checkpoint '
-                                      'of a run that has not finished (no final_metrics.json).')
-flags.mark_flags_as_required(['workdir', 'export_dir'])
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  path = serving.export(_WORKDIR.value, _EXPORT_DIR.value, version=_VERSION.value,
-                        overwrite=_OVERWRITE.value, allow_unfinished=_ALLOW_UNFINISHED.value)
-  logging.info('Inspect it with: saved_model_cli show --dir %s --all', path)
-  print(path)
-
-
-def run():
-  """Console-script entry point (tftransfer-export)."""
-  app.run(main)
-
+from tftransfer.cli.export import run
 
 if __name__ == '__main__':
   run()

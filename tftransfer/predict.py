@@ -1,44 +1,6 @@
-r"""Classifies image files through an exported model's serving_default signature.
+"""`python -m tftransfer.predict` (tftransfer-predict): the command is tftransfer/cli/predict.py."""
 
-Usage:
-  python -m tftransfer.predict --model=/models/my_model/1 photo.jpg more_photos/ ...
-
-Prints one JSON object per image, in order: {"path", "class", "score", "top_k": [{"class",
-"score"}, ...]}, or {"path", "error"} for a file the model rejects (the exit status is then 1).
-Folders are searched recursively for .jpg .jpeg .png .gif .bmp .webp files.
-"""
-
-import json
-import sys
-
-from absl import app
-from absl import flags
-
-from tftransfer import prediction
-
-_MODEL = flags.DEFINE_string('model', None, 'An exported version directory, export_dir/<N>.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 32, 'Images per signature call.',
-                                   lower_bound=1)
-flags.mark_flags_as_required(['model'])
-
-
-def main(argv):
-  if len(argv) < 2:
-    raise app.UsageError('Name at least one image file or folder.')
-  files = prediction.image_files(argv[1:])
-  export = prediction.load_export(_MODEL.value)
-  failed = 0
-  for result in prediction.predict_files(export, files, batch_size=_BATCH_SIZE.value):
-    failed += 'error' in result
-    print(json.dumps(result), flush=True)
-  if failed:
-    sys.exit(f'{failed} of {len(files)} images were rejected (see their "error").')
-
-
-def run():
-  """Console-script entry point (tftransfer-predict)."""
-  app.run(main)
-
+from tftransfer.cli.predict import run
 
 if __name__ == '__main__':
   run()

@@ -10,22 +10,37 @@ On GPUs and TPUs XLA and mixed precision are the usual wins.
 """
 
 import dataclasses
+import enum
 import json
 import os
 
 from absl import logging
 import tensorflow as tf
 
-PRECISIONS = ('float32', 'bfloat16', 'float16')
-STRATEGIES = ('auto', 'one_device', 'mirrored', 'multi_worker', 'tpu')
+from tftransfer import config as config_lib
+
+
+class Precision(str, enum.Enum):
+  """Compute precision of a run (weights stay float32 in the mixed ones)."""
+  FLOAT32 = 'float32'
+  BFLOAT16 = 'bfloat16'
+  FLOAT16 = 'float16'
+
+  @property
+  def keras_policy(self) -> str:
+    """The Keras dtype policy name: 'float32' | 'mixed_bfloat16' | 'mixed_float16'."""
+    return self.value if self is Precision.FLOAT32 else f'mixed_{self.value}'
+
+
+assert tuple(p.value for p in Precision) == config_lib.PRECISIONS
 
 
 @dataclasses.dataclass(frozen=True)
 class Runtime:
   """The resolved execution setup of one run."""
   strategy: tf.distribute.Strategy
-  strategy_name: str
-  precision: str  # one of PRECISIONS
+  strategy_name: str  # one of config.STRATEGIES
+  precision: Precision
   jit_compile: bool
   is_chief: bool  # writes checkpoints, logs and exports
   worker_index: int
@@ -33,8 +48,7 @@ class Runtime:
 
   @property
   def keras_policy(self) -> str:
-    return {'float32': 'float32', 'bfloat16': 'mixed_bfloat16',
-            'float16': 'mixed_float16'}[self.precision]
+    return self.precision.keras_policy
 
 
 def _cpu_has_bfloat16() -> bool:
@@ -59,10 +73,17 @@ def create_strategy(name: str, tpu_address: str = '') -> tuple[tf.distribute.Str
 
   Call it before any other TensorFlow work: MultiWorkerMirroredStrategy must configure the
   runtime's collective ops before the runtime starts.
+
+  Args:
+    name: 'auto' or one of config.STRATEGIES.
+    tpu_address: TPU name or grpc:// address for 'tpu'; '' = the local TPU VM.
+
+  Raises:
+    ValueError: an unknown name, or 'multi_worker' without TF_CONFIG.
   """
-  if name not in STRATEGIES:
-    raise ValueError(f'Unknown config.distribute.strategy={name!r}; valid: '
-                     f'{", ".join(STRATEGIES)}.')
+  if name not in (config_lib.AUTO,) + config_lib.STRATEGIES:
+    raise ValueError(f'Unknown config.distribute.strategy={name!r}; valid: auto, '
+                     f'{", ".join(config_lib.STRATEGIES)}.')
   if name == 'multi_worker':
     if 'TF_CONFIG' not in os.environ:
       raise ValueError("distribute.strategy='multi_worker' needs the TF_CONFIG environment "
@@ -103,13 +124,18 @@ def _worker(strategy: tf.distribute.Strategy) -> tuple[bool, int, int]:
   return is_chief, index, workers
 
 
-def resolve_precision(requested: str, *, strategy_name: str, depthwise_backbone: bool) -> str:
-  """Resolves train.mixed_precision; 'auto' picks by hardware (see module docstring)."""
-  if requested != 'auto':
-    if requested not in PRECISIONS:
+def resolve_precision(requested: str, *, strategy_name: str,
+                      depthwise_backbone: bool) -> Precision:
+  """Resolves train.mixed_precision; 'auto' picks by hardware (see module docstring).
+
+  Raises:
+    ValueError: an unknown precision name.
+  """
+  if requested != config_lib.AUTO:
+    if requested not in config_lib.PRECISIONS:
       raise ValueError(f'Unknown config.train.mixed_precision={requested!r}; valid: auto, '
-                       f'{", ".join(PRECISIONS)}.')
-    return requested
+                       f'{", ".join(config_lib.PRECISIONS)}.')
+    return Precision(requested)
   capability = _gpu_compute_capability()
   if strategy_name == 'tpu':
     choice, why = 'bfloat16', 'TPUs compute natively in bfloat16'
@@ -128,18 +154,19 @@ def resolve_precision(requested: str, *, strategy_name: str, depthwise_backbone:
   else:
     choice, why = 'bfloat16', 'this CPU has AVX512_BF16/AMX (ResNet50 measured 17 % faster)'
   logging.info('train.mixed_precision=auto -> %s: %s.', choice, why)
-  return choice
+  return Precision(choice)
 
 
-def resolve_jit_compile(requested: str, *, strategy_name: str) -> bool:
-  """Resolves train.jit_compile; 'auto' = XLA on GPU/TPU, not on CPU (measured 2-8x slower).
+def resolve_jit_compile(requested: bool | None, *, strategy_name: str) -> bool:
+  """Resolves train.jit_compile (None = 'auto': XLA on GPU/TPU, not on CPU, where it measured
+  2-8x slower).
 
   Multi-worker GPU training stays without XLA: XLA-compiled steps with NCCL all-reduce
   across workers are a known failure (tensorflow/tensorflow#48502).
   """
-  if requested != 'auto':
-    return requested == 'true'
-  gpus = bool(tf.config.list_physical_devices('GPU'))
+  if requested is not None:
+    return requested
+  gpus = _gpu_compute_capability() is not None
   if strategy_name == 'multi_worker' and gpus:
     choice, why = False, ('XLA with NCCL all-reduce across workers is a known failure '
                           '(tensorflow/tensorflow#48502)')
@@ -151,9 +178,20 @@ def resolve_jit_compile(requested: str, *, strategy_name: str) -> bool:
   return choice
 
 
-def setup(*, strategy: str, tpu_address: str, mixed_precision: str, jit_compile: str,
+def setup(*, strategy: str, tpu_address: str, mixed_precision: str, jit_compile: bool | None,
           depthwise_backbone: bool) -> Runtime:
-  """Creates the strategy and resolves precision and XLA for it."""
+  """Creates the strategy and resolves precision and XLA for it.
+
+  Args:
+    strategy: config.distribute.strategy ('auto' or one of config.STRATEGIES).
+    tpu_address: config.distribute.tpu_address.
+    mixed_precision: config.train.mixed_precision ('auto' or one of config.PRECISIONS).
+    jit_compile: config.train.jit_compile parsed, None = 'auto'.
+    depthwise_backbone: whether the backbone is built from depthwise convolutions.
+
+  Raises:
+    ValueError: an unknown strategy or precision, or 'multi_worker' without TF_CONFIG.
+  """
   distribution, strategy_name = create_strategy(strategy, tpu_address)
   is_chief, worker_index, num_workers = _worker(distribution)
   logging.info('Strategy %s: %d replicas in sync, worker %d of %d%s.', strategy_name,

@@ -19,11 +19,11 @@ TensorFlow reads, as multi-worker and TPU runs need.
 
 import json
 import os
-import tempfile
-import uuid
 
 import ml_collections
 import tensorflow as tf
+
+from tftransfer import files
 
 # Fields that may change between a run and its resumption: they steer how a run executes
 # (or when it stops, or what it reports), not what it learns. data.on_bad_image only decides
@@ -33,28 +33,6 @@ RESUMABLE_CHANGES = ('train.max_steps', 'train.mixed_precision', 'train.jit_comp
                      'train.checkpoint_every_secs', 'train.keep_checkpoints',
                      'data.on_bad_image', 'data.imbalance_warning_ratio',
                      'distribute.', 'export.')
-
-
-def write_text_file(path: str, text: str) -> None:
-  """Writes `text` to `path` atomically: readers see the old file or the new one.
-
-  The temporary name is unique, so workers of one job writing the same file do not collide.
-  """
-  temporary = os.path.join(os.path.dirname(path),
-                           f'.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp')
-  try:
-    with tf.io.gfile.GFile(temporary, 'w') as f:
-      f.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-  except BaseException:
-    if tf.io.gfile.exists(temporary):
-      tf.io.gfile.remove(temporary)
-    raise
-
-
-def write_json_file(path: str, value) -> None:
-  """Writes `value` as indented JSON to `path` atomically."""
-  write_text_file(path, json.dumps(value, indent=2, sort_keys=True) + '\n')
 
 
 def _flatten(tree: dict, prefix: str = '') -> dict:
@@ -85,9 +63,12 @@ def _short(value, limit: int = 200) -> str:
 class Workdir:
   """Paths and readers/writers of one run's files."""
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, *, create: bool = True):
+    """Opens the workdir at `path` (a local path or a tf.io.gfile URL such as gs://...),
+    creating the directory unless `create` is False (readers of a finished run)."""
     self.path = path if '://' in path else os.path.abspath(path)
-    tf.io.gfile.makedirs(self.path)
+    if create:
+      tf.io.gfile.makedirs(self.path)
 
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
@@ -98,12 +79,7 @@ class Workdir:
   def save_local_file(self, name: str, write) -> None:
     """Atomically stores a file that a library can only write locally (e.g. HDF5 weights):
     `write(path)` writes to a local temporary file, which is then copied into place."""
-    with tempfile.TemporaryDirectory() as local:
-      path = os.path.join(local, name)
-      write(path)
-      temporary = self.file(f'.{name}.{uuid.uuid4().hex}.tmp')
-      tf.io.gfile.copy(path, temporary, overwrite=True)
-      tf.io.gfile.rename(temporary, self.file(name), overwrite=True)
+    files.copy_local_file(self.file(name), write)
 
   @property
   def checkpoint_dir(self) -> str:
@@ -113,12 +89,8 @@ class Workdir:
   def tensorboard_dir(self) -> str:
     return self.file('tensorboard')
 
-  @property
-  def backbone_weights(self) -> str:
-    return self.file('backbone.weights.h5')
-
   def write_json(self, name: str, value) -> None:
-    write_json_file(self.file(name), value)
+    files.write_json(self.file(name), value)
 
   def read_json(self, name: str):
     """The parsed file, or None when it does not exist."""
@@ -179,5 +151,5 @@ class Workdir:
       self._write_metrics(kept)
 
   def _write_metrics(self, rows: list[dict]) -> None:
-    write_text_file(self.file('metrics.jsonl'),
+    files.write_text(self.file('metrics.jsonl'),
                     ''.join(json.dumps(row, sort_keys=True) + '\n' for row in rows))

@@ -12,8 +12,8 @@ import os
 from absl import logging
 import tensorflow as tf
 
-from tftransfer import preprocessing
-from tftransfer.datasets import Split
+from tftransfer.data import image_ops
+from tftransfer.data.sources import Split
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -42,7 +42,8 @@ def _shard(input_context):
   return input_context.input_pipeline_id, input_context.num_input_pipelines
 
 
-def _per_replica(batch_size, input_context):
+def per_replica_batch_size(batch_size: int, input_context) -> int:
+  """The batch size each replica reads: the global `batch_size` divided by the replicas."""
   if input_context is None:
     return batch_size
   return input_context.get_per_replica_batch_size(batch_size)
@@ -53,7 +54,7 @@ def stored_examples(split: Split, *, image_size: int, cache: bool,
                     ) -> tf.data.Dataset:
   """This worker's (uint8 image, label) examples shrunk to storage size, optionally cached."""
   examples = split.dataset(*_shard(input_context)).map(
-      lambda image, label: (preprocessing.fit_to_storage(image, image_size), label),
+      lambda image, label: (image_ops.fit_to_storage(image, image_size), label),
       num_parallel_calls=AUTOTUNE)
   return examples.cache() if cache else examples
 
@@ -84,11 +85,12 @@ def train_batches(split: Split, *, image_size: int, batch_size: int, seed: int,
 
   def augment(example, example_seed):
     image, label = example
-    return preprocessing.random_crop_resize(
+    return image_ops.random_crop_resize(
         image, example_seed, image_size=image_size, min_area=min_area, flip=flip), label
 
   batches = tf.data.Dataset.zip(examples, seeds).map(augment, num_parallel_calls=AUTOTUNE)
-  batches = batches.batch(_per_replica(batch_size, input_context), drop_remainder=True)
+  batches = batches.batch(per_replica_batch_size(batch_size, input_context),
+                          drop_remainder=True)
   return batches.prefetch(AUTOTUNE)
 
 
@@ -99,6 +101,6 @@ def eval_batches(split: Split, *, image_size: int, batch_size: int, cache: bool,
   examples = stored_examples(split, image_size=image_size, cache=cache,
                              input_context=input_context)
   batches = examples.map(
-      lambda image, label: (preprocessing.center_crop_resize(image, image_size), label),
+      lambda image, label: (image_ops.center_crop_resize(image, image_size), label),
       num_parallel_calls=AUTOTUNE)
-  return batches.batch(_per_replica(batch_size, input_context)).prefetch(AUTOTUNE)
+  return batches.batch(per_replica_batch_size(batch_size, input_context)).prefetch(AUTOTUNE)

@@ -1,14 +1,15 @@
-"""Image preprocessing shared by training, evaluation and the exported serving graph.
+"""Image ops shared by training, evaluation and the exported serving graph: decode, shrink,
+crop, resize.
 
 The same functions run inside tf.data and inside the SavedModel signatures, so a served
 image goes through exactly the steps a validation image went through:
 
   decode_image -> fit_to_storage (uint8, shorter side <= image_size, cached)
                -> center_crop_resize (eval, serving) | random_crop_resize (training)
-               -> the model, whose first layer applies the backbone's own convention.
+               -> the model, whose first layer applies the backbone's own convention
+                  (model/backbones.py, BackbonePreprocess).
 """
 
-import keras
 import tensorflow as tf
 
 
@@ -108,34 +109,3 @@ def random_crop_resize(image: tf.Tensor, seed: tf.Tensor, *, image_size: int,
   if flip:
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
   return image
-
-
-@keras.saving.register_keras_serializable(package='tftransfer')
-class BackbonePreprocess(keras.layers.Layer):
-  """Maps 0-255 images (any dtype) to what the backbone's ImageNet weights expect.
-
-  Runs in float32 under any precision policy: ImageNet mean subtraction in bfloat16 would
-  round pixel values. `mode` is a keras.applications.imagenet_utils.preprocess_input mode,
-  or 'none' for applications that rescale their input themselves (EfficientNet, ConvNeXt,
-  MobileNetV3).
-  """
-
-  def __init__(self, mode: str, **kwargs):
-    kwargs['dtype'] = 'float32'
-    super().__init__(**kwargs)
-    if mode not in ('caffe', 'tf', 'torch', 'none'):
-      raise ValueError(f"Unknown preprocessing mode {mode!r}; use 'caffe', 'tf', 'torch' "
-                       "or 'none'.")
-    self.mode = mode
-
-  def call(self, images):
-    images = keras.ops.cast(images, 'float32')
-    if self.mode == 'none':
-      return images
-    return keras.applications.imagenet_utils.preprocess_input(images, mode=self.mode)
-
-  def compute_output_shape(self, input_shape):
-    return input_shape
-
-  def get_config(self):
-    return {**super().get_config(), 'mode': self.mode}

@@ -1,9 +1,9 @@
 """Backbone registry: which keras.applications model a name means, and how to feed it.
 
 Each entry records the constructor, the `preprocess_input` convention the ImageNet weights
-were trained with (applied inside the model by `preprocessing.BackbonePreprocess`), the
-native and minimum input sizes, and whether the network is built from depthwise
-convolutions (these run slower in bfloat16 on CPUs, see `runtime.py`).
+were trained with (applied inside the model by `BackbonePreprocess`, below), the native and
+minimum input sizes, and whether the network is built from depthwise convolutions (these run
+slower in bfloat16 on CPUs, see `runtime.py`).
 """
 
 import dataclasses
@@ -148,3 +148,34 @@ def build_backbone(name: str, *, image_size: int, width: float = 1.0,
       raise ValueError(f'The weights file {weights!r} does not fit backbone {name!r} '
                        f'(width={width}) without its top: {message}') from error
     raise
+
+
+@keras.saving.register_keras_serializable(package='tftransfer')
+class BackbonePreprocess(keras.layers.Layer):
+  """Maps 0-255 images (any dtype) to what the backbone's ImageNet weights expect.
+
+  Runs in float32 under any precision policy: ImageNet mean subtraction in bfloat16 would
+  round pixel values. `mode` is a keras.applications.imagenet_utils.preprocess_input mode,
+  or 'none' for applications that rescale their input themselves (EfficientNet, ConvNeXt,
+  MobileNetV3).
+  """
+
+  def __init__(self, mode: str, **kwargs):
+    kwargs['dtype'] = 'float32'
+    super().__init__(**kwargs)
+    if mode not in ('caffe', 'tf', 'torch', 'none'):
+      raise ValueError(f"Unknown preprocessing mode {mode!r}; use 'caffe', 'tf', 'torch' "
+                       "or 'none'.")
+    self.mode = mode
+
+  def call(self, images):
+    images = keras.ops.cast(images, 'float32')
+    if self.mode == 'none':
+      return images
+    return keras.applications.imagenet_utils.preprocess_input(images, mode=self.mode)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    return {**super().get_config(), 'mode': self.mode}

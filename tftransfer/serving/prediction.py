@@ -12,7 +12,8 @@ from typing import Any, Iterator
 
 import tensorflow as tf
 
-from tftransfer import folders, serving
+from tftransfer.data import folders
+from tftransfer.serving import export as export_lib, signatures
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,20 +36,20 @@ def load_export(path: str) -> LoadedExport:
     ValueError: the SavedModel lacks the tftransfer signatures.
   """
   if not os.path.isfile(os.path.join(path, 'saved_model.pb')):
-    newest = serving.next_version(path) - 1
+    newest = export_lib.next_version(path) - 1
     hint = f' It holds versions: pass a version directory, e.g. {path}/{newest}.' if newest else ''
     raise FileNotFoundError(f'--model={path!r} is not an exported model version (no '
                             f'saved_model.pb).{hint}')
   saved_model = tf.saved_model.load(path)
-  missing = [name for name in (serving.SERVING_DEFAULT, serving.PREDICT_IMAGES)
+  missing = [name for name in (signatures.SERVING_DEFAULT, signatures.PREDICT_IMAGES)
              if name not in saved_model.signatures]
   if missing:
     raise ValueError(f'{path} lacks the signatures {missing} of a tftransfer export; write '
                      'one with `tftransfer-export --workdir=W --export_dir=E`.')
-  with open(os.path.join(path, 'assets', serving.LABELS_FILE), encoding='utf-8',
+  with open(os.path.join(path, 'assets', signatures.LABELS_FILE), encoding='utf-8',
             errors='surrogateescape') as f:
     class_names = tuple(line.rstrip('\n') for line in f)
-  with open(os.path.join(path, 'assets.extra', serving.METADATA_FILE)) as f:
+  with open(os.path.join(path, 'assets.extra', export_lib.METADATA_FILE)) as f:
     metadata = json.load(f)
   return LoadedExport(path, saved_model, class_names, metadata)
 
@@ -85,7 +86,7 @@ def error_reason(error: tf.errors.OpError) -> str:
 
 def _predict_batch(serve, files: list[str], contents: list[bytes]) -> Iterator[dict]:
   try:
-    outputs = serve(**{serving.IMAGE_BYTES: tf.constant(contents, tf.string)})
+    outputs = serve(**{signatures.IMAGE_BYTES: tf.constant(contents, tf.string)})
   except tf.errors.InvalidArgumentError as error:
     if len(files) == 1:
       yield {'path': files[0], 'error': error_reason(error)}
@@ -111,7 +112,7 @@ def predict_files(export: LoadedExport, files: list[str], *,
   """
   if batch_size < 1:
     raise ValueError(f'--batch_size={batch_size} must be >= 1.')
-  serve = export.signature(serving.SERVING_DEFAULT)
+  serve = export.signature(signatures.SERVING_DEFAULT)
   for start in range(0, len(files), batch_size):
     batch = files[start:start + batch_size]
     contents = []

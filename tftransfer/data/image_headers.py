@@ -19,8 +19,6 @@ Everything here works on one scalar tf.string and runs inside tf.function and tf
 
 import tensorflow as tf
 
-FORMATS = ('JPEG', 'PNG', 'GIF', 'BMP', 'WebP')
-
 # Long enough for every header field above.
 _HEADER_BYTES = 32
 

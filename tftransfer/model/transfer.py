@@ -11,7 +11,7 @@ import dataclasses
 
 import keras
 
-from tftransfer import backbones, preprocessing
+from tftransfer.model import backbones
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +41,7 @@ def build_model(*, backbone: str, num_classes: int, image_size: int, width: floa
   base = backbones.build_backbone(backbone, image_size=image_size, width=width,
                                   weights=weights)
   images = keras.Input((image_size, image_size, 3), name='images')
-  x = preprocessing.BackbonePreprocess(spec.preprocessing, name='preprocess')(images)
+  x = backbones.BackbonePreprocess(spec.preprocessing, name='preprocess')(images)
   x = base(x)
   # Pooled features are float32 so the cached features of the head phase keep full precision.
   pool = {'avg': keras.layers.GlobalAveragePooling2D,
@@ -67,24 +67,22 @@ def _all_layers(layer: keras.layers.Layer):
     yield from _all_layers(child)
 
 
-def set_trainable(model: TransferModel, *, phase: str, unfreeze: str = 'all',
+def set_trainable(model: TransferModel, *, train_backbone: bool, unfreeze: int | None = None,
                   freeze_batchnorm: bool = True) -> None:
-  """Sets which weights a phase trains.
+  """Sets which weights train: always the head; the backbone only if `train_backbone`.
 
-  'head': the backbone is frozen (and so runs in inference mode). 'finetune': the backbone's
-  top `unfreeze` layers ('all' or a count) train as well. With `freeze_batchnorm`,
-  BatchNormalization layers stay frozen, which in Keras 3 also keeps them in inference
-  mode: their moving statistics do not drift to the new data's small batches, the classic
-  way fine-tuning destroys a pretrained network.
+  A frozen backbone also runs in inference mode. With `train_backbone`, only the backbone's
+  top `unfreeze` layers train (None = all). With `freeze_batchnorm`, BatchNormalization
+  layers stay frozen, which in Keras 3 also keeps them in inference mode: their moving
+  statistics do not drift to the new data's small batches, the classic way fine-tuning
+  destroys a pretrained network.
   """
-  if phase not in ('head', 'finetune'):
-    raise ValueError(f"phase must be 'head' or 'finetune', not {phase!r}.")
   model.head.trainable = True
-  model.backbone.trainable = phase == 'finetune'
-  if phase == 'head':
+  model.backbone.trainable = train_backbone
+  if not train_backbone:
     return
-  if unfreeze != 'all':
-    for layer in model.backbone.layers[:-int(unfreeze)]:
+  if unfreeze is not None:
+    for layer in model.backbone.layers[:-unfreeze]:
       layer.trainable = False
   if freeze_batchnorm:
     for layer in _all_layers(model.backbone):

@@ -13,7 +13,8 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from tftransfer import models
+from tftransfer.model import transfer
+from tftransfer.training import checkpoints
 from tftransfer.workdir import Workdir
 
 
@@ -43,11 +44,11 @@ def restore(workdir: str, *, allow_unfinished: bool = False) -> TrainedModel:
     FileNotFoundError: `workdir` holds no training run or no checkpoint.
     ValueError: the run is unfinished and `allow_unfinished` is False.
   """
-  if not os.path.isfile(os.path.join(workdir, 'config.json')):
+  run = Workdir(workdir, create=False)
+  if not run.exists('config.json'):
     raise FileNotFoundError(
         f'--workdir={workdir!r} holds no training run (no config.json). Pass the workdir '
         'given to `tftransfer-train --workdir`.')
-  run = Workdir(workdir)
   config = ml_collections.ConfigDict(run.read_json('config.json'))
   class_names = tuple(run.read_json('data.json')['class_names'])
   checkpoint = tf.train.latest_checkpoint(run.checkpoint_dir)
@@ -63,7 +64,7 @@ def restore(workdir: str, *, allow_unfinished: bool = False) -> TrainedModel:
   policy = keras.mixed_precision.dtype_policy()
   keras.mixed_precision.set_global_policy('float32')
   try:
-    transfer = models.build_model(
+    model = transfer.build_model(
         backbone=config.model.backbone, num_classes=len(class_names),
         image_size=config.model.image_size, width=config.model.width, weights='none',
         dropout=config.model.dropout, pooling=config.model.pooling)
@@ -71,7 +72,7 @@ def restore(workdir: str, *, allow_unfinished: bool = False) -> TrainedModel:
     keras.mixed_precision.set_global_policy(policy)
   step = tf.Variable(0, dtype=tf.int64)
   # Every model weight must come back; the optimizers in the checkpoint are not needed.
-  tf.train.Checkpoint(model=transfer.model, step=step).restore(
+  checkpoints.checkpoint_of(model.model, step).restore(
       checkpoint).assert_existing_objects_matched().expect_partial()
-  return TrainedModel(model=transfer.model, config=config, class_names=class_names,
+  return TrainedModel(model=model.model, config=config, class_names=class_names,
                       checkpoint=checkpoint, step=int(step), final_metrics=final_metrics)

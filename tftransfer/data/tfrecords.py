@@ -28,14 +28,13 @@ directory that is renamed to DIR at the end.
 import json
 import math
 import os
-import shutil
-import uuid
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import folders, preprocessing
+from tftransfer import files
+from tftransfer.data import folders, image_ops
 
 DESCRIPTION_FILE = 'dataset.json'
 FORMAT = 'tftransfer.tfrecords.v1'
@@ -123,36 +122,25 @@ def convert_folder(input_dir: str, output_dir: str, *, num_shards: int = 0, seed
                      f'images of {input_dir}; use at most {len(scan.files)}.')
   root = os.path.abspath(input_dir)
   order = np.random.default_rng(seed).permutation(len(scan.files))
-  files = []
-  parent = os.path.dirname(output_dir)
-  os.makedirs(parent, exist_ok=True)
-  # Not tempfile.mkdtemp: its directories are private (0700) and this one becomes the output.
-  temporary = os.path.join(parent, f'.{os.path.basename(output_dir)}.tmp-{uuid.uuid4().hex}')
-  os.mkdir(temporary)
-  try:
+  files_written = []
+  with files.staged_directory(output_dir) as staging:
     for shard, indices in enumerate(np.array_split(order, num_shards)):
       name = f'images-{shard:05d}-of-{num_shards:05d}.tfrecord'
-      with tf.io.TFRecordWriter(os.path.join(temporary, name)) as writer:
+      with tf.io.TFRecordWriter(os.path.join(staging, name)) as writer:
         for index in indices:
           path, label = scan.files[index], int(scan.labels[index])
           with open(path, 'rb') as f:
             writer.write(_example(f.read(), label=label, class_name=scan.class_names[label],
                                   filename=os.path.relpath(path, root),
                                   folder_index=int(index)))
-      files.append({'name': name, 'num_examples': len(indices)})
+      files_written.append({'name': name, 'num_examples': len(indices)})
       logging.info('Wrote %s (%d images).', name, len(indices))
     description = {
         'format': FORMAT, 'class_names': list(scan.class_names),
         'class_counts': list(scan.class_counts), 'num_examples': len(scan.files),
-        'source': {'path': root, 'seed': seed}, 'scan': scan.summary(), 'files': files}
-    with open(os.path.join(temporary, DESCRIPTION_FILE), 'w') as f:
+        'source': {'path': root, 'seed': seed}, 'scan': scan.summary(), 'files': files_written}
+    with open(os.path.join(staging, DESCRIPTION_FILE), 'w') as f:
       json.dump(description, f, indent=2)
-    if os.path.isdir(output_dir):
-      os.rmdir(output_dir)  # Empty (checked above): rename needs the name free.
-    os.rename(temporary, output_dir)
-  except BaseException:
-    shutil.rmtree(temporary, ignore_errors=True)
-    raise
   logging.info('Wrote %d images of %d classes to %d TFRecord files in %s (%d undecodable '
                'files skipped).', len(scan.files), len(scan.class_names), num_shards,
                output_dir, len(scan.skipped))
@@ -238,5 +226,5 @@ def read_examples(directory: str, description: dict, keep: np.ndarray,
       lambda batch: _parse_kept(batch, keep), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
   if not by_file:
     examples = examples.shard(num_shards, shard_index)
-  return examples.map(lambda encoded, label: (preprocessing.decode_image(encoded), label),
+  return examples.map(lambda encoded, label: (image_ops.decode_image(encoded), label),
                       num_parallel_calls=tf.data.AUTOTUNE)

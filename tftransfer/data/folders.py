@@ -2,7 +2,7 @@
 
 A folder of real images holds files that training cannot read: zero-byte files, text saved as
 `.jpg`, truncated downloads. `scan_folder` decodes every image once, in parallel, with the
-same op training uses (`preprocessing.decode_image`), so a file it accepts cannot stop a run
+same op training uses (`image_ops.decode_image`), so a file it accepts cannot stop a run
 in epoch 3, and it reports the others with the reason TensorFlow gave. Its verdicts are
 cached under a fingerprint of the listing (paths, sizes, modification times), so a resumed
 run does not decode an unchanged folder again.
@@ -26,7 +26,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import preprocessing, workdir
+from tftransfer import files
+from tftransfer.data import image_ops
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp', '.webp')
 # Bump when what the scan accepts changes, so that cached verdicts of an older scan are redone.
@@ -177,7 +178,7 @@ def scan_folder(root: str, *, on_bad_image: str = 'skip',
   else:
     failures = _undecodable(listing)
     if cache_path:
-      workdir.write_json_file(cache_path, {
+      files.write_json(cache_path, {
           'version': _SCAN_VERSION, 'root': listing.root, 'fingerprint': fingerprint,
           'num_files': len(listing.files), 'skipped': failures})
   relative = [listing.relative(path) for path in listing.files]
@@ -237,7 +238,7 @@ def _read_cache(cache_path: str | None, root: str, fingerprint: str) -> dict | N
 
 
 def _undecodable(listing: FolderListing) -> dict[str, str]:
-  """{path relative to the root: reason} of every file `preprocessing.decode_image` rejects.
+  """{path relative to the root: reason} of every file `image_ops.decode_image` rejects.
 
   All files are decoded in a parallel tf.data map that drops failures (`ignore_errors`) and
   yields the index of each file that decoded; the few that did not are then decoded again
@@ -248,7 +249,7 @@ def _undecodable(listing: FolderListing) -> dict[str, str]:
   paths = [os.fsencode(path) for path in listing.files]
   decoded = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).enumerate()
   decoded = decoded.map(
-      lambda index, path: (index, tf.shape(preprocessing.decode_image(tf.io.read_file(path)))),
+      lambda index, path: (index, tf.shape(image_ops.decode_image(tf.io.read_file(path)))),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
   ok = np.zeros(len(paths), bool)
   for indices, _ in decoded.batch(4096):
@@ -265,9 +266,9 @@ def _undecodable(listing: FolderListing) -> dict[str, str]:
 
 
 def _decode_error(path: str) -> str | None:
-  """Why `preprocessing.decode_image` cannot decode the file at `path`, or None if it can."""
+  """Why `image_ops.decode_image` cannot decode the file at `path`, or None if it can."""
   try:
-    preprocessing.decode_image(tf.io.read_file(os.fsencode(path)))
+    image_ops.decode_image(tf.io.read_file(os.fsencode(path)))
   except tf.errors.OpError as error:
     # Keep TensorFlow's message, without the op and device decoration around it (nor a
     # failed assertion's preamble).

@@ -1,9 +1,10 @@
 """Data sources: where examples come from, their class names, and the train/val split.
 
-Every source yields the same thing: splits of (uint8 image [H, W, 3], int32 label) examples in
-a fixed order, each readable as one of several shards so that every worker of a distributed
-job reads different examples. The tf.data pipeline on top (caching, augmentation, batching)
-lives in `pipeline.py`.
+Every source (config.SOURCES: TFDS, image folders, TFRecords, synthetic tasks) yields the same
+thing: splits of (uint8 image [H, W, 3], int32 label) examples in a fixed order, each readable
+as one of several shards so that every worker of a distributed job reads different examples.
+How the split is carved is `splits.py`; the tf.data pipeline on top (caching, augmentation,
+batching) is `pipeline.py`.
 """
 
 import dataclasses
@@ -16,7 +17,8 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import folders, preprocessing, synthetic, tfrecords
+from tftransfer import config as config_lib
+from tftransfer.data import folders, image_ops, splits, synthetic, tfrecords
 
 
 class DataUnavailableError(RuntimeError):
@@ -74,13 +76,20 @@ def load(data: ml_collections.ConfigDict, *, seed: int, scan_cache: str | None =
     seed: seeds the split and the example order.
     scan_cache: JSON file caching an image folder's scan (the run's workdir keeps it), so an
       unchanged folder is not decoded again; None = scan every time.
+
+  Raises:
+    ValueError: an unknown source, bad split settings, or what the source's reader raises
+      (folders.BadImagesError for undecodable images under on_bad_image='fail').
+    FileNotFoundError: a missing image folder or TFRecord directory.
+    DataUnavailableError: a TFDS dataset that is not prepared and may not be downloaded.
   """
   loaders = {'tfds': _load_tfds, 'folder': functools.partial(_load_folder,
                                                              scan_cache=scan_cache),
              'tfrecord': _load_tfrecord, 'synthetic': _load_synthetic}
+  assert set(loaders) == set(config_lib.SOURCES)
   if data.source not in loaders:
     raise ValueError(f'Unknown config.data.source={data.source!r}; valid: '
-                     f'{", ".join(sorted(loaders))}.')
+                     f'{", ".join(config_lib.SOURCES)}.')
   loaded = loaders[data.source](data, seed)
   warnings = imbalance_warnings(loaded.class_names, loaded.train.class_counts,
                                 ratio=data.imbalance_warning_ratio)
@@ -103,38 +112,6 @@ def imbalance_warnings(class_names, counts, *, ratio: float) -> tuple[str, ...]:
           'with data.max_examples_per_class.',)
 
 
-def stratified_split(labels: np.ndarray, *, val_fraction: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """Splits example indices so each class keeps `val_fraction` of its examples aside.
-
-  Returns sorted (train_indices, val_indices); the same labels and seed give the same split.
-  """
-  rng = np.random.default_rng(seed)
-  train, val = [], []
-  for label in np.unique(labels):
-    indices = np.flatnonzero(labels == label)
-    rng.shuffle(indices)
-    num_val = int(round(len(indices) * val_fraction))
-    if val_fraction > 0 and len(indices) > 1:
-      num_val = min(max(num_val, 1), len(indices) - 1)
-    val.append(indices[:num_val])
-    train.append(indices[num_val:])
-  return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
-def cap_per_class(indices: np.ndarray, labels: np.ndarray, *, max_per_class: int,
-                  seed: int) -> np.ndarray:
-  """Keeps at most `max_per_class` seeded-random indices of each class (0 = keep all)."""
-  if not max_per_class:
-    return indices
-  rng = np.random.default_rng(seed + 1)
-  kept = []
-  for label in np.unique(labels[indices]):
-    of_class = indices[labels[indices] == label]
-    kept.append(rng.permutation(of_class)[:max_per_class])
-  return np.sort(np.concatenate(kept))
-
-
 def _eval_split(requested: str, available) -> str:
   """Resolves config.data.eval_split against the source's splits; 'carve' = from train."""
   if requested == 'auto':
@@ -144,15 +121,6 @@ def _eval_split(requested: str, available) -> str:
 
 def _counts(labels: np.ndarray, num_classes: int) -> tuple[int, ...]:
   return tuple(int(n) for n in np.bincount(labels, minlength=num_classes))
-
-
-def _train_val_indices(labels: np.ndarray, data: ml_collections.ConfigDict, seed: int):
-  """Carves a stratified validation set from `labels` and caps the training classes."""
-  if not 0 < data.val_fraction < 1:
-    raise ValueError(f'config.data.val_fraction={data.val_fraction} must be in (0, 1) to carve '
-                     'a validation split from the training data.')
-  train, val = stratified_split(labels, val_fraction=data.val_fraction, seed=seed)
-  return cap_per_class(train, labels, max_per_class=data.max_examples_per_class, seed=seed), val
 
 
 def _array_split(images: np.ndarray, labels: np.ndarray, num_classes: int) -> Split:
@@ -167,11 +135,11 @@ def _load_synthetic(data, seed):
   images, labels = synthetic.generate(data.name, data.train_split)
   eval_split = _eval_split(data.eval_split, task.examples_per_class)
   if eval_split != 'carve':
-    train = cap_per_class(np.arange(len(labels)), labels,
+    train = splits.cap_per_class(np.arange(len(labels)), labels,
                           max_per_class=data.max_examples_per_class, seed=seed)
     val_images, val_labels = synthetic.generate(data.name, eval_split)
   else:
-    train, val = _train_val_indices(labels, data, seed)
+    train, val = splits.train_val_indices(labels, data, seed)
     val_images, val_labels = images[val], labels[val]
   return Data(task.class_names,
               _array_split(images[train], labels[train], num_classes),
@@ -182,7 +150,7 @@ def _load_synthetic(data, seed):
 def _load_folder(data, seed, *, scan_cache):
   scan = folders.scan_folder(data.path, on_bad_image=data.on_bad_image, cache_path=scan_cache)
   num_classes = len(scan.class_names)
-  train, val = _train_val_indices(scan.labels, data, seed)
+  train, val = splits.train_val_indices(scan.labels, data, seed)
   # The scan is class-sorted; a seeded permutation keeps batches from being one class even
   # when the shuffle buffer is smaller than the split.
   order = np.random.default_rng(seed + 2)
@@ -198,7 +166,7 @@ def _load_folder(data, seed, *, scan_cache):
       examples = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), labels))
       examples = examples.shard(num_shards, shard_index)
       return examples.map(lambda path, label: (
-          preprocessing.decode_image(tf.io.read_file(path)), label),
+          image_ops.decode_image(tf.io.read_file(path)), label),
           num_parallel_calls=tf.data.AUTOTUNE)
     return Split(read, _counts(labels, num_classes))
 
@@ -211,7 +179,7 @@ def _load_tfrecord(data, seed):
   description = tfrecords.read_description(data.path)
   class_names = tuple(description['class_names'])
   labels = tfrecords.folder_labels(description)
-  train, val = _train_val_indices(labels, data, seed)
+  train, val = splits.train_val_indices(labels, data, seed)
 
   def split(indices):
     keep = np.zeros(len(labels), bool)
@@ -267,12 +235,12 @@ def _load_tfds(data, seed):
         '--config.data.source=folder --config.data.path=DIR.') from None
   eval_split = _eval_split(data.eval_split, builder.info.splits)
   if eval_split != 'carve':
-    train = cap_per_class(np.arange(len(train_labels)), train_labels,
+    train = splits.cap_per_class(np.arange(len(train_labels)), train_labels,
                           max_per_class=data.max_examples_per_class, seed=seed)
     val_labels = read_labels(eval_split)
     val_split = split_of(eval_split, np.arange(len(val_labels)), val_labels)
   else:
-    train, val = _train_val_indices(train_labels, data, seed)
+    train, val = splits.train_val_indices(train_labels, data, seed)
     val_split = split_of(data.train_split, val, train_labels)
   return Data(class_names, split_of(data.train_split, train, train_labels), val_split,
               f'TFDS {data.name!r} (train: {data.train_split}, validation: {eval_split})')

@@ -1,0 +1,59 @@
+r"""Evaluates a trained model: metrics.json and a confusion-matrix PNG.
+
+Usage:
+  # A run, on exactly its own validation split; writes WORKDIR/eval/:
+  python -m tftransfer.evaluate --workdir=/tmp/run
+  # An export, on the validation split of a data config; writes OUTPUT_DIR/:
+  python -m tftransfer.evaluate --model=/models/my_model/1 --config=configs/folder.py \
+      --config.data.path=/data/my_images --output_dir=/tmp/eval
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from tftransfer.evaluation import evaluate
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A training run to evaluate on its own '
+                               'validation split (results in WORKDIR/eval/).')
+_MODEL = flags.DEFINE_string('model', None, 'An exported version directory, export_dir/<N>, '
+                             'evaluated through its predict_images signature (needs --config '
+                             'and --output_dir).')
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'With --model: a config in configs/ whose data section, seed and '
+    'train.batch_size choose the validation split.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'With --model: where metrics.json and '
+                                  'confusion_matrix.png go.')
+_ALLOW_UNFINISHED = flags.DEFINE_bool('allow_unfinished', False, 'With --workdir: evaluate the '
+                                      'newest checkpoint of a run that has not finished.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if bool(_WORKDIR.value) == bool(_MODEL.value):
+    raise app.UsageError('Pass exactly one of --workdir=RUN or --model=EXPORT_DIR/VERSION.')
+  if _WORKDIR.value:
+    if _CONFIG.value or _OUTPUT_DIR.value:
+      raise app.UsageError('--config and --output_dir go with --model; --workdir evaluates on '
+                           "the run's own config and writes WORKDIR/eval/.")
+    metrics = evaluate.evaluate_workdir(_WORKDIR.value,
+                                          allow_unfinished=_ALLOW_UNFINISHED.value)
+  else:
+    if not _CONFIG.value or not _OUTPUT_DIR.value:
+      raise app.UsageError('--model needs --config=configs/X.py (the data to evaluate on) and '
+                           '--output_dir=DIR.')
+    logging.info('Config:\n%s', _CONFIG.value)
+    metrics = evaluate.evaluate_export(_MODEL.value, _CONFIG.value, _OUTPUT_DIR.value)
+  logging.info('Top-1 accuracy %.4f on %d images.', metrics['top1_accuracy'],
+               metrics['num_examples'])
+
+
+def run():
+  """Console-script entry point (tftransfer-evaluate)."""
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

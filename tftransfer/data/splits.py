@@ -1,0 +1,61 @@
+"""Train/validation splits over example labels: stratified, seeded, capped per class.
+
+Pure NumPy on label arrays, so every source (TFDS, folders, TFRecords, synthetic) splits the
+same way and the same labels and seed always give the same split.
+"""
+
+import ml_collections
+import numpy as np
+
+
+def stratified_split(labels: np.ndarray, *, val_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Splits example indices so each class keeps `val_fraction` of its examples aside.
+
+  Returns sorted (train_indices, val_indices); the same labels and seed give the same split.
+  """
+  rng = np.random.default_rng(seed)
+  train, val = [], []
+  for label in np.unique(labels):
+    indices = np.flatnonzero(labels == label)
+    rng.shuffle(indices)
+    num_val = int(round(len(indices) * val_fraction))
+    if val_fraction > 0 and len(indices) > 1:
+      num_val = min(max(num_val, 1), len(indices) - 1)
+    val.append(indices[:num_val])
+    train.append(indices[num_val:])
+  return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def cap_per_class(indices: np.ndarray, labels: np.ndarray, *, max_per_class: int,
+                  seed: int) -> np.ndarray:
+  """Keeps at most `max_per_class` seeded-random indices of each class (0 = keep all)."""
+  if not max_per_class:
+    return indices
+  rng = np.random.default_rng(seed + 1)
+  kept = []
+  for label in np.unique(labels[indices]):
+    of_class = indices[labels[indices] == label]
+    kept.append(rng.permutation(of_class)[:max_per_class])
+  return np.sort(np.concatenate(kept))
+
+
+def train_val_indices(labels: np.ndarray, data: ml_collections.ConfigDict, seed: int):
+  """Carves a stratified validation set from `labels` and caps the training classes.
+
+  Args:
+    labels: int [N], one per example.
+    data: the config's data section (val_fraction, max_examples_per_class).
+    seed: seeds the split and the cap.
+
+  Returns:
+    Sorted (train_indices, val_indices) into `labels`.
+
+  Raises:
+    ValueError: data.val_fraction is not in (0, 1).
+  """
+  if not 0 < data.val_fraction < 1:
+    raise ValueError(f'config.data.val_fraction={data.val_fraction} must be in (0, 1) to carve '
+                     'a validation split from the training data.')
+  train, val = stratified_split(labels, val_fraction=data.val_fraction, seed=seed)
+  return cap_per_class(train, labels, max_per_class=data.max_examples_per_class, seed=seed), val

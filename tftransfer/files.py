@@ -1,0 +1,119 @@
+"""Atomic writes: a reader sees the old file or directory, or the new one, never half of one.
+
+    write_text, write_json   one file, through tf.io.gfile (local disks, GCS, ...): written
+                             under a unique hidden name beside it, then renamed over it
+    copy_local_file          the same for files a library can only write locally (HDF5)
+    staged_directory         a directory (an export version, a TFRecord set) filled under a
+                             hidden name beside its target and renamed to it when complete
+
+A killed process leaves at worst a hidden temporary beside the target, never a target that
+looks complete.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Callable, Iterator
+import uuid
+
+import tensorflow as tf
+
+
+def _hidden_sibling(path: str, tag: str) -> str:
+  """A unique hidden name in `path`'s directory (unique, so concurrent writers never collide)."""
+  return os.path.join(os.path.dirname(path), f'.{os.path.basename(path)}.{tag}-{uuid.uuid4().hex}')
+
+
+def write_text(path: str, text: str) -> None:
+  """Writes `text` (str) to `path` atomically, through tf.io.gfile.
+
+  Raises:
+    tf.errors.OpError: the filesystem refused the write or the rename.
+  """
+  temporary = _hidden_sibling(path, 'tmp')
+  try:
+    with tf.io.gfile.GFile(temporary, 'w') as f:
+      f.write(text)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+  except BaseException:
+    if tf.io.gfile.exists(temporary):
+      tf.io.gfile.remove(temporary)
+    raise
+
+
+def write_json(path: str, value) -> None:
+  """Writes `value` as indented, key-sorted JSON to `path` atomically."""
+  write_text(path, json.dumps(value, indent=2, sort_keys=True) + '\n')
+
+
+def copy_local_file(path: str, write: Callable[[str], None]) -> None:
+  """Stores at `path` (any tf.io.gfile filesystem) a file that `write(local_path)` writes
+  locally, e.g. Keras' HDF5 weights; atomically, like write_text."""
+  with tempfile.TemporaryDirectory() as local:
+    local_path = os.path.join(local, os.path.basename(path))
+    write(local_path)
+    temporary = _hidden_sibling(path, 'tmp')
+    try:
+      tf.io.gfile.copy(local_path, temporary, overwrite=True)
+      tf.io.gfile.rename(temporary, path, overwrite=True)
+    except BaseException:
+      if tf.io.gfile.exists(temporary):
+        tf.io.gfile.remove(temporary)
+      raise
+
+
+@contextlib.contextmanager
+def staged_directory(target: str, *, overwrite: bool = False) -> Iterator[str]:
+  """Yields an empty hidden directory beside `target` to fill; when the block succeeds it is
+  renamed to `target`, otherwise removed. Local filesystems only (renaming a directory is not
+  atomic, or not possible, on object stores).
+
+  Not tempfile.mkdtemp: its directories are private (0700), and this one becomes the output,
+  which other users (a TF Serving running as another user) must be able to read.
+
+  Args:
+    target: the directory to create. It may exist only as an empty directory, or when
+      `overwrite` is set (it is then replaced, after the new one is complete).
+    overwrite: replace an existing non-empty `target`.
+
+  Raises:
+    FileExistsError: `target` exists, is not empty, and `overwrite` is False (checked before
+      the block runs and again when publishing).
+  """
+  target = os.path.abspath(target)
+  _check_free(target, overwrite)
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  staging = _hidden_sibling(target, 'incomplete')
+  os.mkdir(staging)
+  try:
+    yield staging
+    _check_free(target, overwrite)
+    _publish(staging, target)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_free(target: str, overwrite: bool) -> None:
+  if overwrite or not os.path.exists(target):
+    return
+  if os.path.isdir(target) and not os.listdir(target):
+    return
+  raise FileExistsError(f'{target} already exists and is not empty; it is never overwritten '
+                        'in place (choose another name, or remove it first).')
+
+
+def _publish(staging: str, target: str) -> None:
+  """Renames `staging` to `target`, retiring whatever `target` held (checked by the caller)."""
+  if not os.path.exists(target):
+    os.rename(staging, target)
+    return
+  if os.path.isdir(target) and not os.listdir(target):
+    os.rmdir(target)  # rename needs the name free
+    os.rename(staging, target)
+    return
+  retired = _hidden_sibling(target, 'replaced')
+  os.rename(target, retired)
+  os.rename(staging, target)
+  shutil.rmtree(retired)

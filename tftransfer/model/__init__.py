@@ -1,0 +1,2 @@
+"""The classifier: the keras.applications backbone registry and the transfer model built on
+one (backbone preprocessing, backbone, pooling, new dense head)."""

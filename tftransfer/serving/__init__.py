@@ -1,0 +1,2 @@
+"""The SavedModel for TF Serving: its signatures, the versioned export, and predictions
+through an export."""

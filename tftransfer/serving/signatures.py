@@ -1,0 +1,113 @@
+"""The exported model's signatures: the contract clients code against, built in the graph.
+
+    serving_default   image_bytes  string [None]                 encoded JPEG/PNG/GIF/BMP/WebP
+    predict_images    images       uint8  [None, None, None, 3]  any spatial size
+    both return       probabilities float32 [None, num_classes]
+                      classes       string  [None, k]  class names, best first
+                      scores        float32 [None, k]  their probabilities
+
+Each image goes through exactly the evaluation view of training (data/image_ops.py:
+fit_to_storage, then center_crop_resize), so served and validated images are identical.
+Bad requests fail as InvalidArgument (HTTP 400 from TF Serving) naming the image: empty bytes,
+an unknown format, corrupt data, or more pixels than `export.max_image_pixels` (all frames of
+an animated GIF), which is checked from the headers before the image is decoded.
+
+Also here: assets/labels.txt, the source of the graph's label -> class name table.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tftransfer.data import image_headers, image_ops
+
+SERVING_DEFAULT = 'serving_default'
+PREDICT_IMAGES = 'predict_images'
+IMAGE_BYTES = 'image_bytes'
+IMAGES = 'images'
+LABELS_FILE = 'labels.txt'
+
+
+def decode_request(encoded: tf.Tensor, index: tf.Tensor, *, image_size: int,
+                   max_image_pixels: int) -> tf.Tensor:
+  """Checks and decodes one request image to its evaluation view.
+
+  Args:
+    encoded: scalar tf.string, the image file's bytes.
+    index: scalar int32, its position in the request (named in error messages).
+    image_size: the model's input side.
+    max_image_pixels: largest width x height accepted; 0 = no limit.
+
+  Returns:
+    float32 [image_size, image_size, 3] in 0-255.
+  """
+  checks = [tf.debugging.Assert(tf.strings.length(encoded) > 0, [tf.strings.format(
+      'image_bytes[{}] is empty: send the bytes of a JPEG, PNG, GIF, BMP or WebP file.',
+      index)])]
+  with tf.control_dependencies(checks):
+    frames, height, width = tf.unstack(image_headers.decoded_shape(encoded))
+  checks.append(tf.debugging.Assert(height >= 0, [tf.strings.format(
+      'image_bytes[{}] is not a JPEG, PNG, GIF, BMP or WebP image ({} bytes).',
+      (index, tf.strings.length(encoded)))]))
+  if max_image_pixels:
+    # An animated GIF decodes every frame, so all of them count.
+    checks.append(tf.debugging.Assert(frames * height * width <= max_image_pixels, [
+        tf.strings.format('image_bytes[{}] is {} frame(s) of {} x {} pixels, more than this '
+                          'model accepts ({} pixels, export.max_image_pixels); send a '
+                          'smaller image.', (index, frames, width, height, max_image_pixels))]))
+  # The checks run before decoding, so an oversized image is never allocated.
+  with tf.control_dependencies(checks):
+    image = image_ops.decode_image(encoded)
+  return image_ops.evaluation_view(image, image_size)
+
+
+class Signatures:
+  """The signature functions over one model; each returns the OUTPUTS dictionary."""
+
+  def __init__(self, model: keras.Model, class_table: tf.lookup.StaticHashTable, *,
+               image_size: int, top_k: int, max_image_pixels: int):
+    self.model, self.class_table = model, class_table
+    self.image_size, self.top_k, self.max_image_pixels = image_size, top_k, max_image_pixels
+
+  def _classify(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    probabilities = tf.nn.softmax(self.model(images, training=False))
+    scores, indices = tf.math.top_k(probabilities, k=self.top_k)
+    return {'probabilities': probabilities,
+            'classes': self.class_table.lookup(tf.cast(indices, tf.int64)),
+            'scores': scores}
+
+  def _view_spec(self) -> tf.TensorSpec:
+    return tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32)
+
+  def serving_default(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+    indices = tf.range(tf.shape(image_bytes)[0])
+    images = tf.map_fn(
+        lambda request: decode_request(request[0], request[1], image_size=self.image_size,
+                                       max_image_pixels=self.max_image_pixels),
+        (image_bytes, indices), fn_output_signature=self._view_spec())
+    return self._classify(images)
+
+  def predict_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    views = tf.map_fn(lambda image: image_ops.evaluation_view(image, self.image_size),
+                      images, fn_output_signature=self._view_spec())
+    return self._classify(views)
+
+
+def write_labels(path: str, class_names) -> None:
+  bad = [name for name in class_names if '\n' in name or '\r' in name or not name]
+  if bad:
+    raise ValueError(f'Class names {bad!r} cannot be written one per line to {LABELS_FILE}; '
+                     'rename those class folders.')
+  # Folder names that are not valid UTF-8 (os.fsdecode's surrogates) keep their bytes.
+  with open(path, 'w', encoding='utf-8', errors='surrogateescape') as f:
+    f.writelines(f'{name}\n' for name in class_names)
+
+
+def class_table(labels_path: str, num_classes: int) -> tf.lookup.StaticHashTable:
+  """Label index -> class name, read from labels.txt (which the SavedModel keeps as an asset)."""
+  return tf.lookup.StaticHashTable(
+      tf.lookup.TextFileInitializer(
+          labels_path, key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+          value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+          vocab_size=num_classes),
+      default_value='')

@@ -1,0 +1,80 @@
+"""What a phase trains and validates on: augmented image batches, or backbone features
+computed once (the head phase, by default), distributed over the strategy's replicas."""
+
+import time
+from typing import Callable, NamedTuple
+
+from absl import logging
+import keras
+import tensorflow as tf
+
+from tftransfer.data import features, pipeline, sources
+from tftransfer.model import transfer
+from tftransfer.training import resolve, steps
+
+
+class PhaseInputs(NamedTuple):
+  """What a phase's loop runs: a model, its training batches, and its validation."""
+  forward: keras.Model  # inputs -> float32 logits; what the phase's steps train
+  batches: tf.distribute.DistributedDataset  # endless, shuffled, augmented for images
+  evaluate: Callable[[], steps.Sums]  # the validation split's sums through `forward`
+
+
+class Validation:
+  """The validation images, distributed and cached once for every evaluation of a run."""
+
+  def __init__(self, setup: resolve.RunSetup, data: sources.Data, model: keras.Model):
+    config = setup.config
+    strategy = setup.runtime.strategy
+    cache = pipeline.use_memory_cache(config.data.cache, data.val, config.model.image_size)
+    # Built once, so the memory cache is filled only once.
+    self.batches = strategy.distribute_datasets_from_function(
+        lambda context: pipeline.eval_batches(
+            data.val, image_size=config.model.image_size, batch_size=config.train.batch_size,
+            cache=cache, input_context=context))
+    self.step = steps.make_eval_step(strategy, model)  # one per model: no retracing
+
+  def __call__(self) -> steps.Sums:
+    return steps.evaluate(self.step, self.batches)
+
+
+def on_images(setup: resolve.RunSetup, data: sources.Data, model: transfer.TransferModel,
+              validation: Validation, *, seed: int) -> PhaseInputs:
+  """The whole classifier on augmented training images (random crop, flip)."""
+  config = setup.config
+  cache = pipeline.use_memory_cache(config.data.cache, data.train, config.model.image_size)
+  batches = setup.runtime.strategy.distribute_datasets_from_function(
+      lambda context: pipeline.train_batches(
+          data.train, image_size=config.model.image_size, batch_size=config.train.batch_size,
+          seed=seed, cache=cache, shuffle_buffer=config.data.shuffle_buffer,
+          min_area=config.data.crop_min_area, flip=config.data.flip, input_context=context))
+  return PhaseInputs(model.model, batches, validation)
+
+
+def on_features(setup: resolve.RunSetup, data: sources.Data, model: transfer.TransferModel,
+                *, seed: int) -> PhaseInputs:
+  """The head alone on backbone features of the evaluation view, computed once here (one
+  inference pass over this worker's shard of each split; no augmentation)."""
+  config, rt = setup.config, setup.runtime
+  started = time.time()
+  logging.info('Computing backbone features of %d training and %d validation images once '
+               'for the head phase.', data.train.num_examples, data.val.num_examples)
+  extract = tf.function(lambda images: model.features(images, training=False),
+                        reduce_retracing=True, jit_compile=rt.jit_compile)
+  local = tf.distribute.InputContext(num_input_pipelines=rt.num_workers,
+                                     input_pipeline_id=rt.worker_index,
+                                     num_replicas_in_sync=rt.strategy.num_replicas_in_sync)
+  train_features, val_features = (
+      features.compute_features(extract, split, image_size=config.model.image_size,
+                                batch_size=config.train.batch_size, input_context=local)
+      for split in (data.train, data.val))
+  logging.info('Features ready in %.1f s.', time.time() - started)
+
+  def distributed(arrays, seed):
+    return rt.strategy.distribute_datasets_from_function(
+        lambda context: features.feature_batches(
+            *arrays, batch_size=config.train.batch_size, seed=seed, input_context=context))
+
+  eval_step = steps.make_eval_step(rt.strategy, model.head)
+  return PhaseInputs(model.head, distributed(train_features, seed),
+                     lambda: steps.evaluate(eval_step, distributed(val_features, None)))

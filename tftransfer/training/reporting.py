@@ -1,0 +1,111 @@
+"""Where training's results go: progress lines with an ETA, TensorBoard, metrics.jsonl rows
+and final_metrics.json. Every worker logs; only the chief writes files.
+
+    progress line   '<phase> epoch E/N step S/T: loss, acc, lr, img/s, about X s left'
+    metrics.jsonl   one row per finished epoch (see `Reporter.epoch_end` for its keys)
+    tensorboard/    train/* scalars at each progress line, val/* at each epoch end
+"""
+
+import hashlib
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tftransfer.training.steps import Sums
+from tftransfer.workdir import Workdir
+
+
+def weights_digest(model: keras.Model) -> str:
+  """A short sha256 of every weight of `model`: equal digests mean bitwise-equal models."""
+  digest = hashlib.sha256()
+  for weight in model.weights:
+    digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+  return digest.hexdigest()[:16]
+
+
+class Reporter:
+  """A run's log lines, TensorBoard scalars and metrics files."""
+
+  def __init__(self, run: Workdir, *, is_chief: bool, batch_size: int, total_steps: int):
+    self.run, self.is_chief = run, is_chief
+    self.batch_size, self.total_steps = batch_size, total_steps
+    self.writer = (tf.summary.create_file_writer(run.tensorboard_dir) if is_chief
+                   else tf.summary.create_noop_writer())
+
+  def progress(self, *, phase, epoch: int, step: int, sums: Sums, seconds: float,
+               learning_rate: float) -> None:
+    """Logs training since the previous progress line (`sums` over `seconds`), with the time
+    left in the phase at that speed."""
+    images_per_sec = sums.count / seconds if seconds else 0.0
+    phase_end = min(phase.end_step, self.total_steps)
+    remaining = (phase_end - step) * self.batch_size / max(images_per_sec, 1e-9)
+    logging.info('%s epoch %d/%d step %d/%d: loss %.4f acc %.4f lr %.2e, %.0f img/s, '
+                 'about %.0f s left in this phase.', phase.name, epoch + 1, phase.epochs,
+                 step, self.total_steps, sums.mean_loss, sums.accuracy, learning_rate,
+                 images_per_sec, remaining)
+    with self.writer.as_default(step=step):
+      tf.summary.scalar('train/loss', sums.mean_loss)
+      tf.summary.scalar('train/accuracy', sums.accuracy)
+      tf.summary.scalar('train/learning_rate', learning_rate)
+      tf.summary.scalar('train/images_per_sec', images_per_sec)
+
+  def epoch_end(self, *, phase, epoch: int, step: int, train: Sums, val: Sums,
+                seconds: float, train_seconds: float, learning_rate: float) -> dict:
+    """Logs a finished epoch and appends its metrics.jsonl row; returns the row.
+
+    Args:
+      phase: the training.loop.Phase.
+      epoch: 0-based epoch within the phase.
+      step: the global step at the epoch's end.
+      train: the epoch's training sums (with augmentation, dropout, label smoothing).
+      val: the validation sums at the epoch's end.
+      seconds: the epoch's wall time, evaluation included.
+      train_seconds: the time spent in training steps alone (for images/sec).
+      learning_rate: at the epoch's end.
+    """
+    previous = self.run.read_metrics()
+    row = {
+        'phase': phase.name, 'epoch': epoch + 1, 'epochs': phase.epochs, 'step': step,
+        'seconds': round(seconds, 2),
+        'wall_seconds': round((previous[-1]['wall_seconds'] if previous else 0) + seconds, 2),
+        'train_loss': round(train.mean_loss, 5), 'train_accuracy': round(train.accuracy, 5),
+        'val_loss': round(val.mean_loss, 5), 'val_accuracy': round(val.accuracy, 5),
+        'images_per_sec': round(train.count / train_seconds, 1) if train_seconds else None,
+        'learning_rate': learning_rate,
+    }
+    logging.info('%s epoch %d/%d done in %.1f s: train loss %.4f acc %.4f, val loss %.4f '
+                 'acc %.4f.', phase.name, epoch + 1, phase.epochs, seconds, train.mean_loss,
+                 train.accuracy, val.mean_loss, val.accuracy)
+    if self.is_chief:
+      self.run.append_metrics(row)
+    with self.writer.as_default(step=step):
+      tf.summary.scalar('val/loss', val.mean_loss)
+      tf.summary.scalar('val/accuracy', val.accuracy)
+      tf.summary.scalar('epoch_seconds', seconds)
+    self.writer.flush()
+    return row
+
+  def final(self, *, val: Sums, step: int, model: keras.Model, extra: dict) -> dict:
+    """Builds the final metrics (written to final_metrics.json by the chief) and returns them.
+
+    Args:
+      val: the final model's validation sums.
+      step: the final global step.
+      model: the final classifier, whose weights' digest is recorded.
+      extra: facts of the run to record beside the results (sizes, backbone, precision).
+    """
+    rows = self.run.read_metrics()
+    final = {
+        'val_accuracy': round(val.accuracy, 5), 'val_loss': round(val.mean_loss, 5),
+        'step': step, 'wall_seconds': rows[-1]['wall_seconds'] if rows else 0.0,
+        # A run capped mid-epoch and continued has two rows for that epoch.
+        'epochs': len({(row['phase'], row['epoch']) for row in rows}),
+        **extra, 'weights_sha256': weights_digest(model),
+    }
+    logging.info('Final weights sha256 %s (identical on every worker of a run).',
+                 final['weights_sha256'])
+    if self.is_chief:
+      self.run.write_json('final_metrics.json', final)
+    return final
