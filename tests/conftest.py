@@ -1,118 +1,28 @@
-"""Shared test helpers: tiny offline configs, generated image folders, fake weight files."""
+"""Shared fixtures (helpers.py holds the plain functions), and the `shared_data` marker's skip."""
 
-import base64
-import io
 import os
 import pathlib
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+from absl import logging  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from tftransfer import backbones, config as config_lib  # noqa: E402
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / 'shared'
-SHARED_TRAIN = SHARED / 'data' / 'cifar10' / 'train'
-SHARED_WEIGHTS = SHARED / 'weights' / 'mobilenet_2_5_224_tf_no_top.h5'
+from helpers import (SHARED, SHARED_TRAIN, SHARED_WEIGHTS, tiny_config,  # noqa: E402
+                     write_calibrated_weights, write_fake_weights, write_messy_folder)
 
 
-def pytest_addoption(parser):
-  parser.addoption('--runslow', action='store_true', help='also run tests marked slow')
+# The library's own INFO lines ('Resuming from ...', 'not retraining') are part of what tests
+# check through caplog.
+logging.set_verbosity(logging.INFO)
 
 
 def pytest_collection_modifyitems(config, items):
-  skip_slow = pytest.mark.skip(reason='slow: run with --runslow')
   skip_shared = pytest.mark.skip(reason=f'needs real data in {SHARED} (absent)')
   for item in items:
-    if 'slow' in item.keywords and not config.getoption('--runslow'):
-      item.add_marker(skip_slow)
     if 'shared_data' in item.keywords and not (SHARED_TRAIN.is_dir()
                                                and SHARED_WEIGHTS.is_file()):
       item.add_marker(skip_shared)
-
-
-def tiny_config(**overrides):
-  """A config that trains a MobileNet-0.25 at 32 px on 40 synthetic images in seconds.
-
-  Overrides are dotted field names with '__' for '.', e.g. train__head_epochs=2.
-  """
-  config = config_lib.default_config()
-  config.data.source = 'synthetic'
-  config.data.name = 'textures_target'
-  config.data.eval_split = 'carve'
-  config.data.val_fraction = 0.1
-  config.data.max_examples_per_class = 8
-  config.data.flip = False
-  config.model.backbone = 'mobilenet'
-  config.model.width = 0.25
-  config.model.image_size = 32
-  config.model.weights = 'none'
-  config.train.batch_size = 8
-  config.train.head_epochs = 1
-  config.train.finetune_epochs = 1
-  config.train.steps_per_loop = 5
-  config.train.log_every_steps = 5
-  config.train.mixed_precision = 'float32'
-  config.train.checkpoint_every_secs = 0
-  for dotted, value in overrides.items():
-    section, _, field = dotted.rpartition('__')
-    (config[section] if section else config)[field] = value
-  return config.lock()
-
-
-def write_fake_weights(path, *, backbone='mobilenet', width=0.25, image_size=32, seed=7):
-  """Writes a 'pretrained' backbone weights file: random weights nobody could mistake
-  for the default initialisation (BatchNorm statistics included). Returns the weights."""
-  model = backbones.build_backbone(backbone, image_size=image_size, width=width,
-                                   weights='none')
-  rng = np.random.default_rng(seed)
-  for variable in model.weights:
-    value = variable.numpy() + rng.normal(0, 0.05, variable.shape)
-    if 'moving_variance' in variable.path:
-      value = rng.uniform(0.5, 1.5, variable.shape)
-    variable.assign(value.astype(variable.dtype))
-  model.save_weights(str(path))
-  return [w.numpy() for w in model.weights]
-
-
-def write_calibrated_weights(path, *, backbone='mobilenet', width=0.25, image_size=32, seed=7):
-  """Writes a 'pretrained' backbone whose features depend on the image.
-
-  In inference mode an untrained MobileNet's activations vanish with depth (its BatchNorm
-  statistics are the initial 0 and 1), so every image gets the same features. One training-mode
-  pass over random images with momentum 0 sets each BatchNorm's statistics to the batch's.
-  """
-  model = backbones.build_backbone(backbone, image_size=image_size, width=width,
-                                   weights='none')
-  for layer in model.layers:
-    if isinstance(layer, keras.layers.BatchNormalization):
-      layer.momentum = 0.0
-  images = np.random.default_rng(seed).uniform(-1, 1, (64, image_size, image_size, 3))
-  model(images.astype(np.float32), training=True)
-  model.save_weights(str(path))
-
-
-def write_image_folder(root, *, classes=('cat', 'dog', 'frog'), per_class=6, size=(40, 36)):
-  """Writes root/<class>/<i>.png|jpg images whose mean colour depends on the class."""
-  root = pathlib.Path(root)
-  for label, name in enumerate(classes):
-    (root / name).mkdir(parents=True, exist_ok=True)
-    for index in range(per_class):
-      colour = np.zeros(3)
-      colour[label % 3] = 200
-      image = np.clip(colour + np.random.default_rng(index).normal(0, 20, size + (3,)), 0,
-                      255).astype(np.uint8)
-      if index % 2:
-        data = tf.io.encode_jpeg(image).numpy()
-        (root / name / f'{index}.jpg').write_bytes(data)
-      else:
-        data = tf.io.encode_png(image).numpy()
-        (root / name / f'{index}.png').write_bytes(data)
-  return root
 
 
 @pytest.fixture
@@ -120,70 +30,6 @@ def fake_weights(tmp_path):
   path = tmp_path / 'fake_mobilenet.weights.h5'
   values = write_fake_weights(path)
   return path, values
-
-
-def _pil_bytes(image, format_name, **options):
-  buffer = io.BytesIO()
-  image.save(buffer, format_name, **options)
-  return buffer.getvalue()
-
-
-def write_messy_folder(root):
-  """Writes an image folder as users have them: odd formats, broken files, clutter.
-
-  Returns (valid, broken): the paths relative to `root` of the images training can use, and
-  {relative path: a fragment of the reason it cannot} for the ones it cannot.
-  """
-  from PIL import Image  # A test dependency (setup.cfg): TF cannot write these formats.
-
-  root = pathlib.Path(root)
-  rng = np.random.default_rng(0)
-  pixels = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
-  jpeg = tf.io.encode_jpeg(pixels).numpy()
-  png = tf.io.encode_png(pixels).numpy()
-  rgb = Image.fromarray(pixels)
-  files = {
-      # Odd but valid: every format and mode decode_image turns into RGB.
-      'cat/gray.jpg': tf.io.encode_jpeg(pixels[..., :1]).numpy(),
-      'cat/cmyk.jpg': _pil_bytes(rgb.convert('CMYK'), 'JPEG'),
-      'cat/palette.png': _pil_bytes(rgb.convert('P'), 'PNG'),
-      'cat/rgba.png': tf.io.encode_png(np.concatenate([pixels, pixels[..., :1]], -1)).numpy(),
-      'cat/deep.png': tf.io.encode_png(pixels.astype(np.uint16) * 257).numpy(),
-      'cat/anim.gif': _pil_bytes(rgb.convert('P'), 'GIF', save_all=True,
-                                 append_images=[Image.fromarray(255 - pixels).convert('P')]),
-      'cat/image.bmp': _pil_bytes(rgb, 'BMP'),
-      'cat/photo.webp': _pil_bytes(rgb, 'WEBP', lossless=True),
-      # Extensions in any case, nested folders, non-ASCII and non-UTF-8 names, a PNG named .jpg.
-      'dog/UPPER.JPG': jpeg,
-      'dog/lower.jpeg': jpeg,
-      'dog/Mixed.Png': png,
-      'dog/nested/inner.png': png,
-      'dog/nested/deeper/inner.jpg': jpeg,
-      'dog/naïve_狗.jpg': jpeg,
-      os.fsdecode(b'dog/caf\xe9_latin1.jpg'): jpeg,
-      'dog/png_named.jpg': png,
-      'émeu/0.jpg': jpeg, 'émeu/1.jpg': png, 'émeu/2.jpg': jpeg, 'émeu/3.png': png,
-  }
-  valid = sorted(files)
-  broken = {
-      'cat/zero.jpg': (b'', 'Input is empty'),
-      'cat/text.jpg': (b'This is a text file, not a JPEG.\n', 'Unknown image file format'),
-      'cat/truncated.jpg': (jpeg[:len(jpeg) // 2], 'JPEG'),
-      'dog/nested/truncated.png': (png[:len(png) // 2], 'PNG'),
-      # A valid JPEG XL codestream: TensorFlow decodes it, but serving could not size it.
-      'dog/jpeg_xl.jpg': (base64.b64decode('/woAEBAJCAABACgASxiLFcJJQU5/AA=='),
-                          'JPEG XL is not supported'),
-  }
-  files.update({path: data for path, (data, _) in broken.items()})
-  # Clutter the scan must pass over: non-images, hidden files and folders (even valid ones).
-  files.update({'cat/.DS_Store': b'\0\0\0\1Bud1', 'cat/Thumbs.db': b'\xd0\xcf\x11\xe0',
-                'dog/notes.txt': b'labels are folders', 'dog/.hidden.jpg': jpeg,
-                'dog/.thumbnails/0.jpg': jpeg, '.cache/0.jpg': jpeg,
-                'unsorted.jpg': jpeg})  # In no class folder: left out, with a warning.
-  for path, data in files.items():
-    (root / path).parent.mkdir(parents=True, exist_ok=True)
-    (root / path).write_bytes(data)
-  return valid, {path: reason for path, (_, reason) in broken.items()}
 
 
 @pytest.fixture
@@ -198,11 +44,11 @@ def tiny_run(tmp_path_factory):
   """A finished tiny run (5 classes, export.top_k=3, export.max_image_pixels=64*64) from
   calibrated 'pretrained' weights, so its outputs depend on the image; trained once per session
   for the export and evaluation tests. Copy it before changing it."""
-  from tftransfer import training  # Imported here: only these fixtures train.
+  from tftransfer.training import loop  # Imported here: only these fixtures train.
   root = tmp_path_factory.mktemp('tiny_run')
   weights = root / 'calibrated_mobilenet.weights.h5'
   write_calibrated_weights(weights)
-  training.train_and_evaluate(
+  loop.train_and_evaluate(
       tiny_config(model__weights=str(weights), export__top_k=3,
                   export__max_image_pixels=64 * 64), str(root / 'run'))
   return root / 'run'
@@ -211,6 +57,20 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope='session')
 def tiny_export(tiny_run, tmp_path_factory):
   """`tiny_run` exported once as version 1; returns the version directory."""
-  from tftransfer import serving
-  return pathlib.Path(serving.export(str(tiny_run),
+  from tftransfer.serving import export
+  return pathlib.Path(export.export(str(tiny_run),
                                      str(tmp_path_factory.mktemp('models') / 'tiny')))
+
+
+@pytest.fixture(scope='session')
+def served(tiny_export):
+  """`tiny_export` loaded with tf.saved_model.load."""
+  import tensorflow as tf
+  return tf.saved_model.load(str(tiny_export))
+
+
+@pytest.fixture(scope='session')
+def trained(tiny_run):
+  """`tiny_run` restored from its workdir."""
+  from tftransfer.training import restore
+  return restore.restore(str(tiny_run))

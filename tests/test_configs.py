@@ -10,12 +10,15 @@ import ml_collections
 from ml_collections import config_flags
 import pytest
 
-from tftransfer import backbones, config as config_lib, models, training
-from conftest import REPO
+from tftransfer import config as config_lib
+from tftransfer.model import backbones, transfer
+from tftransfer.training import resolve
+from helpers import REPO
 
 CONFIGS = sorted((REPO / 'configs').glob('*.py'))
 # Configs taking an argument, and the arguments they accept.
-ARGUMENTS = {'quickstart': ['source', 'transfer', 'scratch']}
+ARGUMENTS = {'quickstart': ['source', 'transfer', 'scratch'],
+             'cifar10': ['resnet50', 'vgg16', 'inception_v3']}
 
 
 def _load(path, arg=None):
@@ -33,8 +36,7 @@ def _cases():
 
 def test_configs_exist():
   names = {path.stem for path in CONFIGS}
-  assert {'quickstart', 'folder', 'cifar10_resnet50', 'cifar10_vgg16',
-          'cifar10_inception_v3'} <= names
+  assert {'quickstart', 'folder', 'cifar10', 'cifar10_mobilenet_cpu'} <= names
 
 
 @pytest.mark.parametrize('path,arg', list(_cases()))
@@ -47,8 +49,8 @@ def test_config_loads_validates_and_builds(path, arg, tmp_path):
     if config.data.source == 'folder':
       config.data.path = str(tmp_path)
   config_lib.validate(config)
-  resolved, _ = training.resolve_config(config)
-  model = models.build_model(backbone=resolved.model.backbone, num_classes=10,
+  resolved = resolve.resolve(config).config
+  model = transfer.build_model(backbone=resolved.model.backbone, num_classes=10,
                              image_size=resolved.model.image_size, width=resolved.model.width,
                              weights='none', dropout=resolved.model.dropout)
   size = resolved.model.image_size
@@ -68,7 +70,7 @@ def _parse(argv, monkeypatch):
 
 
 def test_command_line_overrides_reach_the_config(monkeypatch):
-  config = _parse([f'--config={REPO / "configs" / "cifar10_resnet50.py"}',
+  config = _parse([f'--config={REPO / "configs" / "cifar10.py"}:resnet50',
                    '--config.train.unfreeze=20', '--config.train.jit_compile=false',
                    '--config.model.image_size=160'], monkeypatch)
   assert config.train.unfreeze == '20' and config.model.image_size == 160
@@ -76,9 +78,17 @@ def test_command_line_overrides_reach_the_config(monkeypatch):
 
 
 def test_misspelt_override_fails_at_start_up(monkeypatch):
-  with pytest.raises(Exception, match='batchsize'):
+  with pytest.raises(AttributeError, match='Did you mean "batch_size" instead of "batchsize"'):
     _parse([f'--config={REPO / "configs" / "folder.py"}', '--config.train.batchsize=8'],
            monkeypatch)
+
+
+@pytest.mark.parametrize('path,arg', list(_cases()))
+def test_configs_are_locked_against_new_fields(path, arg):
+  config = _load(path, arg)
+  assert config.is_locked
+  with pytest.raises(AttributeError, match='cannot be added since the config is locked'):
+    config.train.batchsize = 8  # a typo in Python code must not add a field that nothing reads
 
 
 def test_validate_names_bad_values():

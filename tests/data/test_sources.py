@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tftransfer import config as config_lib, datasets, pipeline, preprocessing
-from conftest import tiny_config, write_image_folder
+from tftransfer import config as config_lib
+from tftransfer.data import sources, splits
+from helpers import tiny_config, write_image_folder
 
 
 def _labels(split, shard=0, shards=1):
@@ -19,7 +20,7 @@ def test_cifar10_through_tfds_mock_is_split_stratified():
   config = config_lib.default_config()  # data.source='tfds', data.name='cifar10'
   config.data.val_fraction = 0.2
   with tfds.testing.mock_data(num_examples=100):
-    data = datasets.load(config.data, seed=3)
+    data = sources.load(config.data, seed=3)
     train_labels, val_labels = _labels(data.train), _labels(data.val)
     image, _ = next(iter(data.train.dataset()))
   assert len(data.class_names) == 10
@@ -36,16 +37,16 @@ def test_tfds_not_prepared_fails_fast_offline(tmp_path):
   config = config_lib.default_config()
   config.data.data_dir = str(tmp_path)
   start = time.time()
-  with pytest.raises(datasets.DataUnavailableError, match='download=true'):
-    datasets.load(config.data, seed=0)
+  with pytest.raises(sources.DataUnavailableError, match='download=true'):
+    sources.load(config.data, seed=0)
   assert time.time() - start < 30
 
 
 def test_stratified_split_is_seeded_and_disjoint():
   labels = np.repeat(np.arange(4), 25)
-  train, val = datasets.stratified_split(labels, val_fraction=0.2, seed=1)
-  again, _ = datasets.stratified_split(labels, val_fraction=0.2, seed=1)
-  other, _ = datasets.stratified_split(labels, val_fraction=0.2, seed=2)
+  train, val = splits.stratified_split(labels, val_fraction=0.2, seed=1)
+  again, _ = splits.stratified_split(labels, val_fraction=0.2, seed=1)
+  other, _ = splits.stratified_split(labels, val_fraction=0.2, seed=2)
   assert not set(train) & set(val) and len(train) + len(val) == 100
   assert np.all(np.bincount(labels[val]) == 5)
   np.testing.assert_array_equal(train, again)
@@ -58,7 +59,7 @@ def test_folder_source(tmp_path):
   (root / 'dog' / '.hidden.png').write_bytes(b'')
   config = tiny_config(data__source='folder', data__path=str(root), data__val_fraction=0.2,
                        data__max_examples_per_class=0)
-  data = datasets.load(config.data, seed=0)
+  data = sources.load(config.data, seed=0)
   assert data.class_names == ('cat', 'dog', 'frog')
   assert data.train.class_counts == (8, 8, 8) and data.val.class_counts == (2, 2, 2)
   images = [image.numpy() for image, _ in data.train.dataset()]
@@ -71,63 +72,18 @@ def test_folder_source(tmp_path):
 def test_missing_folder_is_named(tmp_path):
   config = tiny_config(data__source='folder', data__path=str(tmp_path / 'missing'))
   with pytest.raises(FileNotFoundError, match='missing.*one sub-folder'):
-    datasets.load(config.data, seed=0)
+    sources.load(config.data, seed=0)
 
 
 def test_max_examples_per_class_caps_training_only():
   config = tiny_config(data__max_examples_per_class=3)
-  data = datasets.load(config.data, seed=0)
+  data = sources.load(config.data, seed=0)
   assert data.train.class_counts == (3,) * 5
   assert data.val.class_counts == (20,) * 5
 
 
 def test_shards_partition_the_split():
-  data = datasets.load(tiny_config().data, seed=0)
+  data = sources.load(tiny_config().data, seed=0)
   whole = sorted(_labels(data.val))
   parts = sorted(np.concatenate([_labels(data.val, i, 3) for i in range(3)]))
   assert whole == parts
-
-
-def test_preprocessing_is_identical_eagerly_and_in_tf_data():
-  rng = np.random.default_rng(0)
-  images = [rng.integers(0, 256, shape, dtype=np.uint8)
-            for shape in ((32, 32, 3), (120, 80, 3), (50, 300, 3))]
-
-  def view(image):
-    return preprocessing.evaluation_view(image, 64)
-
-  eager = [view(tf.constant(image)).numpy() for image in images]
-  dataset = tf.data.Dataset.from_generator(
-      lambda: iter(images), output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
-  in_pipeline = [out.numpy() for out in dataset.map(view)]
-  for a, b in zip(eager, in_pipeline):
-    assert a.shape == (64, 64, 3)
-    np.testing.assert_array_equal(a, b)
-
-
-def test_fit_to_storage_keeps_small_images_and_shrinks_large():
-  small = tf.zeros([32, 32, 3], tf.uint8)
-  assert preprocessing.fit_to_storage(small, 96).shape == (32, 32, 3)
-  large = tf.zeros([400, 200, 3], tf.uint8)
-  assert tuple(preprocessing.fit_to_storage(large, 96).shape) == (192, 96, 3)
-
-
-def test_train_batches_are_seeded_and_augmented():
-  data = datasets.load(tiny_config().data, seed=0)
-
-  def first(seed):
-    batches = pipeline.train_batches(data.train, image_size=32, batch_size=8, seed=seed,
-                                     cache=True, shuffle_buffer=0, min_area=0.3, flip=True)
-    return next(iter(batches))
-
-  a, b, c = first(1), first(1), first(2)
-  np.testing.assert_array_equal(a[0], b[0])
-  assert not np.array_equal(a[0], c[0])
-  assert a[0].dtype == tf.float32 and a[0].shape == (8, 32, 32, 3)
-
-
-def test_eval_batches_keep_every_example_once():
-  data = datasets.load(tiny_config().data, seed=0)
-  batches = pipeline.eval_batches(data.val, image_size=48, batch_size=7, cache=False)
-  labels = np.concatenate([labels.numpy() for _, labels in batches])
-  np.testing.assert_array_equal(labels, _labels(data.val))

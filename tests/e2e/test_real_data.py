@@ -1,6 +1,7 @@
 """Train, export, predict and evaluate on real data: shared CIFAR-10 JPEGs, ImageNet MobileNet.
 
-Skipped when ../shared is absent (as in a user's fresh clone).
+One run (1,000 labels, frozen ImageNet features, 96 px) serves every test here. Skipped when
+../shared is absent (as in a user's fresh clone).
 """
 
 import json
@@ -10,8 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from tftransfer import datasets, folders, training
-from conftest import SHARED_TRAIN, SHARED_WEIGHTS, tiny_config
+from tftransfer.data import folders, splits
+from tftransfer.training import loop
+from helpers import SHARED_TRAIN, SHARED_WEIGHTS, tiny_config
+
+pytestmark = pytest.mark.shared_data
 
 
 def _run(*args):
@@ -21,16 +25,30 @@ def _run(*args):
   return result.stdout
 
 
-@pytest.mark.shared_data
-def test_cifar10_model_exports_predicts_and_evaluates(tmp_path):
+@pytest.fixture(scope='module')
+def cifar10_run(tmp_path_factory):
   config = tiny_config(
       data__source='folder', data__path=str(SHARED_TRAIN), data__eval_split='carve',
-      data__val_fraction=0.02, data__max_examples_per_class=100,
+      data__val_fraction=0.02, data__max_examples_per_class=100, data__flip=True,
       model__weights=str(SHARED_WEIGHTS), model__image_size=96, train__batch_size=32,
       train__head_epochs=8, train__finetune_epochs=0, train__head_lr=3e-3)
-  workdir, models = tmp_path / 'run', tmp_path / 'models'
-  final = training.train_and_evaluate(config, str(workdir))
+  workdir = tmp_path_factory.mktemp('cifar10') / 'run'
+  return config, workdir, loop.train_and_evaluate(config, str(workdir))
 
+
+def test_imagenet_features_transfer_to_cifar10_folder(cifar10_run):
+  _, workdir, final = cifar10_run
+  data = json.loads((workdir / 'data.json').read_text())
+  assert data['class_names'][:3] == ['airplane', 'automobile', 'bird']
+  assert final['num_val_examples'] == 1000
+  # 1,000 labels on frozen ImageNet features: far above the 10 % of chance, where the same
+  # run with random weights stays (measured: 0.587 with these weights, 0.100 without).
+  assert final['val_accuracy'] > 0.45, final
+
+
+def test_cifar10_model_exports_predicts_and_evaluates(cifar10_run, tmp_path):
+  config, workdir, final = cifar10_run
+  models = tmp_path / 'models'
   version = _run('tftransfer.export', f'--workdir={workdir}', f'--export_dir={models}')
   assert version.strip() == str(models / '1')
   shown = subprocess.run(['saved_model_cli', 'show', '--dir', str(models / '1'), '--all'],
@@ -40,7 +58,7 @@ def test_cifar10_model_exports_predicts_and_evaluates(tmp_path):
 
   # Ten validation JPEGs per class, chosen as the run chose its validation split.
   listing = folders.list_folder(str(SHARED_TRAIN))
-  _, val = datasets.stratified_split(listing.labels, val_fraction=0.02, seed=config.seed)
+  _, val = splits.stratified_split(listing.labels, val_fraction=0.02, seed=config.seed)
   chosen = np.concatenate([val[listing.labels[val] == label][:10] for label in range(10)])
   files = [listing.files[index] for index in chosen]
   lines = [json.loads(line) for line in _run(

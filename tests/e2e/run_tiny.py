@@ -1,4 +1,4 @@
-"""Runs `training.train_and_evaluate(tiny_config(**overrides), workdir)` in its own process.
+"""Runs `loop.train_and_evaluate(tiny_config(**overrides), workdir)` in its own process.
 
 Usage: python tests/run_tiny.py WORKDIR '{"train__max_steps": 3}' [LOGICAL_CPUS]
 
@@ -21,11 +21,11 @@ def main(workdir, overrides, logical_cpus=1):
     cpu = tf.config.list_physical_devices('CPU')[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
-  from tftransfer import interrupts, training  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from helpers import tiny_config  # pylint: disable=g-import-not-at-top
+  from tftransfer.training import interrupts, loop  # pylint: disable=g-import-not-at-top
   try:
-    final = training.train_and_evaluate(tiny_config(**overrides), workdir)
+    final = loop.train_and_evaluate(tiny_config(**overrides), workdir)
   except interrupts.Interrupted as stopped:
     sys.exit(stopped.exit_code)
   print(json.dumps(final), flush=True)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import prediction
-from conftest import write_image_folder
+from tftransfer.serving import prediction
+from helpers import write_image_folder
 
 
 def test_image_files_walks_folders_and_refuses_missing_paths(tmp_path):

@@ -1,4 +1,5 @@
-"""The backbone registry: coverage, input-size checks, weights handling, preprocessing."""
+"""The backbone registry: coverage, preprocessing and sizes as the applications define them,
+input-size checks, weights handling."""
 
 import time
 import urllib.error
@@ -7,37 +8,64 @@ import keras
 import numpy as np
 import pytest
 
-from tftransfer import backbones, preprocessing
+from tftransfer.model import backbones
 
-# The application module whose preprocess_input defines each family's convention.
-FAMILY_MODULES = {
-    'vgg16': 'vgg16', 'resnet50': 'resnet50', 'resnet50_v2': 'resnet_v2',
-    'inception_v3': 'inception_v3', 'inception_resnet_v2': 'inception_resnet_v2',
-    'xception': 'xception', 'mobilenet': 'mobilenet', 'mobilenet_v2': 'mobilenet_v2',
-    'mobilenet_v3_small': 'mobilenet_v3', 'densenet121': 'densenet',
-    'efficientnet_b0': 'efficientnet', 'efficientnetv2_b0': 'efficientnet_v2',
-    'convnext_tiny': 'convnext',
-}
+# Every family keras.applications offers for classification transfer (NASNet, whose input
+# size is fixed by its weights, is deliberately left out).
+FAMILIES = ('VGG', 'ResNet', 'Inception', 'Xception', 'MobileNet', 'DenseNet', 'EfficientNet',
+            'ConvNeXt')
+
+
+def _application_module(name):
+  """The public keras.applications module of a registry entry's constructor."""
+  return getattr(keras.applications,
+                 backbones.get_spec(name).constructor.__module__.rsplit('.', 1)[-1])
 
 
 def test_registry_covers_the_families():
-  for name in ('resnet50', 'resnet101_v2', 'vgg19', 'inception_v3', 'inception_resnet_v2',
-               'xception', 'mobilenet', 'mobilenet_v2', 'mobilenet_v3_large',
-               'efficientnet_b7', 'efficientnetv2_s', 'convnext_base', 'densenet201'):
-    assert name in backbones.REGISTRY
+  constructors = {spec.constructor.__name__ for spec in backbones.REGISTRY.values()}
+  for family in FAMILIES:
+    assert any(name.startswith(family) for name in constructors), family
 
 
-@pytest.mark.parametrize('name', sorted(FAMILY_MODULES))
+@pytest.mark.parametrize('name', sorted(backbones.REGISTRY))
 def test_preprocessing_matches_the_applications_own(name):
   images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype('float32')
-  module = getattr(keras.applications, FAMILY_MODULES[name])
-  expected = module.preprocess_input(images.copy())
-  layer = preprocessing.BackbonePreprocess(backbones.get_spec(name).preprocessing)
+  expected = _application_module(name).preprocess_input(images.copy())
+  layer = backbones.BackbonePreprocess(backbones.get_spec(name).preprocessing)
   np.testing.assert_allclose(layer(images), expected, rtol=1e-5, atol=1e-4)
 
 
+class _Probed(Exception):
+  pass
+
+
+@pytest.mark.parametrize('name', sorted(backbones.REGISTRY))
+def test_sizes_are_the_applications_own(name, monkeypatch):
+  """The registry's native and minimum sizes are what the application itself declares to
+  keras' input-shape check (intercepted, so no network is built)."""
+  from keras.src.applications import imagenet_utils
+  declared = {}
+
+  def probe(input_shape, *, default_size, min_size, **kwargs):
+    declared.update(default_size=default_size, min_size=min_size)
+    raise _Probed
+
+  monkeypatch.setattr(imagenet_utils, 'obtain_input_shape', probe)
+  spec = backbones.get_spec(name)
+  try:
+    spec.constructor(include_top=True, weights=None)
+  except _Probed:
+    pass
+  if not declared:  # MobileNetV3 declares no size: its ImageNet weights are all 224 px.
+    assert spec.constructor.__name__.startswith('MobileNetV3')
+    declared = {'default_size': 224, 'min_size': 32}
+  assert (spec.default_size, spec.min_size) == (declared['default_size'],
+                                                declared['min_size'])
+
+
 def test_preprocessing_accepts_uint8():
-  layer = preprocessing.BackbonePreprocess('tf')
+  layer = backbones.BackbonePreprocess('tf')
   out = layer(np.full((1, 2, 2, 3), 255, np.uint8))
   np.testing.assert_allclose(out, 1.0)
 

@@ -1,18 +1,18 @@
-"""Training behaviour: what moves, what stays frozen, the workdir, resumption."""
+"""The training loop: what each phase moves and leaves frozen, the workdir it writes, resuming,
+caps, precision and stop requests."""
 
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
-from tftransfer import backbones, interrupts, models, restore, training
-from conftest import REPO, tiny_config
+from tftransfer.data import features
+from tftransfer.model import backbones, transfer
+from tftransfer.training import interrupts, loop, resolve, restore
+from helpers import tiny_config
 
 
 def _trained_backbone(workdir):
@@ -29,14 +29,14 @@ def test_head_phase_moves_only_the_head(tmp_path, fake_weights, on_features):
   path, pretrained = fake_weights
   config = tiny_config(model__weights=str(path), train__finetune_epochs=0,
                        train__head_epochs=2, train__head_on_features=on_features)
-  final = training.train_and_evaluate(config, str(tmp_path / 'run'))
+  final = loop.train_and_evaluate(config, str(tmp_path / 'run'))
   assert final['step'] == 2 * 5  # 40 images / batch 8, two epochs.
   backbone = _trained_backbone(tmp_path / 'run')
   for variable, before in zip(backbone.weights, pretrained):
     np.testing.assert_array_equal(variable.numpy(), before, err_msg=variable.path)
   # ... while the head did train: compare with its initialisation under the same seed.
   keras.utils.set_random_seed(config.seed)
-  untrained = models.build_model(backbone='mobilenet', num_classes=5, image_size=32,
+  untrained = transfer.build_model(backbone='mobilenet', num_classes=5, image_size=32,
                                  width=0.25, weights=str(path)).head
   trained = restore.restore(str(tmp_path / 'run')).model.get_layer('head')
   assert not np.allclose(trained.weights[0].numpy(), untrained.weights[0].numpy())
@@ -46,7 +46,7 @@ def test_finetune_trains_convolutions_but_not_batchnorm(tmp_path, fake_weights):
   path, pretrained = fake_weights
   config = tiny_config(model__weights=str(path), train__head_epochs=0,
                        train__finetune_epochs=2, train__finetune_lr=1e-2)
-  training.train_and_evaluate(config, str(tmp_path / 'run'))
+  loop.train_and_evaluate(config, str(tmp_path / 'run'))
   backbone = _trained_backbone(tmp_path / 'run')
   by_path = {v.path: (v.numpy(), before) for v, before in zip(backbone.weights, pretrained)}
   batchnorm = [w.path for layer in _batchnorm(backbone) for w in layer.weights]
@@ -61,7 +61,7 @@ def test_unfreezing_top_layers_leaves_the_rest(tmp_path, fake_weights):
   path, pretrained = fake_weights
   config = tiny_config(model__weights=str(path), train__head_epochs=0,
                        train__unfreeze='6', train__finetune_lr=1e-2)
-  training.train_and_evaluate(config, str(tmp_path / 'run'))
+  loop.train_and_evaluate(config, str(tmp_path / 'run'))
   backbone = _trained_backbone(tmp_path / 'run')
   before = dict(zip((v.path for v in backbone.weights), pretrained))
   top = {w.path for layer in backbone.layers[-6:] for w in layer.weights}
@@ -73,9 +73,8 @@ def test_unfreezing_top_layers_leaves_the_rest(tmp_path, fake_weights):
 
 def test_batchnorm_trains_from_scratch_unless_frozen(tmp_path):
   config = tiny_config(train__head_epochs=0)
-  resolved, _ = training.resolve_config(config)
-  assert resolved.train.freeze_batchnorm == 'false'  # weights='none': statistics must learn
-  training.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert resolve.resolve(config).freeze_batchnorm is False  # weights='none': must learn
+  loop.train_and_evaluate(config, str(tmp_path / 'run'))
   fresh = backbones.build_backbone('mobilenet', image_size=32, width=0.25, weights='none')
   trained = _trained_backbone(tmp_path / 'run')
   assert not np.array_equal(_batchnorm(trained)[0].moving_mean.numpy(),
@@ -84,7 +83,7 @@ def test_batchnorm_trains_from_scratch_unless_frozen(tmp_path):
 
 def test_workdir_holds_the_whole_run(tmp_path):
   workdir = tmp_path / 'run'
-  final = training.train_and_evaluate(tiny_config(), str(workdir))
+  final = loop.train_and_evaluate(tiny_config(), str(workdir))
   config = json.loads((workdir / 'config.json').read_text())
   assert config['train']['mixed_precision'] == 'float32'
   assert config['train']['head_on_features'] == 'true'  # 'auto' resolved and recorded
@@ -101,162 +100,111 @@ def test_workdir_holds_the_whole_run(tmp_path):
   assert any(name.startswith('events.out.tfevents') for name in events)
 
 
-def test_finished_run_is_not_retrained(tmp_path):
+def test_finished_run_is_not_retrained(tmp_path, monkeypatch, caplog):
   workdir = tmp_path / 'run'
-  first = training.train_and_evaluate(tiny_config(), str(workdir))
+  first = loop.train_and_evaluate(tiny_config(), str(workdir))
   checkpoints = sorted(os.listdir(workdir / 'checkpoints'))
-  second = training.train_and_evaluate(tiny_config(), str(workdir))
+
+  def no_work(*args, **kwargs):
+    pytest.fail('a finished run trained or evaluated again')
+
+  monkeypatch.setattr(loop, '_train_phase', no_work)
+  monkeypatch.setattr(loop, '_finish', no_work)
+  second = loop.train_and_evaluate(tiny_config(), str(workdir))
   assert second == first
+  assert 'already holds a finished run (step 10); not retraining' in caplog.text
   assert sorted(os.listdir(workdir / 'checkpoints')) == checkpoints
 
 
 def test_a_different_experiment_in_the_workdir_is_refused(tmp_path):
   workdir = tmp_path / 'run'
-  training.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))
+  loop.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))
   with pytest.raises(ValueError, match=r'train.head_lr: 0.001 -> 0.5'):
-    training.train_and_evaluate(tiny_config(train__head_lr=0.5), str(workdir))
+    loop.train_and_evaluate(tiny_config(train__head_lr=0.5), str(workdir))
 
 
 def test_max_steps_stops_early_and_a_higher_cap_continues(tmp_path, monkeypatch):
   workdir = tmp_path / 'run'
-  assert training.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))[
+  assert loop.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))[
       'step'] == 3
-  final = training.train_and_evaluate(tiny_config(train__max_steps=7), str(workdir))
+  final = loop.train_and_evaluate(tiny_config(train__max_steps=7), str(workdir))
   rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert [row['step'] for row in rows] == [3, 5, 7]
   # Steps 1-3 and 4-5 are the head's one epoch in two pieces: still one epoch.
   assert (final['step'], final['epochs']) == (7, 2)
   # A continued run is unfinished until it finishes again, not finished at its old end.
-  monkeypatch.setattr(training._Trainer, 'finish', lambda self: 1 / 0)
+  monkeypatch.setattr(loop, '_finish', lambda run: 1 / 0)
   with pytest.raises(ZeroDivisionError):
-    training.train_and_evaluate(tiny_config(train__max_steps=8), str(workdir))
+    loop.train_and_evaluate(tiny_config(train__max_steps=8), str(workdir))
   assert not (workdir / 'final_metrics.json').exists()
 
 
-def test_bfloat16_trains_with_float32_logits(tmp_path):
-  keras.mixed_precision.set_global_policy('mixed_bfloat16')
-  try:
-    model = models.build_model(backbone='mobilenet', num_classes=5, image_size=32, width=0.25,
-                               weights='none')
-    logits = model.model(np.zeros((2, 32, 32, 3), np.uint8))
-    assert logits.dtype == 'float32'
-    assert model.backbone.compute_dtype == 'bfloat16'
-  finally:
-    keras.mixed_precision.set_global_policy('float32')
-  final = training.train_and_evaluate(
+def test_bfloat16_trains_with_float32_logits(tmp_path, monkeypatch):
+  built, build = [], transfer.build_model
+  monkeypatch.setattr(transfer, 'build_model',
+                      lambda **kwargs: built.append(build(**kwargs)) or built[-1])
+  final = loop.train_and_evaluate(
       tiny_config(train__mixed_precision='bfloat16', train__max_steps=4), str(tmp_path / 'r'))
   assert final['precision'] == 'bfloat16' and np.isfinite(final['val_loss'])
+  # The run set the policy itself: its backbone computed in bfloat16, while features,
+  # logits and every weight stayed float32.
+  model = built[0]
+  assert model.backbone.compute_dtype == 'bfloat16'
+  assert model.features.output.dtype == 'float32' and model.model.output.dtype == 'float32'
+  assert {weight.dtype for weight in model.model.weights} == {'float32'}
+  assert keras.mixed_precision.dtype_policy().name == 'float32'  # restored afterwards
 
 
 def test_bad_values_fail_before_any_work(tmp_path):
   with pytest.raises(ValueError, match=r"unfreeze='top'.*'all' or a positive number"):
-    training.train_and_evaluate(tiny_config(train__unfreeze='top'), str(tmp_path / 'a'))
+    loop.train_and_evaluate(tiny_config(train__unfreeze='top'), str(tmp_path / 'a'))
   with pytest.raises(ValueError, match=r"backbone='resnet'.*resnet50"):
-    training.train_and_evaluate(tiny_config(model__backbone='resnet'), str(tmp_path / 'b'))
+    loop.train_and_evaluate(tiny_config(model__backbone='resnet'), str(tmp_path / 'b'))
   with pytest.raises(ValueError, match='too small'):
-    training.train_and_evaluate(tiny_config(model__backbone='xception'), str(tmp_path / 'c'))
+    loop.train_and_evaluate(tiny_config(model__backbone='xception'), str(tmp_path / 'c'))
   with pytest.raises(ValueError, match='nothing to validate on'):
-    training.train_and_evaluate(
+    loop.train_and_evaluate(
         tiny_config(data__source='folder', data__path=str(tmp_path), data__val_fraction=0.0),
         str(tmp_path / 'e'))
   with pytest.raises(ValueError, match='larger than the training split'):
-    training.train_and_evaluate(tiny_config(train__batch_size=64), str(tmp_path / 'd'))
+    loop.train_and_evaluate(tiny_config(train__batch_size=64), str(tmp_path / 'd'))
   assert not (tmp_path / 'a').exists() and not (tmp_path / 'e').exists()
   # Found only once the data is loaded, yet it does not lock the workdir to the bad value.
   assert not (tmp_path / 'd' / 'config.json').exists()
-  assert training.train_and_evaluate(tiny_config(train__max_steps=1),
+  assert loop.train_and_evaluate(tiny_config(train__max_steps=1),
                                      str(tmp_path / 'd'))['step'] == 1
 
 
-def test_killed_run_resumes_from_its_checkpoint(tmp_path):
-  workdir = tmp_path / 'run'
-  command = [sys.executable, '-m', 'tftransfer.train',
-             f'--config={REPO / "configs" / "quickstart.py"}:scratch', f'--workdir={workdir}',
-             '--config.data.max_examples_per_class=8', '--config.train.batch_size=8',
-             '--config.train.finetune_epochs=30', '--config.train.steps_per_loop=1']
-  process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
-  deadline = time.time() + 300
-  metrics = workdir / 'metrics.jsonl'
-  while time.time() < deadline and process.poll() is None:
-    if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
-      break
-    time.sleep(0.05)
-  assert process.poll() is None, 'the run ended before it could be killed'
-  process.send_signal(signal.SIGKILL)
-  process.wait()
-  killed_at = len(metrics.read_text().splitlines())
-  assert 3 <= killed_at < 30
-
-  resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert 'Resuming from' in resumed.stderr
-  rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-  assert [row['epoch'] for row in rows] == list(range(1, 31))
-  assert rows[-1]['step'] == 30 * 5
-  assert json.loads((workdir / 'final_metrics.json').read_text())['step'] == 150
 
 
-def test_sigterm_saves_a_checkpoint_mid_epoch_and_the_run_resumes_there(tmp_path):
-  # Without the stop request, SIGTERM would lose the whole epoch: with
-  # checkpoint_every_secs=0 only the end of an epoch saves.
-  workdir = tmp_path / 'run'
-  command = [sys.executable, '-m', 'tftransfer.train',
-             f'--config={REPO / "configs" / "quickstart.py"}:scratch', f'--workdir={workdir}',
-             '--config.data.max_examples_per_class=200', '--config.train.batch_size=8',
-             '--config.train.finetune_epochs=1', '--config.train.steps_per_loop=1',
-             '--config.train.log_every_steps=1', '--config.train.checkpoint_every_secs=0']
-  process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
-  log = []
-  for line in process.stderr:  # Progress lines: '... finetune epoch 1/1 step K/125: ...'
-    log.append(line)
-    if ' step 5/125' in line:
-      process.send_signal(signal.SIGTERM)
-      break
-  try:
-    log += process.communicate(timeout=120)[1]
-  finally:
-    process.kill()
-  log = ''.join(log)
-  assert process.returncode == 128 + signal.SIGTERM, log[-3000:]
-  stopped_at = int(log.split('Stopped by SIGTERM at step ')[1].split()[0])
-  assert 5 <= stopped_at < 125
-  assert (workdir / 'checkpoints' / f'ckpt-{stopped_at}.index').exists()
-  assert not (workdir / 'metrics.jsonl').exists()
-
-  resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert f'ckpt-{stopped_at} at step {stopped_at} of 125' in resumed.stderr
-  assert json.loads((workdir / 'final_metrics.json').read_text())['step'] == 125
 
 
 def test_a_run_resumes_under_another_precision(tmp_path):
   # float16 wraps the optimizer in a loss-scale optimizer; the checkpoint must not care.
   workdir = str(tmp_path / 'run')
-  training.train_and_evaluate(tiny_config(train__max_steps=3), workdir)
-  final = training.train_and_evaluate(
+  loop.train_and_evaluate(tiny_config(train__max_steps=3), workdir)
+  final = loop.train_and_evaluate(
       tiny_config(train__max_steps=5, train__mixed_precision='float16'), workdir)
   assert (final['step'], final['precision']) == (5, 'float16')
-  final = training.train_and_evaluate(tiny_config(train__max_steps=6), workdir)
+  final = loop.train_and_evaluate(tiny_config(train__max_steps=6), workdir)
   assert (final['step'], final['precision']) == (6, 'float32')
 
 
 def test_a_stop_request_during_the_feature_pass_stops_before_training(tmp_path, monkeypatch):
   # Every tf.function call ends an epoch here (5 steps per loop and per epoch), so only the
   # checks outside the step loop (after the feature pass, at epoch ends) can see the request.
-  features, signals = training._Trainer._features, []
+  compute, signals = features.compute_features, []
 
-  def features_then_sigint(self, split):
+  def features_then_sigint(*args, **kwargs):
     if not signals:  # Once: a second Ctrl-C means 'stop at once'.
       signals.append(os.kill(os.getpid(), signal.SIGINT))
-    return features(self, split)
+    return compute(*args, **kwargs)
 
-  monkeypatch.setattr(training._Trainer, '_features', features_then_sigint)
+  monkeypatch.setattr(features, 'compute_features', features_then_sigint)
   workdir = tmp_path / 'run'
   with pytest.raises(interrupts.Interrupted, match='Stopped by SIGINT at step 0 of 10') as error:
-    training.train_and_evaluate(tiny_config(), str(workdir))
+    loop.train_and_evaluate(tiny_config(), str(workdir))
   assert error.value.exit_code == 130
   assert (workdir / 'checkpoints' / 'ckpt-0.index').exists()
   monkeypatch.undo()
-  assert training.train_and_evaluate(tiny_config(), str(workdir))['step'] == 10
+  assert loop.train_and_evaluate(tiny_config(), str(workdir))['step'] == 10

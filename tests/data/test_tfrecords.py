@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import datasets, tfrecords, training
-from conftest import tiny_config
+from tftransfer.data import sources, tfrecords
+from tftransfer.training import loop
+from helpers import tiny_config, write_image_folder
 
 
 def _config(source, path, **overrides):
@@ -46,15 +47,41 @@ def converted(messy_folder, tmp_path):
   return root, output, description, valid, broken
 
 
-def test_tfrecords_give_the_same_examples_and_split_as_the_folder(converted):
-  root, output, _, _, _ = converted
-  folder = datasets.load(_config('folder', root).data, seed=3)
-  records = datasets.load(_config('tfrecord', output).data, seed=3)
-  assert records.class_names == folder.class_names == ('cat', 'dog', 'émeu')
+def test_tfrecords_give_the_same_examples_and_split_as_the_folder(tmp_path):
+  # Every image distinct, so each decoded example names the one file it came from.
+  root = write_image_folder(tmp_path / 'images', per_class=12, size=(20, 17))
+  output = tmp_path / 'records'
+  tfrecords.convert_folder(str(root), str(output), num_shards=3, seed=1)
+  file_of = {}
+  for path in sorted(root.glob('*/*')):
+    pixels = tf.io.decode_image(path.read_bytes(), channels=3).numpy()
+    file_of[hashlib.sha256(pixels.tobytes()).hexdigest()] = str(path.relative_to(root))
+  assert len(file_of) == 36
+
+  def examples(split):
+    """(file, label, pixels) of every example of `split`, ordered by file."""
+    found = [(file_of[hashlib.sha256(image.numpy().tobytes()).hexdigest()], int(label),
+              image.numpy()) for image, label in split.dataset()]
+    return sorted(found, key=lambda example: example[0])
+
+  folder = sources.load(_config('folder', root).data, seed=3)
+  records = sources.load(_config('tfrecord', output).data, seed=3)
+  assert records.class_names == folder.class_names == ('cat', 'dog', 'frog')
   for name in ('train', 'val'):
-    from_folder, from_records = getattr(folder, name), getattr(records, name)
-    assert from_records.class_counts == from_folder.class_counts
-    assert _examples(from_records.dataset()) == _examples(from_folder.dataset()), name
+    from_folder, from_records = examples(getattr(folder, name)), examples(getattr(records, name))
+    assert [(f, label) for f, label, _ in from_records] == [
+        (f, label) for f, label, _ in from_folder], name
+    for (_, _, a), (_, _, b) in zip(from_records, from_folder):
+      np.testing.assert_array_equal(a, b)
+    assert all(folder.class_names[label] == f.split('/')[0] for f, label, _ in from_folder)
+  assert len(examples(folder.val)) == 3 * 2  # a stratified 20 %: 2 of 12 per class
+
+
+def test_tfrecords_report_the_folder_scan(converted):
+  root, output, _, _, _ = converted
+  folder = sources.load(_config('folder', root).data, seed=3)
+  records = sources.load(_config('tfrecord', output).data, seed=3)
+  assert records.train.class_counts == folder.train.class_counts
   assert [row['file'] for row in records.report()['scan']['skipped']] == [
       row['file'] for row in folder.report()['scan']['skipped']]
 
@@ -110,7 +137,7 @@ def test_workers_read_their_own_files(converted):
 def test_training_from_tfrecords_runs_and_reports_the_scan(converted, tmp_path):
   _, output, _, _, broken = converted
   workdir = tmp_path / 'run'
-  final = training.train_and_evaluate(_config('tfrecord', output), str(workdir))
+  final = loop.train_and_evaluate(_config('tfrecord', output), str(workdir))
   assert final['step'] == 2 and np.isfinite(final['val_loss'])
   report = json.loads((workdir / 'data_report.json').read_text())
   assert report['split_sizes'] == {'train': 15, 'val': 5}
@@ -135,7 +162,7 @@ def test_a_crash_leaves_no_output_that_looks_complete(messy_folder, tmp_path, mo
   assert not output.exists()
   assert sorted(os.listdir(tmp_path)) == ['messy']  # the temporary directory is gone too
   with pytest.raises(FileNotFoundError, match='make_tfrecords --input=FOLDER'):
-    datasets.load(_config('tfrecord', tmp_path / 'messy').data, seed=0)
+    sources.load(_config('tfrecord', tmp_path / 'messy').data, seed=0)
 
 
 def test_an_existing_output_is_never_overwritten(messy_folder, tmp_path):

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import datasets, evaluation, folders, preprocessing, training
-from conftest import SHARED_TRAIN, tiny_config
+from tftransfer.data import folders, image_ops, sources
+from tftransfer.evaluation import evaluate
+from tftransfer.training import loop
+from helpers import SHARED_TRAIN, tiny_config
 
 
 def _relative(scan, root):
@@ -45,7 +47,7 @@ def test_odd_formats_decode_to_the_right_rgb(messy_folder):
   root, _, _ = messy_folder
 
   def decode(path):
-    image = preprocessing.decode_image(tf.io.read_file(str(root / path))).numpy()
+    image = image_ops.decode_image(tf.io.read_file(str(root / path))).numpy()
     assert image.shape == (24, 20, 3) and image.dtype == np.uint8, path
     return image
 
@@ -75,7 +77,7 @@ def test_a_class_without_usable_images_is_an_error_naming_it(messy_folder):
 def test_training_on_a_messy_folder_skips_and_reports(messy_folder, tmp_path):
   root, valid, broken = messy_folder
   workdir = tmp_path / 'run'
-  final = training.train_and_evaluate(_folder_config(root), str(workdir))
+  final = loop.train_and_evaluate(_folder_config(root), str(workdir))
   assert final["step"] == 2  # 15 training images, batches of 8: one step per epoch, 2 epochs
   report = json.loads((workdir / 'data_report.json').read_text())
   assert report['classes'] == [{'name': 'cat', 'train': 6, 'val': 2},
@@ -95,22 +97,22 @@ def test_a_folder_changed_since_the_run_started_is_refused(messy_folder, tmp_pat
   # silently relabel a trained head.
   root, _, _ = messy_folder
   workdir = tmp_path / 'run'
-  training.train_and_evaluate(_folder_config(root), str(workdir))
+  loop.train_and_evaluate(_folder_config(root), str(workdir))
   os.rename(root / 'cat', root / 'zebra')
   with pytest.raises(ValueError, match=r"class_names: \['cat', 'dog', 'émeu'\] -> "
                                        r"\['dog', 'zebra', 'émeu'\].*new --workdir"):
-    training.train_and_evaluate(_folder_config(root), str(workdir))
+    loop.train_and_evaluate(_folder_config(root), str(workdir))
   assert json.loads((workdir / 'data.json').read_text())['class_names'][0] == 'cat'
   # Nor may evaluation score it on a 'validation split' carved from other data.
   with pytest.raises(ValueError, match=r'data changed since .*class_names'):
-    evaluation.evaluate_workdir(str(workdir))
+    evaluate.evaluate_workdir(str(workdir))
 
 
 def test_on_bad_image_fail_stops_before_training_naming_the_files(messy_folder, tmp_path):
   root, _, broken = messy_folder
   workdir = tmp_path / 'run'
   with pytest.raises(folders.BadImagesError) as error:
-    training.train_and_evaluate(_folder_config(root, data__on_bad_image='fail'), str(workdir))
+    loop.train_and_evaluate(_folder_config(root, data__on_bad_image='fail'), str(workdir))
   for path, reason in broken.items():
     assert path in str(error.value) and reason in str(error.value)
   assert "on_bad_image='skip'" in str(error.value)
@@ -140,19 +142,19 @@ def test_resumed_run_does_not_scan_again(messy_folder, tmp_path, monkeypatch):
   root, _, _ = messy_folder
   workdir = tmp_path / 'run'
   config = _folder_config(root, train__max_steps=1)
-  training.train_and_evaluate(config, str(workdir))
+  loop.train_and_evaluate(config, str(workdir))
   monkeypatch.setattr(folders, '_undecodable', lambda listing: pytest.fail('scanned again'))
-  training.train_and_evaluate(_folder_config(root, train__max_steps=2), str(workdir))
+  loop.train_and_evaluate(_folder_config(root, train__max_steps=2), str(workdir))
   assert json.loads((workdir / 'data_report.json').read_text())['scan']['from_cache']
 
 
 def test_badly_imbalanced_classes_are_warned_about(messy_folder):
   root, _, _ = messy_folder
-  data = datasets.load(_folder_config(root, data__imbalance_warning_ratio=1.5).data, seed=0)
+  data = sources.load(_folder_config(root, data__imbalance_warning_ratio=1.5).data, seed=0)
   assert len(data.warnings) == 1
   assert "'cat' has 6 training examples, 'émeu' 3" in data.warnings[0]
   assert data.report()['warnings'] == list(data.warnings)
-  quiet = datasets.load(_folder_config(root, data__imbalance_warning_ratio=0).data, seed=0)
+  quiet = sources.load(_folder_config(root, data__imbalance_warning_ratio=0).data, seed=0)
   assert not quiet.warnings
 
 

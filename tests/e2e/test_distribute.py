@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO
-from tftransfer import backbones, restore
+from helpers import REPO
+from tftransfer.model import backbones
+from tftransfer.training import restore
 
-RUNNER = str(REPO / 'tests' / 'run_tiny.py')
+RUNNER = str(REPO / 'tests' / 'e2e' / 'run_tiny.py')
 
 
 def _exact_config(weights_path, **extra):
@@ -92,7 +93,7 @@ def _cluster(count):
 def single_device_run(tmp_path_factory):
   """The reference: one process, one device, from weights whose features depend on the
   image (so every layer gets gradients worth comparing)."""
-  from conftest import write_calibrated_weights
+  from helpers import write_calibrated_weights
   root = tmp_path_factory.mktemp('single')
   weights = root / 'pretrained.weights.h5'
   write_calibrated_weights(weights)

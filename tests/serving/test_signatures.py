@@ -1,0 +1,103 @@
+"""The exported signatures: the contract clients code against, parity with the trained model,
+every image format, and bad requests refused as bad requests."""
+
+import subprocess
+import zlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import encode_image, expected_probabilities, gif_bytes, random_image
+
+# Graph and eager kernels round differently (measured up to 1.2e-5); a preprocessing mismatch
+# (another crop or resize) moves probabilities by 1e-2 and more.
+TOLERANCE = 1e-4
+CLASSES = ['zigzag', 'spiral', 'diamonds', 'waves', 'hatch']  # textures_target, label order
+
+
+def test_saved_model_cli_shows_the_contract(tiny_export):
+  shown = subprocess.run(['saved_model_cli', 'show', '--dir', str(tiny_export), '--all'],
+                         capture_output=True, text=True, check=True).stdout
+  for signature, name, dtype, shape in (('serving_default', 'image_bytes', 'DT_STRING', '(-1)'),
+                                        ('predict_images', 'images', 'DT_UINT8',
+                                         '(-1, -1, -1, 3)')):
+    block = shown.split(f"signature_def['{signature}']:")[1].split('signature_def[')[0]
+    expected = [(f"inputs['{name}']", dtype, shape),
+                ("outputs['probabilities']", 'DT_FLOAT', '(-1, 5)'),
+                ("outputs['classes']", 'DT_STRING', '(-1, 3)'),
+                ("outputs['scores']", 'DT_FLOAT', '(-1, 3)')]
+    for tensor, tensor_dtype, tensor_shape in expected:
+      assert (f'{tensor} tensor_info:\n        dtype: {tensor_dtype}\n        '
+              f'shape: {tensor_shape}') in block, (signature, tensor)
+    assert 'Method name is: tensorflow/serving/predict' in block
+
+
+@pytest.mark.parametrize('sizes', [[(32, 32)], [(48, 40), (20, 28), (64, 33)]],
+                         ids=['training_size', 'other_sizes'])
+def test_serving_default_matches_the_trained_model(served, trained, sizes):
+  encoded = [encode_image(random_image(*size, seed=i)) for i, size in enumerate(sizes)]
+  outputs = served.signatures['serving_default'](image_bytes=tf.constant(encoded))
+  expected = expected_probabilities(trained.model, encoded)
+  assert outputs['probabilities'].dtype == tf.float32
+  np.testing.assert_allclose(outputs['probabilities'].numpy(), expected, atol=TOLERANCE)
+  # Outputs that did not depend on the image would make this parity meaningless.
+  if len(encoded) > 1:
+    assert np.ptp(expected, axis=0).max() > 1e-3
+
+
+@pytest.mark.parametrize('size', [(32, 32), (50, 37), (16, 16)])
+def test_predict_images_matches_the_trained_model(served, trained, size):
+  images = np.stack([random_image(*size, seed=1), random_image(*size, seed=2)])
+  outputs = served.signatures['predict_images'](images=tf.constant(images))
+  expected = expected_probabilities(trained.model, [encode_image(image) for image in images])
+  np.testing.assert_allclose(outputs['probabilities'].numpy(), expected, atol=TOLERANCE)
+
+
+def test_grayscale_rgba_and_every_format_are_accepted(served, trained):
+  image = random_image(40, 30, seed=3)
+  encoded = [encode_image(image, 'PNG', 'L'), encode_image(image, 'PNG', 'RGBA'), encode_image(image, 'GIF'),
+             encode_image(image, 'BMP'), encode_image(image, 'WEBP'), encode_image(image, 'JPEG')]
+  outputs = served.signatures['serving_default'](image_bytes=tf.constant(encoded))
+  np.testing.assert_allclose(outputs['probabilities'].numpy(),
+                             expected_probabilities(trained.model, encoded), atol=TOLERANCE)
+
+
+def test_classes_and_scores_are_the_top_k_probabilities(served):
+  encoded = [encode_image(random_image(32, 32, seed=seed)) for seed in range(6)]
+  outputs = served.signatures['serving_default'](image_bytes=tf.constant(encoded))
+  probabilities = outputs['probabilities'].numpy()
+  np.testing.assert_allclose(probabilities.sum(axis=-1), 1, atol=1e-5)
+  best = np.argsort(-probabilities, axis=-1)[:, :3]
+  np.testing.assert_allclose(outputs['scores'].numpy(),
+                             np.take_along_axis(probabilities, best, axis=-1), atol=1e-7)
+  assert outputs['classes'].numpy().astype(str).tolist() == np.array(CLASSES)[best].tolist()
+
+
+def _png_claiming(width, height):
+  """A PNG signature and IHDR declaring width x height, with no image data after it."""
+  header = width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([8, 2, 0, 0, 0])
+  chunk = b'IHDR' + header
+  return (b'\x89PNG\r\n\x1a\n' + len(header).to_bytes(4, 'big') + chunk
+          + zlib.crc32(chunk).to_bytes(4, 'big'))
+
+
+@pytest.mark.parametrize('bad,message', [
+    (b'', r'image_bytes\[1\] is empty'),
+    (b'definitely not an image', r'image_bytes\[1\] is not a JPEG, PNG, GIF, BMP or WebP'),
+    (encode_image(random_image(100, 70)), r'image_bytes\[1\] is 1 frame\(s\) of 70 x 100 pixels, more '
+                               r'than this model accepts \(4096 pixels'),
+    # 10^10 pixels declared in 33 bytes: rejected from the header, before any decoding.
+    (_png_claiming(100_000, 100_000), r'is 1 frame\(s\) of 100000 x 100000 pixels'),
+    # The decoder allocates every frame of a GIF, and each frame grown to the largest one.
+    (gif_bytes(3, 40, 40), r'is 3 frame\(s\) of 40 x 40 pixels'),
+    (gif_bytes(1, 80, 80, canvas=(1, 1)), r'is 1 frame\(s\) of 80 x 80 pixels'),
+    (encode_image(random_image(20, 20))[:60], r'PNG'),  # truncated: the decoder's own error
+], ids=['empty', 'garbage', 'over_limit', 'decompression_bomb', 'gif_frames',
+        'gif_frame_beyond_canvas', 'truncated'])
+def test_bad_requests_fail_as_invalid_argument_and_serving_goes_on(served, bad, message):
+  serve = served.signatures['serving_default']
+  good = encode_image(random_image(32, 32))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    serve(image_bytes=tf.constant([good, bad]))
+  assert serve(image_bytes=tf.constant([good]))['probabilities'].shape == (1, 5)
