@@ -14,6 +14,8 @@ import re
 
 import ml_collections
 
+from tftransfer import errors
+
 # The allowed values of every field with a fixed vocabulary, owned here and read by
 # `validate` and by the modules that implement each choice.
 SOURCES = ('tfds', 'folder', 'tfrecord', 'synthetic')
@@ -219,7 +221,7 @@ def parse_switch(value, field: str) -> bool | None:
   """
   parsed = _SWITCHES.get(str(value).strip().lower(), ValueError)
   if parsed is ValueError:
-    raise ValueError(f"config.{field}={value!r} must be 'auto', 'true' or 'false'.")
+    raise errors.InvalidValueError(f"config.{field}={value!r} must be 'auto', 'true' or 'false'.")
   return parsed
 
 
@@ -230,7 +232,7 @@ def switch_text(value: bool) -> str:
 
 def _check(condition: bool, message: str) -> None:
   if not condition:
-    raise ValueError(message)
+    raise errors.InvalidValueError(message)
 
 
 def _one_of(value, field: str, allowed) -> None:

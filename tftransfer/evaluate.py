@@ -1,6 +1,6 @@
 """`python -m tftransfer.evaluate` (tftransfer-evaluate): the command is tftransfer/cli/evaluate.py."""
 
-from tftransfer.cli.evaluate import run
+from tftransfer.cli import launch
 
 if __name__ == '__main__':
-  run()
+  launch.run('evaluate')

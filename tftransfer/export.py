@@ -1,6 +1,6 @@
 """`python -m tftransfer.export` (tftransfer-export): the command is tftransfer/cli/export.py."""
 
-from tftransfer.cli.export import run
+from tftransfer.cli import launch
 
 if __name__ == '__main__':
-  run()
+  launch.run('export')

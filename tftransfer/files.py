@@ -20,6 +20,8 @@ import uuid
 
 import tensorflow as tf
 
+from tftransfer import errors
+
 
 def _hidden_sibling(path: str, tag: str) -> str:
   """A unique hidden name in `path`'s directory (unique, so concurrent writers never collide)."""
@@ -100,8 +102,9 @@ def _check_free(target: str, overwrite: bool) -> None:
     return
   if os.path.isdir(target) and not os.listdir(target):
     return
-  raise FileExistsError(f'{target} already exists and is not empty; it is never overwritten '
-                        'in place (choose another name, or remove it first).')
+  raise errors.AlreadyExistsError(
+      f'{target} already exists and is not empty; it is never overwritten '
+      'in place (choose another name, or remove it first).')
 
 
 def _publish(staging: str, target: str) -> None:

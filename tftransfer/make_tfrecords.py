@@ -1,6 +1,6 @@
 """`python -m tftransfer.make_tfrecords` (tftransfer-make-tfrecords): the command is tftransfer/cli/make_tfrecords.py."""
 
-from tftransfer.cli.make_tfrecords import run
+from tftransfer.cli import launch
 
 if __name__ == '__main__':
-  run()
+  launch.run('make_tfrecords')

@@ -1,6 +1,6 @@
 """`python -m tftransfer.predict` (tftransfer-predict): the command is tftransfer/cli/predict.py."""
 
-from tftransfer.cli.predict import run
+from tftransfer.cli import launch
 
 if __name__ == '__main__':
-  run()
+  launch.run('predict')

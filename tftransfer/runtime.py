@@ -17,7 +17,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
-from tftransfer import config as config_lib
+from tftransfer import config as config_lib, errors
 
 
 class Precision(str, enum.Enum):
@@ -45,10 +45,21 @@ class Runtime:
   is_chief: bool  # writes checkpoints, logs and exports
   worker_index: int
   num_workers: int
+  # 'auto' fields resolved here: {field: (value as config.json records it, why)}.
+  auto_decisions: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
   @property
   def keras_policy(self) -> str:
     return self.precision.keras_policy
+
+  def describe(self) -> str:
+    """'Strategy S: N replicas in sync, worker I of W (chief)', plus TF_CONFIG if set."""
+    line = (f'Strategy {self.strategy_name}: {self.strategy.num_replicas_in_sync} replicas in '
+            f'sync, worker {self.worker_index} of {self.num_workers}'
+            f'{" (chief)" if self.is_chief else ""}.')
+    if 'TF_CONFIG' in os.environ:
+      line += f' TF_CONFIG: {json.loads(os.environ["TF_CONFIG"])}'
+    return line
 
 
 def _cpu_has_bfloat16() -> bool:
@@ -79,16 +90,17 @@ def create_strategy(name: str, tpu_address: str = '') -> tuple[tf.distribute.Str
     tpu_address: TPU name or grpc:// address for 'tpu'; '' = the local TPU VM.
 
   Raises:
-    ValueError: an unknown name, or 'multi_worker' without TF_CONFIG.
+    errors.InvalidValueError: an unknown name, or 'multi_worker' without TF_CONFIG.
   """
   if name not in (config_lib.AUTO,) + config_lib.STRATEGIES:
-    raise ValueError(f'Unknown config.distribute.strategy={name!r}; valid: auto, '
-                     f'{", ".join(config_lib.STRATEGIES)}.')
+    raise errors.InvalidValueError(f'Unknown config.distribute.strategy={name!r}; valid: auto, '
+                                   f'{", ".join(config_lib.STRATEGIES)}.')
   if name == 'multi_worker':
     if 'TF_CONFIG' not in os.environ:
-      raise ValueError("distribute.strategy='multi_worker' needs the TF_CONFIG environment "
-                       'variable describing the cluster and this task (see README, '
-                       "'Multiple GPUs and hosts').")
+      raise errors.InvalidValueError(
+          "distribute.strategy='multi_worker' needs the TF_CONFIG environment "
+          'variable describing the cluster and this task (see README, '
+          "'Multiple GPUs and hosts').")
     return tf.distribute.MultiWorkerMirroredStrategy(), name
   if name == 'tpu':
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address or None)
@@ -98,7 +110,6 @@ def create_strategy(name: str, tpu_address: str = '') -> tuple[tf.distribute.Str
   gpus = [device.name for device in tf.config.list_logical_devices('GPU')]
   if name == 'auto':
     name = 'mirrored' if len(gpus) > 1 else 'one_device'
-    logging.info('distribute.strategy=auto -> %s (%d local GPUs).', name, len(gpus))
     if 'TF_CONFIG' in os.environ:
       logging.warning('TF_CONFIG is set but strategy=auto stays on this machine; use '
                       '--config.distribute.strategy=multi_worker to join the cluster.')
@@ -124,63 +135,45 @@ def _worker(strategy: tf.distribute.Strategy) -> tuple[bool, int, int]:
   return is_chief, index, workers
 
 
-def resolve_precision(requested: str, *, strategy_name: str,
-                      depthwise_backbone: bool) -> Precision:
-  """Resolves train.mixed_precision; 'auto' picks by hardware (see module docstring).
-
-  Raises:
-    ValueError: an unknown precision name.
-  """
-  if requested != config_lib.AUTO:
-    if requested not in config_lib.PRECISIONS:
-      raise ValueError(f'Unknown config.train.mixed_precision={requested!r}; valid: auto, '
-                       f'{", ".join(config_lib.PRECISIONS)}.')
-    return Precision(requested)
+def auto_precision(*, strategy_name: str, depthwise_backbone: bool) -> tuple[Precision, str]:
+  """train.mixed_precision='auto': the precision for this hardware, and why (module
+  docstring)."""
   capability = _gpu_compute_capability()
   if strategy_name == 'tpu':
-    choice, why = 'bfloat16', 'TPUs compute natively in bfloat16'
-  elif capability is not None:
+    return Precision.BFLOAT16, 'TPUs compute natively in bfloat16'
+  if capability is not None:
     if capability >= (8, 0):
-      choice, why = 'bfloat16', f'GPU compute capability {capability} has bfloat16 tensor cores'
-    elif capability >= (7, 0):
-      choice, why = 'float16', f'GPU compute capability {capability} has float16 tensor cores'
-    else:
-      choice, why = 'float32', f'GPU compute capability {capability} gains nothing from 16 bits'
-  elif not _cpu_has_bfloat16():
-    choice, why = 'float32', 'this CPU has no bfloat16 instructions'
-  elif depthwise_backbone:
-    choice, why = 'float32', ('depthwise convolutions measured 25-27 % slower in bfloat16 '
-                              'on CPU')
-  else:
-    choice, why = 'bfloat16', 'this CPU has AVX512_BF16/AMX (ResNet50 measured 17 % faster)'
-  logging.info('train.mixed_precision=auto -> %s: %s.', choice, why)
-  return Precision(choice)
+      return Precision.BFLOAT16, f'GPU compute capability {capability} has bfloat16 tensor cores'
+    if capability >= (7, 0):
+      return Precision.FLOAT16, f'GPU compute capability {capability} has float16 tensor cores'
+    return Precision.FLOAT32, f'GPU compute capability {capability} gains nothing from 16 bits'
+  if not _cpu_has_bfloat16():
+    return Precision.FLOAT32, 'this CPU has no bfloat16 instructions'
+  if depthwise_backbone:
+    return Precision.FLOAT32, ('depthwise convolutions measured 25-27 % slower in bfloat16 '
+                               'on CPU')
+  return Precision.BFLOAT16, 'this CPU has AVX512_BF16/AMX (ResNet50 measured 17 % faster)'
 
 
-def resolve_jit_compile(requested: bool | None, *, strategy_name: str) -> bool:
-  """Resolves train.jit_compile (None = 'auto': XLA on GPU/TPU, not on CPU, where it measured
-  2-8x slower).
+def auto_jit_compile(*, strategy_name: str) -> tuple[bool, str]:
+  """train.jit_compile='auto': XLA on GPU/TPU, not on CPU (measured 2-8x slower), and why.
 
   Multi-worker GPU training stays without XLA: XLA-compiled steps with NCCL all-reduce
   across workers are a known failure (tensorflow/tensorflow#48502).
   """
-  if requested is not None:
-    return requested
   gpus = _gpu_compute_capability() is not None
   if strategy_name == 'multi_worker' and gpus:
-    choice, why = False, ('XLA with NCCL all-reduce across workers is a known failure '
-                          '(tensorflow/tensorflow#48502)')
-  elif strategy_name == 'tpu' or gpus:
-    choice, why = True, 'XLA fuses kernels on accelerators'
-  else:
-    choice, why = False, 'XLA measured 2-8x slower on this kind of CPU'
-  logging.info('train.jit_compile=auto -> %s: %s.', choice, why)
-  return choice
+    return False, ('XLA with NCCL all-reduce across workers is a known failure '
+                   '(tensorflow/tensorflow#48502)')
+  if strategy_name == 'tpu' or gpus:
+    return True, 'XLA fuses kernels on accelerators'
+  return False, 'XLA measured 2-8x slower on this kind of CPU'
 
 
 def setup(*, strategy: str, tpu_address: str, mixed_precision: str, jit_compile: bool | None,
           depthwise_backbone: bool) -> Runtime:
-  """Creates the strategy and resolves precision and XLA for it.
+  """Creates the strategy and resolves precision and XLA for it; logs nothing (the run logs
+  `Runtime.describe()` and the 'auto' decisions once its data is loaded).
 
   Args:
     strategy: config.distribute.strategy ('auto' or one of config.STRATEGIES).
@@ -190,18 +183,28 @@ def setup(*, strategy: str, tpu_address: str, mixed_precision: str, jit_compile:
     depthwise_backbone: whether the backbone is built from depthwise convolutions.
 
   Raises:
-    ValueError: an unknown strategy or precision, or 'multi_worker' without TF_CONFIG.
+    errors.InvalidValueError: an unknown strategy or precision, or 'multi_worker' without
+      TF_CONFIG.
   """
+  if mixed_precision not in (config_lib.AUTO,) + config_lib.PRECISIONS:
+    raise errors.InvalidValueError(
+        f'Unknown config.train.mixed_precision={mixed_precision!r}; valid: auto, '
+        f'{", ".join(config_lib.PRECISIONS)}.')
   distribution, strategy_name = create_strategy(strategy, tpu_address)
+  decisions = {}
+  if strategy == config_lib.AUTO:
+    gpus = len(tf.config.list_logical_devices('GPU'))
+    decisions['distribute.strategy'] = (strategy_name, f'{gpus} local GPUs')
+  if mixed_precision == config_lib.AUTO:
+    precision, why = auto_precision(strategy_name=strategy_name,
+                                    depthwise_backbone=depthwise_backbone)
+    decisions['train.mixed_precision'] = (precision.value, why)
+  else:
+    precision = Precision(mixed_precision)
+  if jit_compile is None:
+    jit_compile, why = auto_jit_compile(strategy_name=strategy_name)
+    decisions['train.jit_compile'] = (config_lib.switch_text(jit_compile), why)
   is_chief, worker_index, num_workers = _worker(distribution)
-  logging.info('Strategy %s: %d replicas in sync, worker %d of %d%s.', strategy_name,
-               distribution.num_replicas_in_sync, worker_index, num_workers,
-               ' (chief)' if is_chief else '')
-  if 'TF_CONFIG' in os.environ:
-    logging.info('TF_CONFIG: %s', json.loads(os.environ['TF_CONFIG']))
-  return Runtime(
-      strategy=distribution, strategy_name=strategy_name,
-      precision=resolve_precision(mixed_precision, strategy_name=strategy_name,
-                                  depthwise_backbone=depthwise_backbone),
-      jit_compile=resolve_jit_compile(jit_compile, strategy_name=strategy_name),
-      is_chief=is_chief, worker_index=worker_index, num_workers=num_workers)
+  return Runtime(strategy=distribution, strategy_name=strategy_name, precision=precision,
+                 jit_compile=jit_compile, is_chief=is_chief, worker_index=worker_index,
+                 num_workers=num_workers, auto_decisions=decisions)

@@ -1,6 +1,6 @@
 """`python -m tftransfer.train` (tftransfer-train): the command is tftransfer/cli/train.py."""
 
-from tftransfer.cli.train import run
+from tftransfer.cli import launch
 
 if __name__ == '__main__':
-  run()
+  launch.run('train')

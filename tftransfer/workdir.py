@@ -23,7 +23,7 @@ import os
 import ml_collections
 import tensorflow as tf
 
-from tftransfer import files
+from tftransfer import errors, files
 
 # Fields that may change between a run and its resumption: they steer how a run executes
 # (or when it stops, or what it reports), not what it learns. data.on_bad_image only decides
@@ -117,7 +117,7 @@ class Workdir:
 
   def _refuse(self, changed: list[str]) -> None:
     if changed:
-      raise ValueError(
+      raise errors.InvalidValueError(
           f'Workdir {self.path} holds a run of a different experiment ({"; ".join(changed)}). '
           'Resuming it would mix two experiments; use a new --workdir, or the previous '
           'configuration and data to resume.')

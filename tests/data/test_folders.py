@@ -115,7 +115,7 @@ def test_on_bad_image_fail_stops_before_training_naming_the_files(messy_folder, 
     loop.train_and_evaluate(_folder_config(root, data__on_bad_image='fail'), str(workdir))
   for path, reason in broken.items():
     assert path in str(error.value) and reason in str(error.value)
-  assert "on_bad_image='skip'" in str(error.value)
+  assert '--config.data.on_bad_image=skip' in str(error.value)
   assert not (workdir / 'config.json').exists() and not (workdir / 'checkpoints').exists()
 
 

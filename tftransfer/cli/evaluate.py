@@ -8,11 +8,11 @@ Usage:
       --config.data.path=/data/my_images --output_dir=/tmp/eval
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from tftransfer import errors
 from tftransfer.evaluation import evaluate
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run to evaluate on its own '
@@ -30,30 +30,23 @@ _ALLOW_UNFINISHED = flags.DEFINE_bool('allow_unfinished', False, 'With --workdir
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv  # No positional arguments (cli/launch.py refuses them).
   if bool(_WORKDIR.value) == bool(_MODEL.value):
-    raise app.UsageError('Pass exactly one of --workdir=RUN or --model=EXPORT_DIR/VERSION.')
+    raise errors.InvalidValueError(
+        'Pass exactly one of --workdir=RUN or --model=EXPORT_DIR/VERSION.')
   if _WORKDIR.value:
     if _CONFIG.value or _OUTPUT_DIR.value:
-      raise app.UsageError('--config and --output_dir go with --model; --workdir evaluates on '
-                           "the run's own config and writes WORKDIR/eval/.")
+      raise errors.InvalidValueError(
+          "--config and --output_dir go with --model; --workdir evaluates on the run's own "
+          'config and writes WORKDIR/eval/.')
     metrics = evaluate.evaluate_workdir(_WORKDIR.value,
-                                          allow_unfinished=_ALLOW_UNFINISHED.value)
+                                        allow_unfinished=_ALLOW_UNFINISHED.value)
   else:
     if not _CONFIG.value or not _OUTPUT_DIR.value:
-      raise app.UsageError('--model needs --config=configs/X.py (the data to evaluate on) and '
-                           '--output_dir=DIR.')
-    logging.info('Config:\n%s', _CONFIG.value)
+      raise errors.InvalidValueError(
+          '--model needs --config=configs/X.py (the data to evaluate on) and --output_dir=DIR.')
+    if logging.get_verbosity() >= 1:
+      logging.info('Config as given:\n%s', _CONFIG.value)
     metrics = evaluate.evaluate_export(_MODEL.value, _CONFIG.value, _OUTPUT_DIR.value)
   logging.info('Top-1 accuracy %.4f on %d images.', metrics['top1_accuracy'],
                metrics['num_examples'])
-
-
-def run():
-  """Console-script entry point (tftransfer-evaluate)."""
-  app.run(main)
-
-
-if __name__ == '__main__':
-  run()

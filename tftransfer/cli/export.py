@@ -8,7 +8,6 @@ Writes export_dir/<version>/ (by default the next integer after the versions alr
 `saved_model_cli show --dir export_dir/<version> --all` shows the signatures.
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -26,18 +25,8 @@ flags.mark_flags_as_required(['workdir', 'export_dir'])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv  # No positional arguments (cli/launch.py refuses them).
   path = export.export(_WORKDIR.value, _EXPORT_DIR.value, version=_VERSION.value,
-                        overwrite=_OVERWRITE.value, allow_unfinished=_ALLOW_UNFINISHED.value)
+                       overwrite=_OVERWRITE.value, allow_unfinished=_ALLOW_UNFINISHED.value)
   logging.info('Inspect it with: saved_model_cli show --dir %s --all', path)
   print(path)
-
-
-def run():
-  """Console-script entry point (tftransfer-export)."""
-  app.run(main)
-
-
-if __name__ == '__main__':
-  run()

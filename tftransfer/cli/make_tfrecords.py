@@ -10,9 +10,9 @@ exist yet; it appears only once complete. Train on it with
   --config.data.source=tfrecord --config.data.path=/data/my_tfrecords
 """
 
-from absl import app
 from absl import flags
 
+from tftransfer import config as config_lib
 from tftransfer.data import tfrecords
 
 _INPUT = flags.DEFINE_string('input', None, 'Image folder: one sub-folder of images per class.')
@@ -24,22 +24,13 @@ _SHARDS = flags.DEFINE_integer(
     lower_bound=0)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seeds the order of the images across the files.')
 _ON_BAD_IMAGE = flags.DEFINE_enum(
-    'on_bad_image', 'skip', ['skip', 'fail'], "Undecodable files: 'skip' leaves them out "
+    'on_bad_image', 'skip', config_lib.BAD_IMAGE_POLICIES, "Undecodable files: 'skip' leaves them out "
     "(listed in dataset.json), 'fail' stops before writing anything.")
 flags.mark_flags_as_required(['input', 'output'])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv  # No positional arguments (cli/launch.py refuses them).
   tfrecords.convert_folder(_INPUT.value, _OUTPUT.value, num_shards=_SHARDS.value,
                            seed=_SEED.value, on_bad_image=_ON_BAD_IMAGE.value)
 
-
-def run():
-  """Console-script entry point (tftransfer-make-tfrecords)."""
-  app.run(main)
-
-
-if __name__ == '__main__':
-  run()

@@ -11,20 +11,21 @@ Folders are searched recursively for .jpg .jpeg .png .gif .bmp .webp files.
 import json
 import sys
 
-from absl import app
 from absl import flags
 
+from tftransfer import errors
 from tftransfer.serving import prediction
 
 _MODEL = flags.DEFINE_string('model', None, 'An exported version directory, export_dir/<N>.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 32, 'Images per signature call.',
                                    lower_bound=1)
 flags.mark_flags_as_required(['model'])
+TAKES_ARGUMENTS = True  # the image files and folders
 
 
 def main(argv):
   if len(argv) < 2:
-    raise app.UsageError('Name at least one image file or folder.')
+    raise errors.InvalidValueError('Name at least one image file or folder.')
   files = prediction.image_files(argv[1:])
   export = prediction.load_export(_MODEL.value)
   failed = 0
@@ -34,11 +35,3 @@ def main(argv):
   if failed:
     sys.exit(f'{failed} of {len(files)} images were rejected (see their "error").')
 
-
-def run():
-  """Console-script entry point (tftransfer-predict)."""
-  app.run(main)
-
-
-if __name__ == '__main__':
-  run()

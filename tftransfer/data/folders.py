@@ -26,7 +26,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import files
+from tftransfer import errors, files, tf_noise
 from tftransfer.data import image_ops
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp', '.webp')
@@ -36,7 +36,7 @@ _SCAN_VERSION = 1
 _MAX_NAMED = 20
 
 
-class BadImagesError(ValueError):
+class BadImagesError(errors.InvalidValueError):
   """config.data.on_bad_image='fail' and the folder holds files that cannot be decoded."""
 
 
@@ -102,7 +102,7 @@ def list_folder(root: str) -> FolderListing:
     ValueError: `root` has no class folders.
   """
   if not os.path.isdir(root):
-    raise FileNotFoundError(
+    raise errors.NotFoundError(
         f'config.data.path={root!r} is not a directory. Point it at a folder holding one '
         'sub-folder of images per class, e.g. --config.data.path=/data/flowers.')
   root = os.path.abspath(root)
@@ -110,8 +110,8 @@ def list_folder(root: str) -> FolderListing:
   class_names = sorted(entry.name for entry in entries
                        if entry.is_dir() and not entry.name.startswith('.'))
   if not class_names:
-    raise ValueError(f'config.data.path={root!r} has no class sub-folders; expected '
-                     'root/<class>/<image>.')
+    raise errors.InvalidValueError(f'config.data.path={root!r} has no class sub-folders; expected '
+                                   'root/<class>/<image>.')
   loose = sorted(entry.name for entry in entries
                  if not entry.is_dir() and not entry.name.startswith('.'))
   if loose:
@@ -166,7 +166,8 @@ def scan_folder(root: str, *, on_bad_image: str = 'skip',
     FileNotFoundError: `root` is not a directory.
   """
   if on_bad_image not in ('skip', 'fail'):
-    raise ValueError(f"on_bad_image={on_bad_image!r} is not valid; use 'skip' or 'fail'.")
+    raise errors.InvalidValueError(
+        f"on_bad_image={on_bad_image!r} is not valid; use 'skip' or 'fail'.")
   started = time.time()
   listing = list_folder(root)
   fingerprint = listing.fingerprint()
@@ -190,11 +191,11 @@ def scan_folder(root: str, *, on_bad_image: str = 'skip',
       skipped=tuple((path, failures[path]) for path in relative if path in failures),
       ignored=listing.ignored, hidden=listing.hidden, from_cache=cached is not None,
       seconds=time.time() - started)
+  _check(scan, listing, on_bad_image=on_bad_image, cache_path=cache_path)
   logging.info('Folder scan of %s: %d usable images in %d classes, %d undecodable, %d '
                'non-image and %d hidden files ignored (%.1f s).', root, len(scan.files),
                len(scan.class_names), len(scan.skipped), sum(scan.ignored.values()),
                scan.hidden, scan.seconds)
-  _check(scan, listing, on_bad_image=on_bad_image, cache_path=cache_path)
   return scan
 
 
@@ -203,24 +204,26 @@ def _check(scan: FolderScan, listing: FolderListing, *, on_bad_image: str,
   """Applies the bad-image policy, then refuses classes left without images."""
   where = f' (all of them are in {cache_path})' if cache_path else ''
   if scan.skipped:
-    named = '\n'.join(f'  {path}: {reason}' for path, reason in scan.skipped[:_MAX_NAMED])
+    named = [f'{path} ({reason})' for path, reason in scan.skipped[:_MAX_NAMED]]
     more = len(scan.skipped) - _MAX_NAMED
-    named += f'\n  ... and {more} more{where}' if more > 0 else ''
+    if more > 0:
+      named.append(f'... and {more} more{where}')
     if on_bad_image == 'fail':
       raise BadImagesError(
           f'{len(scan.skipped)} files under {listing.root} cannot be decoded and '
-          f"on_bad_image='fail':\n{named}\nRemove or repair them, or leave them out with "
-          "on_bad_image='skip' (--config.data.on_bad_image=skip).")
-    logging.warning('Skipping %d files under %s that cannot be decoded:\n%s',
-                    len(scan.skipped), listing.root, named)
+          f"on_bad_image='fail': {'; '.join(named)}. Remove or repair them, or leave them out "
+          "with --config.data.on_bad_image=skip.")
+    logging.warning('Skipping %d files under %s that cannot be decoded:\n  %s',
+                    len(scan.skipped), listing.root, '\n  '.join(named))
   listed = np.bincount(listing.labels, minlength=len(listing.class_names))
   empty = [f'{name} ({listed[label]} undecodable image files)' if listed[label]
            else f'{name} (no image files)'
            for label, (name, count) in enumerate(zip(scan.class_names, scan.class_counts))
            if not count]
   if empty:
-    raise ValueError(f'Class folders without any usable image under {listing.root}: '
-                     f'{", ".join(empty)}. Add images to them or remove those folders.')
+    raise errors.InvalidValueError(
+        f'Class folders without any usable image under {listing.root}: '
+        f'{", ".join(empty)}. Add images to them or remove those folders.')
 
 
 def _read_cache(cache_path: str | None, root: str, fingerprint: str) -> dict | None:
@@ -255,8 +258,11 @@ def _undecodable(listing: FolderListing) -> dict[str, str]:
   for indices, _ in decoded.batch(4096):
     ok[indices.numpy()] = True
   failures = {}
-  for index in np.flatnonzero(~ok):
-    reason = _decode_error(listing.files[index])
+  # TF logs every failing decode a second time ('Local rendezvous is aborting'); the reason is
+  # reported below, once.
+  with tf_noise.filtered(tf_noise.expected_failure_dropper()):
+    reasons = {index: _decode_error(listing.files[index]) for index in np.flatnonzero(~ok)}
+  for index, reason in reasons.items():
     if reason is None:
       logging.warning('%s failed to decode in the parallel scan but decoded on a second try '
                       '(a transient read error?); keeping it.', listing.files[index])

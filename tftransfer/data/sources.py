@@ -17,11 +17,11 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import config as config_lib
+from tftransfer import config as config_lib, errors
 from tftransfer.data import folders, image_ops, splits, synthetic, tfrecords
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(errors.UnavailableError):
   """A dataset is not available locally and may not be downloaded."""
 
 
@@ -88,8 +88,8 @@ def load(data: ml_collections.ConfigDict, *, seed: int, scan_cache: str | None =
              'tfrecord': _load_tfrecord, 'synthetic': _load_synthetic}
   assert set(loaders) == set(config_lib.SOURCES)
   if data.source not in loaders:
-    raise ValueError(f'Unknown config.data.source={data.source!r}; valid: '
-                     f'{", ".join(config_lib.SOURCES)}.')
+    raise errors.InvalidValueError(f'Unknown config.data.source={data.source!r}; valid: '
+                                   f'{", ".join(config_lib.SOURCES)}.')
   loaded = loaders[data.source](data, seed)
   warnings = imbalance_warnings(loaded.class_names, loaded.train.class_counts,
                                 ratio=data.imbalance_warning_ratio)

@@ -7,6 +7,8 @@ same way and the same labels and seed always give the same split.
 import ml_collections
 import numpy as np
 
+from tftransfer import errors
+
 
 def stratified_split(labels: np.ndarray, *, val_fraction: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +57,8 @@ def train_val_indices(labels: np.ndarray, data: ml_collections.ConfigDict, seed:
     ValueError: data.val_fraction is not in (0, 1).
   """
   if not 0 < data.val_fraction < 1:
-    raise ValueError(f'config.data.val_fraction={data.val_fraction} must be in (0, 1) to carve '
-                     'a validation split from the training data.')
+    raise errors.InvalidValueError(
+        f'config.data.val_fraction={data.val_fraction} must be in (0, 1) to carve '
+        'a validation split from the training data.')
   train, val = stratified_split(labels, val_fraction=data.val_fraction, seed=seed)
   return cap_per_class(train, labels, max_per_class=data.max_examples_per_class, seed=seed), val

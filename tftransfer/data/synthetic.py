@@ -16,6 +16,8 @@ import zlib
 
 import numpy as np
 
+from tftransfer import errors
+
 IMAGE_SIZE = 32
 _GRID = np.arange(IMAGE_SIZE) + 0.5
 _Y, _X = np.meshgrid(_GRID, _GRID, indexing='ij')
@@ -126,8 +128,8 @@ TASKS = {
 def get_task(name: str) -> Task:
   """Returns the task called `name`, or raises naming the valid choices."""
   if name not in TASKS:
-    raise ValueError(f'Unknown synthetic task config.data.name={name!r}; valid: '
-                     f'{", ".join(sorted(TASKS))}.')
+    raise errors.InvalidValueError(f'Unknown synthetic task config.data.name={name!r}; valid: '
+                                   f'{", ".join(sorted(TASKS))}.')
   return TASKS[name]
 
 
@@ -147,8 +149,9 @@ def generate(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
   """Returns (uint8 images [N, 32, 32, 3], int32 labels [N]) of one split, class-interleaved."""
   task = get_task(name)
   if split not in task.examples_per_class:
-    raise ValueError(f'Synthetic task {name!r} has splits {sorted(task.examples_per_class)}, '
-                     f'not {split!r}.')
+    raise errors.InvalidValueError(
+        f'Synthetic task {name!r} has splits {sorted(task.examples_per_class)}, '
+        f'not {split!r}.')
   rng = np.random.default_rng(zlib.crc32(f'{name}/{split}'.encode()))
   labels = np.tile(np.arange(len(task.class_names), dtype=np.int32),
                    task.examples_per_class[split])

@@ -33,7 +33,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import files
+from tftransfer import errors, files
 from tftransfer.data import folders, image_ops
 
 DESCRIPTION_FILE = 'dataset.json'
@@ -107,10 +107,10 @@ def convert_folder(input_dir: str, output_dir: str, *, num_shards: int = 0, seed
   """
   output_dir = os.path.abspath(output_dir)
   if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
-    raise FileExistsError(f'--output={output_dir} exists and is not empty; choose a new '
-                          'directory or remove it (it is never overwritten in place).')
+    raise errors.AlreadyExistsError(f'--output={output_dir} exists and is not empty; choose a new '
+                                    'directory or remove it (it is never overwritten in place).')
   if num_shards < 0:
-    raise ValueError(f'--shards={num_shards} must be >= 1, or 0 for automatic.')
+    raise errors.InvalidValueError(f'--shards={num_shards} must be >= 1, or 0 for automatic.')
   scan = folders.scan_folder(input_dir, on_bad_image=on_bad_image)
   if not num_shards:
     num_shards = auto_num_shards(sum(os.path.getsize(path) for path in scan.files),
@@ -118,8 +118,9 @@ def convert_folder(input_dir: str, output_dir: str, *, num_shards: int = 0, seed
     logging.info('--shards=0 -> %d: about %d MiB per file, at least %d files, at most one '
                  'per image.', num_shards, _SHARD_BYTES // 2**20, _MIN_AUTO_SHARDS)
   if num_shards > len(scan.files):
-    raise ValueError(f'--shards={num_shards} is more than the {len(scan.files)} usable '
-                     f'images of {input_dir}; use at most {len(scan.files)}.')
+    raise errors.InvalidValueError(
+        f'--shards={num_shards} is more than the {len(scan.files)} usable '
+        f'images of {input_dir}; use at most {len(scan.files)}.')
   root = os.path.abspath(input_dir)
   order = np.random.default_rng(seed).permutation(len(scan.files))
   files_written = []
@@ -157,7 +158,7 @@ def read_description(directory: str) -> dict:
   """
   path = os.path.join(directory, DESCRIPTION_FILE)
   if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(
+    raise errors.NotFoundError(
         f'config.data.path={directory!r} has no {DESCRIPTION_FILE}: it is not a directory '
         'written by make_tfrecords, or its conversion did not finish. Convert the image '
         'folder with: python -m tftransfer.make_tfrecords --input=FOLDER '
@@ -165,13 +166,14 @@ def read_description(directory: str) -> dict:
   with tf.io.gfile.GFile(path) as f:
     description = json.load(f)
   if description.get('format') != FORMAT:
-    raise ValueError(f'{path} has format {description.get("format")!r}, not {FORMAT!r}; '
-                     'convert the folder again with this version of make_tfrecords.')
+    raise errors.InvalidValueError(
+        f'{path} has format {description.get("format")!r}, not {FORMAT!r}; '
+        'convert the folder again with this version of make_tfrecords.')
   missing = [file['name'] for file in description['files']
              if not tf.io.gfile.exists(os.path.join(directory, file['name']))]
   if missing:
-    raise FileNotFoundError(f'{directory} lacks files that {DESCRIPTION_FILE} lists: '
-                            f'{", ".join(missing)}. Convert the folder again.')
+    raise errors.NotFoundError(f'{directory} lacks files that {DESCRIPTION_FILE} lists: '
+                               f'{", ".join(missing)}. Convert the folder again.')
   return description
 
 

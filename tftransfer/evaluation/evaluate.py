@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import config as config_lib
+from tftransfer import config as config_lib, errors
 from tftransfer.data import pipeline, sources
 from tftransfer.evaluation import metrics as metrics_lib
 from tftransfer.serving import prediction, signatures
@@ -25,8 +25,9 @@ def _validation_data(config: ml_collections.ConfigDict,
                      class_names: tuple[str, ...]) -> sources.Data:
   data = sources.load(config.data, seed=config.seed)
   if tuple(data.class_names) != tuple(class_names):
-    raise ValueError(f'The data ({data.description}) has classes {list(data.class_names)}, '
-                     f'the model {list(class_names)}; evaluate on the data it was trained for.')
+    raise errors.InvalidValueError(
+        f'The data ({data.description}) has classes {list(data.class_names)}, '
+        f'the model {list(class_names)}; evaluate on the data it was trained for.')
   return data
 
 
@@ -43,7 +44,7 @@ def evaluate_workdir(workdir: str, *, allow_unfinished: bool = False) -> dict:
   data = sources.load(config.data, seed=config.seed, scan_cache=run.file('folder_scan.json'))
   changes = run.data_changes(data.summary())
   if changes:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f'The data changed since {workdir} was trained ({"; ".join(changes)}), so its '
         'validation split would no longer be the images it held out (some may be training '
         'images). Evaluate on the data as it was, or on a separate test set with --model '

@@ -10,7 +10,7 @@ from typing import Iterable
 from matplotlib.figure import Figure
 import numpy as np
 
-from tftransfer import files
+from tftransfer import errors, files
 
 # The PNG names every cell's count up to this many classes; beyond, the numbers would overlap.
 MAX_ANNOTATED_CLASSES = 40
@@ -36,7 +36,7 @@ def classification_metrics(batches: Iterable[tuple[np.ndarray, np.ndarray]],
     top5_correct += int(np.sum((scores > true_scores[:, None]).sum(axis=-1) < 5))
   total = int(confusion.sum())
   if not total:
-    raise ValueError('The validation split is empty: nothing to evaluate.')
+    raise errors.InvalidValueError('The validation split is empty: nothing to evaluate.')
   true_positives = np.diag(confusion).astype(np.float64)
   predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
   precision = np.divide(true_positives, predicted, out=np.zeros(num_classes),

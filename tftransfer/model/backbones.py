@@ -9,9 +9,12 @@ slower in bfloat16 on CPUs, see `runtime.py`).
 import dataclasses
 import re
 from typing import Callable
+import warnings
 
 import keras
 import tensorflow as tf
+
+from tftransfer import errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +70,7 @@ REGISTRY: dict[str, BackboneSpec] = {
 }
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(errors.UnavailableError):
   """Pretrained weights could not be found or downloaded."""
 
 
@@ -76,7 +79,7 @@ def get_spec(name: str) -> BackboneSpec:
   try:
     return REGISTRY[name]
   except KeyError:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f'Unknown backbone config.model.backbone={name!r}. Valid names: '
         f'{", ".join(sorted(REGISTRY))}.') from None
 
@@ -86,7 +89,7 @@ def resolve_image_size(name: str, image_size: int) -> int:
   spec = get_spec(name)
   size = image_size or spec.default_size
   if size < spec.min_size:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f'config.model.image_size={size} is too small for backbone {name!r}, which needs '
         f'at least {spec.min_size} pixels (native size {spec.default_size}). Set '
         f'--config.model.image_size={spec.min_size} or larger.')
@@ -98,7 +101,7 @@ def check_weights(weights: str) -> None:
   if weights in ('imagenet', 'none'):
     return
   if not tf.io.gfile.exists(weights) or tf.io.gfile.isdir(weights):
-    raise FileNotFoundError(
+    raise errors.NotFoundError(
         f'config.model.weights={weights!r} is not a file. Use a path to a Keras weights file '
         "for this backbone without its top (.h5 or .weights.h5), 'imagenet' to download "
         "the Keras ImageNet weights, or 'none' for random initialisation.")
@@ -118,7 +121,8 @@ def build_backbone(name: str, *, image_size: int, width: float = 1.0,
     A functional model mapping preprocessed float images to a feature map.
 
   Raises:
-    ValueError: bad name, width or size; or a weights file that does not fit the backbone.
+    errors.InvalidValueError: bad name, width or size; or a weights file that does not fit
+      the backbone (including one that Keras would load only in part).
     WeightsUnavailableError: ImageNet weights could not be downloaded (offline).
   """
   spec = get_spec(name)
@@ -128,26 +132,48 @@ def build_backbone(name: str, *, image_size: int, width: float = 1.0,
   if spec.has_width:
     kwargs['alpha'] = width
   elif width != 1.0:
-    raise ValueError(f'config.model.width={width} only applies to MobileNets; backbone '
-                     f'{name!r} needs width 1.0.')
+    raise errors.InvalidValueError(
+        f'config.model.width={width} only applies to MobileNets; backbone '
+        f'{name!r} needs width 1.0.')
   try:
-    return spec.constructor(**kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter('always')
+      model = spec.constructor(**kwargs)
   except Exception as error:  # Keras raises a bare Exception for failed downloads.
-    message = str(error)
-    if message.startswith('URL fetch failure'):
-      url = re.search(r'https?://\S+?(?=:? )', message)
-      url = url.group(0) if url else 'the Keras weights URL'
-      filename = url.rsplit('/', 1)[-1]
-      raise WeightsUnavailableError(
-          f'Could not download the ImageNet weights of backbone {name!r}: {filename} from '
-          f'{url} ({message.split(" -- ")[-1]}). Either fetch that file on a machine '
-          f'with network and pass its path, --config.model.weights=/path/to/{filename} '
-          f'(or place it in ~/.keras/models/), or train from scratch with '
-          '--config.model.weights=none.') from None
-    if weights not in ('imagenet', 'none'):
-      raise ValueError(f'The weights file {weights!r} does not fit backbone {name!r} '
-                       f'(width={width}) without its top: {message}') from error
-    raise
+    raise _weights_error(name, width, weights, error) from None
+  skipped = [w for w in caught if 'Skipping' in str(w.message) and 'no matching' in str(w.message)]
+  if skipped:  # Keras loaded the file in part and left those layers random: refuse it.
+    raise errors.InvalidValueError(
+        f'The weights file {weights!r} does not fit backbone {name!r} (width={width}) without '
+        f'its top: {len(skipped)} of its layer groups are missing from the file (first: '
+        f'{skipped[0].message}).')
+  for warning in caught:
+    # MobileNets warn that ImageNet weights of 224 px are loaded for another input size;
+    # without the top, every weight fits any size, which is how transfer uses them.
+    if 'Weights for input shape (224, 224) will be loaded' not in str(warning.message):
+      warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                             warning.lineno)
+  return model
+
+
+def _weights_error(name: str, width: float, weights: str, error: Exception) -> Exception:
+  """The error to raise when building backbone `name` with `weights` failed with `error`."""
+  message = str(error)
+  if message.startswith('URL fetch failure'):
+    url = re.search(r'https?://\S+?(?=:? )', message)
+    url = url.group(0) if url else 'the Keras weights URL'
+    filename = url.rsplit('/', 1)[-1]
+    return WeightsUnavailableError(
+        f'Could not download the ImageNet weights of backbone {name!r}: {filename} from '
+        f'{url} ({message.split(" -- ")[-1]}). Either fetch that file on a machine '
+        f'with network and pass its path, --config.model.weights=/path/to/{filename} '
+        f'(or place it in ~/.keras/models/), or train from scratch with '
+        '--config.model.weights=none.')
+  if weights not in ('imagenet', 'none'):
+    return errors.InvalidValueError(
+        f'The weights file {weights!r} does not fit backbone {name!r} (width={width}) without '
+        f'its top: {message}')
+  return error
 
 
 @keras.saving.register_keras_serializable(package='tftransfer')

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from tftransfer import files
+from tftransfer import errors, files
 from tftransfer.serving import signatures
 from tftransfer.serving.signatures import IMAGE_BYTES, IMAGES, PREDICT_IMAGES, SERVING_DEFAULT
 from tftransfer.training import restore
@@ -142,16 +142,19 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
     FileNotFoundError: `workdir` holds no training run.
   """
   if version < 0:
-    raise ValueError(f'--version={version} must be a positive integer, or 0 for the next '
-                     'free version.')
-  if not version:
-    version = next_version(export_dir)
-    logging.info('Exporting as version %d, the next after those in %s.', version, export_dir)
+    raise errors.InvalidValueError(
+        f'--version={version} must be a positive integer, or 0 for the next '
+        'free version.')
+  automatic = not version
+  version = version or next_version(export_dir)
   target = os.path.join(os.path.abspath(export_dir), str(version))
   if os.path.exists(target) and not overwrite:
-    raise FileExistsError(f'{target} already exists; export to another --version (the next '
-                          f'free one is {next_version(export_dir)}) or pass --overwrite.')
+    raise errors.AlreadyExistsError(
+        f'{target} already exists; export to another --version (the next '
+        f'free one is {next_version(export_dir)}) or pass --overwrite.')
   trained = restore.restore(workdir, allow_unfinished=allow_unfinished)
+  if automatic:
+    logging.info('Exporting as version %d, the next after those in %s.', version, export_dir)
   with files.staged_directory(target, overwrite=overwrite) as staging:
     write_saved_model(trained, staging)
     extra = os.path.join(staging, 'assets.extra')

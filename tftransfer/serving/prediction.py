@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import tensorflow as tf
 
+from tftransfer import errors, tf_noise
 from tftransfer.data import folders
 from tftransfer.serving import export as export_lib, signatures
 
@@ -38,14 +39,15 @@ def load_export(path: str) -> LoadedExport:
   if not os.path.isfile(os.path.join(path, 'saved_model.pb')):
     newest = export_lib.next_version(path) - 1
     hint = f' It holds versions: pass a version directory, e.g. {path}/{newest}.' if newest else ''
-    raise FileNotFoundError(f'--model={path!r} is not an exported model version (no '
-                            f'saved_model.pb).{hint}')
+    raise errors.NotFoundError(f'--model={path!r} is not an exported model version (no '
+                               f'saved_model.pb).{hint}')
   saved_model = tf.saved_model.load(path)
   missing = [name for name in (signatures.SERVING_DEFAULT, signatures.PREDICT_IMAGES)
              if name not in saved_model.signatures]
   if missing:
-    raise ValueError(f'{path} lacks the signatures {missing} of a tftransfer export; write '
-                     'one with `tftransfer-export --workdir=W --export_dir=E`.')
+    raise errors.InvalidValueError(
+        f'{path} lacks the signatures {missing} of a tftransfer export; write '
+        'one with `tftransfer-export --workdir=W --export_dir=E`.')
   with open(os.path.join(path, 'assets', signatures.LABELS_FILE), encoding='utf-8',
             errors='surrogateescape') as f:
     class_names = tuple(line.rstrip('\n') for line in f)
@@ -68,9 +70,9 @@ def image_files(paths: list[str]) -> list[str]:
     elif os.path.isfile(path):
       files.append(path)
     else:
-      raise FileNotFoundError(f'{path!r} is neither an image file nor a folder.')
+      raise errors.NotFoundError(f'{path!r} is neither an image file nor a folder.')
   if not files:
-    raise ValueError(f'No images ({", ".join(folders.IMAGE_EXTENSIONS)}) in {paths}.')
+    raise errors.InvalidValueError(f'No images ({", ".join(folders.IMAGE_EXTENSIONS)}) in {paths}.')
   return files
 
 
@@ -86,7 +88,9 @@ def error_reason(error: tf.errors.OpError) -> str:
 
 def _predict_batch(serve, files: list[str], contents: list[bytes]) -> Iterator[dict]:
   try:
-    outputs = serve(**{signatures.IMAGE_BYTES: tf.constant(contents, tf.string)})
+    # A rejected image is reported in its result line; TF's own echo of the failure is not.
+    with tf_noise.filtered(tf_noise.expected_failure_dropper()):
+      outputs = serve(**{signatures.IMAGE_BYTES: tf.constant(contents, tf.string)})
   except tf.errors.InvalidArgumentError as error:
     if len(files) == 1:
       yield {'path': files[0], 'error': error_reason(error)}
@@ -111,7 +115,7 @@ def predict_files(export: LoadedExport, files: list[str], *,
   or {'path', 'error'} for a file the signature rejects (undecodable, too large, empty).
   """
   if batch_size < 1:
-    raise ValueError(f'--batch_size={batch_size} must be >= 1.')
+    raise errors.InvalidValueError(f'--batch_size={batch_size} must be >= 1.')
   serve = export.signature(signatures.SERVING_DEFAULT)
   for start in range(0, len(files), batch_size):
     batch = files[start:start + batch_size]

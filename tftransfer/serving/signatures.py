@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tftransfer import errors
 from tftransfer.data import image_headers, image_ops
 
 SERVING_DEFAULT = 'serving_default'
@@ -96,8 +97,9 @@ class Signatures:
 def write_labels(path: str, class_names) -> None:
   bad = [name for name in class_names if '\n' in name or '\r' in name or not name]
   if bad:
-    raise ValueError(f'Class names {bad!r} cannot be written one per line to {LABELS_FILE}; '
-                     'rename those class folders.')
+    raise errors.InvalidValueError(
+        f'Class names {bad!r} cannot be written one per line to {LABELS_FILE}; '
+        'rename those class folders.')
   # Folder names that are not valid UTF-8 (os.fsdecode's surrogates) keep their bytes.
   with open(path, 'w', encoding='utf-8', errors='surrogateescape') as f:
     f.writelines(f'{name}\n' for name in class_names)

@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from tftransfer import errors
 from tftransfer.data import sources
 from tftransfer.model import transfer
 from tftransfer.training import checkpoints, inputs, interrupts, phases as phases_lib
@@ -105,7 +106,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     sources.DataUnavailableError: a TFDS dataset is not prepared and may not be downloaded.
     folders.BadImagesError: undecodable images under data.on_bad_image='fail'.
     interrupts.Interrupted: SIGINT or SIGTERM stopped training after a checkpoint.
-    FloatingPointError: the loss diverged (the newest checkpoint predates it).
+    errors.DivergedError: the loss diverged (the newest checkpoint predates it).
     tf.errors.UnavailableError: another worker of a multi-worker run was lost.
   """
   setup = resolve.resolve(config)
@@ -130,6 +131,11 @@ def _load_data(setup: resolve.RunSetup, run_dir: Workdir) -> sources.Data:
   config = setup.config
   data = sources.load(config.data, seed=config.seed,
                       scan_cache=run_dir.file('folder_scan.json'))
+  logging.info('Config: %s (logged in full with --verbosity=1); \'auto\' resolved: %s.',
+               run_dir.file('config.json'), setup.describe_auto() or 'none')
+  logging.info('%s', setup.runtime.describe())
+  if logging.get_verbosity() >= 1:
+    logging.info('Resolved config:\n%s', config)
   logging.info('Data: %s; %d classes, %d training and %d validation examples.',
                data.description, len(data.class_names), data.train.num_examples,
                data.val.num_examples)
@@ -143,7 +149,7 @@ def _create_run(setup: resolve.RunSetup, run_dir: Workdir, data: sources.Data) -
   config, rt = setup.config, setup.runtime
   steps_per_epoch = data.train.num_examples // config.train.batch_size
   if not steps_per_epoch:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f'config.train.batch_size={config.train.batch_size} is larger than the training '
         f'split ({data.train.num_examples} examples); lower the batch size.')
   phases = phases_lib.plan_phases(config.train, steps_per_epoch)
@@ -251,7 +257,7 @@ def _train_steps(run: _Run, phase: Phase, epoch: int, epoch_end: int, loop, iter
   checkpointing between calls; returns the epoch's Sums and seconds spent in steps.
 
   Raises:
-    FloatingPointError: the loss is not finite.
+    errors.DivergedError: the loss is not finite.
   """
   train = run.config.train
   totals, train_seconds = Sums.zero(), 0.0
@@ -265,7 +271,7 @@ def _train_steps(run: _Run, phase: Phase, epoch: int, epoch_end: int, loop, iter
     train_seconds += time.time() - chunk_start
     run.step.assign_add(num_steps)
     if not np.isfinite(chunk.loss):
-      raise FloatingPointError(
+      raise errors.DivergedError(
           f'Training diverged in phase {phase.name} at step {run.current_step}: the loss is '
           f'{chunk.mean_loss}. Lower config.train.{phase.name}_lr; the newest checkpoint '
           'predates the divergence.')

@@ -2,6 +2,8 @@
 
 import keras
 
+from tftransfer import errors
+
 
 def warmup_cosine(*, peak_lr: float, total_steps: int,
                   warmup_fraction: float) -> keras.optimizers.schedules.LearningRateSchedule:
@@ -28,7 +30,8 @@ def build_optimizer(*, name: str, learning_rate, weight_decay: float, momentum: 
     optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True,
                                      weight_decay=weight_decay or None)
   else:
-    raise ValueError(f"Unknown config.train.optimizer={name!r}; valid: 'adamw', 'sgd'.")
+    raise errors.InvalidValueError(
+        f"Unknown config.train.optimizer={name!r}; valid: 'adamw', 'sgd'.")
   if weight_decay:
     optimizer.exclude_from_weight_decay(var_list=[v for v in variables if len(v.shape) <= 1])
   if precision == 'float16':

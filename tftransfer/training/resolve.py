@@ -9,8 +9,9 @@ import dataclasses
 import os
 
 import ml_collections
+import tensorflow as tf
 
-from tftransfer import config as config_lib, runtime
+from tftransfer import config as config_lib, errors, runtime
 from tftransfer.model import backbones
 
 
@@ -22,6 +23,13 @@ class RunSetup:
   freeze_batchnorm: bool  # BatchNormalization frozen (inference mode) while fine-tuning
   head_on_features: bool  # head phase on backbone features computed once
   unfreeze: int | None  # top backbone layers fine-tuning trains; None = all
+  # Every 'auto' field and what it became: {field: (value as in config.json, why)}.
+  auto_decisions: dict[str, tuple[str, str]]
+
+  def describe_auto(self) -> str:
+    """"field -> value (why); ..." for every 'auto' field, for the run's log."""
+    return '; '.join(f'{field} -> {value} ({why})'
+                     for field, (value, why) in self.auto_decisions.items())
 
 
 def _absolute(path: str) -> str:
@@ -35,9 +43,10 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   Creates the tf.distribute strategy, so call it before other TensorFlow work.
 
   Raises:
-    ValueError: a bad field value (named with its allowed values), a backbone too small for
-      its input size, or a batch that does not divide over the replicas.
-    FileNotFoundError: model.weights names a file that does not exist.
+    errors.InvalidValueError: a bad field value (named with its allowed values), a backbone
+      too small for its input size, or a batch that does not divide over the replicas.
+    errors.NotFoundError: model.weights names a file, or data.path a directory, that does not
+      exist.
   """
   config_lib.validate(config)
   resolved = ml_collections.ConfigDict(config.to_dict())
@@ -49,6 +58,13 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
     model.weights = _absolute(model.weights)
   if config.data.source in ('folder', 'tfrecord'):
     resolved.data.path = _absolute(config.data.path)
+    if not tf.io.gfile.isdir(resolved.data.path):
+      raise errors.NotFoundError(
+          f'config.data.path={config.data.path!r} is not a directory. Point it at '
+          + ('a folder holding one sub-folder of images per class, e.g. '
+             '--config.data.path=/data/flowers.' if config.data.source == 'folder' else
+             'the directory make_tfrecords wrote (python -m tftransfer.make_tfrecords '
+             '--input=FOLDER --output=DIR).'))
   rt = runtime.setup(strategy=config.distribute.strategy,
                      tpu_address=config.distribute.tpu_address,
                      mixed_precision=train.mixed_precision,
@@ -56,17 +72,24 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
                      depthwise_backbone=spec.depthwise)
   replicas = rt.strategy.num_replicas_in_sync
   if train.batch_size % replicas:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f'config.train.batch_size={train.batch_size} is the global batch and must divide '
         f'evenly over the {replicas} replicas of strategy {rt.strategy_name!r}; use a '
         f'multiple of {replicas}.')
+  decisions = dict(rt.auto_decisions)
   freeze_batchnorm = config_lib.parse_switch(train.freeze_batchnorm, 'train.freeze_batchnorm')
   if freeze_batchnorm is None:  # Pretrained statistics are worth keeping; random ones are not.
     freeze_batchnorm = model.weights != 'none'
+    decisions['train.freeze_batchnorm'] = (config_lib.switch_text(freeze_batchnorm), (
+        'pretrained statistics are kept' if freeze_batchnorm else
+        'random initial statistics must learn'))
   head_on_features = config_lib.parse_switch(train.head_on_features, 'train.head_on_features')
   if head_on_features is None:
     # Features are computed outside strategy.run: right on CPU and GPU hosts, slow on TPUs.
     head_on_features = rt.strategy_name != 'tpu'
+    decisions['train.head_on_features'] = (config_lib.switch_text(head_on_features), (
+        'features computed once on the host' if head_on_features else
+        'TPUs train the head on images faster than the host computes features'))
   resolved.distribute.strategy = rt.strategy_name
   train.mixed_precision = rt.precision.value
   train.jit_compile = config_lib.switch_text(rt.jit_compile)
@@ -75,4 +98,5 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   train.unfreeze = str(train.unfreeze)
   return RunSetup(config=resolved, runtime=rt, freeze_batchnorm=freeze_batchnorm,
                   head_on_features=head_on_features,
-                  unfreeze=None if train.unfreeze == 'all' else int(train.unfreeze))
+                  unfreeze=None if train.unfreeze == 'all' else int(train.unfreeze),
+                  auto_decisions=decisions)

@@ -13,6 +13,7 @@ import keras
 import ml_collections
 import tensorflow as tf
 
+from tftransfer import errors
 from tftransfer.model import transfer
 from tftransfer.training import checkpoints
 from tftransfer.workdir import Workdir
@@ -46,18 +47,18 @@ def restore(workdir: str, *, allow_unfinished: bool = False) -> TrainedModel:
   """
   run = Workdir(workdir, create=False)
   if not run.exists('config.json'):
-    raise FileNotFoundError(
+    raise errors.NotFoundError(
         f'--workdir={workdir!r} holds no training run (no config.json). Pass the workdir '
         'given to `tftransfer-train --workdir`.')
   config = ml_collections.ConfigDict(run.read_json('config.json'))
   class_names = tuple(run.read_json('data.json')['class_names'])
   checkpoint = tf.train.latest_checkpoint(run.checkpoint_dir)
   if checkpoint is None:
-    raise FileNotFoundError(f'{run.checkpoint_dir} holds no checkpoint: the run in '
-                            f'{run.path} has not saved one yet.')
+    raise errors.NotFoundError(f'{run.checkpoint_dir} holds no checkpoint: the run in '
+                               f'{run.path} has not saved one yet.')
   final_metrics = run.read_json('final_metrics.json')
   if final_metrics is None and not allow_unfinished:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f'The run in {run.path} is unfinished (no final_metrics.json; newest checkpoint '
         f'{os.path.basename(checkpoint)}). Finish it by re-running its train command, or '
         'pass --allow_unfinished to use the newest checkpoint as it is.')

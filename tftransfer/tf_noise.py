@@ -1,0 +1,96 @@
+"""TensorFlow C++ log lines that say nothing to a tftransfer user, kept off the screen.
+
+Two kinds, each dropped only inside a `filtered` block, never for a whole process:
+  STARTUP            the notices TF 2.21 writes while it loads and finds its devices, before
+                     its logging is initialised, which TF_CPP_MIN_LOG_LEVEL does not reach
+                     (tensorflow/tensorflow#102212): oneDNN, 'Could not find cuda drivers',
+                     CPU instructions, and the cuInit failure that repeats the missing driver;
+  EXPECTED_FAILURE   'Local rendezvous is aborting with status: ...', which TF logs for every
+                     op that fails inside a function, also when tftransfer makes it fail on
+                     purpose to learn why an image is bad (and then reports it itself).
+
+The filter reads file descriptor 2 (so C++ writes are seen) through a pipe, line by line,
+and writes every other line on at once; the block's end restores stderr.
+"""
+
+import contextlib
+import os
+import re
+import sys
+import threading
+from typing import Callable
+
+_STARTUP = re.compile(rb'^(I0000 00:00:\S+ +\d+ \S+\] |WARNING: All log messages before absl::'
+                      rb'InitializeLog\(\) is called are written to STDERR|To enable the '
+                      rb'following instructions: )')
+_NO_CUDA_DRIVER = b'Could not find cuda drivers'
+_CUINIT_FAILED = re.compile(rb'^E0000 00:00:\S+ +\d+ cuda_platform\.cc:\d+\] failed call to '
+                            rb'cuInit')
+# The message continues on following lines ('\t [[{{node ...}}]]').
+_RENDEZVOUS = re.compile(rb'^W\d{4} [\d:.]+ +\d+ local_rendezvous\.cc:\d+\] Local rendezvous is '
+                         rb'aborting')
+_CONTINUATION = re.compile(rb'^\t')
+
+_lock = threading.Lock()
+
+
+def startup_dropper() -> Callable[[bytes], bool]:
+  """A line predicate dropping TensorFlow's start-up notices (see the module docstring)."""
+  seen_no_driver = []
+
+  def drop(line: bytes) -> bool:
+    if _NO_CUDA_DRIVER in line:
+      seen_no_driver.append(True)
+    return bool(_STARTUP.match(line) or (seen_no_driver and _CUINIT_FAILED.match(line)))
+  return drop
+
+
+def expected_failure_dropper() -> Callable[[bytes], bool]:
+  """A line predicate dropping TF's echo of ops failing on purpose (and its continuation)."""
+  in_message = []
+
+  def drop(line: bytes) -> bool:
+    if _RENDEZVOUS.match(line):
+      in_message[:] = [True]
+      return True
+    if in_message and _CONTINUATION.match(line):
+      return True
+    in_message.clear()
+    return False
+  return drop
+
+
+@contextlib.contextmanager
+def filtered(drop: Callable[[bytes], bool]):
+  """Inside the block, lines written to file descriptor 2 for which `drop(line)` is true are
+  not shown; all others are, in order. Nested or concurrent blocks do not filter again."""
+  if not _lock.acquire(blocking=False):
+    yield
+    return
+  try:
+    read_end, write_end = os.pipe()
+    real, saved = os.dup(2), os.dup(2)
+  except OSError:
+    _lock.release()
+    yield
+    return
+
+  def forward():
+    with os.fdopen(read_end, 'rb') as lines, os.fdopen(real, 'wb', buffering=0) as out:
+      for line in lines:
+        if not drop(line):
+          out.write(line)
+
+  thread = threading.Thread(target=forward, name='tf-noise-filter', daemon=True)
+  try:
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    thread.start()
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)  # Closes the pipe's last writer: the thread drains it and ends.
+    os.close(saved)
+    thread.join(timeout=10)
+    _lock.release()
