@@ -6,7 +6,6 @@ set -euo pipefail
 workdir=${1:-/tmp/tftransfer_quickstart}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 config="$repo/configs/quickstart.py"
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 echo "== 1/3 pretrain on textures_source (10 classes, 600 labels each) -> $workdir/source"
 python -m tftransfer.train --config="$config:source" --workdir="$workdir/source"
