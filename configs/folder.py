@@ -23,9 +23,7 @@ def get_config():
   config.data.source = 'folder'
   config.data.path = ''  # Required: set with --config.data.path=DIR.
   config.model.backbone = 'efficientnetv2_b0'
-  config.model.image_size = 0  # The backbone's native size.
   config.train.batch_size = 64
-  # Head epochs run on backbone features computed once, so ten cost little more than one.
-  config.train.head_epochs = 10
-  config.train.finetune_epochs = 3
+  # Resolution, epochs, mixup and class weights are left 'auto': chosen from the data (and
+  # train.time_budget_minutes, if set) by the rules of tftransfer/training/schedule.py.
   return config.lock()

@@ -12,7 +12,7 @@ import pytest
 
 from tftransfer import config as config_lib
 from tftransfer.model import backbones, transfer
-from tftransfer.training import resolve
+from tftransfer.training import resolve, schedule
 from helpers import REPO
 
 CONFIGS = sorted((REPO / 'configs').glob('*.py'))
@@ -50,10 +50,12 @@ def test_config_loads_validates_and_builds(path, arg, tmp_path):
       config.data.path = str(tmp_path)
   config_lib.validate(config)
   resolved = resolve.resolve(config).config
-  model = transfer.build_model(backbone=resolved.model.backbone, num_classes=10,
-                             image_size=resolved.model.image_size, width=resolved.model.width,
-                             weights='none', dropout=resolved.model.dropout)
   size = resolved.model.image_size
+  if config_lib.is_auto(size):  # decided once data is loaded; photos keep the native size
+    size = schedule.rule_image_size(resolved.model.backbone, shorter_side=500)[0]
+  model = transfer.build_model(backbone=resolved.model.backbone, num_classes=10,
+                             image_size=size, width=resolved.model.width,
+                             weights='none', dropout=resolved.model.dropout)
   assert model.model.input_shape == (None, size, size, 3)
   assert model.model.output_shape == (None, 10)
   assert size >= backbones.get_spec(resolved.model.backbone).min_size

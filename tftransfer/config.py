@@ -9,6 +9,7 @@ This module is longer than the others on purpose: it is the one place that lists
 and checks every field, so a reader never has to look for a field's meaning anywhere else.
 """
 
+import copy
 import inspect
 import re
 
@@ -23,9 +24,24 @@ CACHES = ('auto', 'memory', 'none')
 BAD_IMAGE_POLICIES = ('skip', 'fail')
 POOLINGS = ('avg', 'max')
 OPTIMIZERS = ('adamw', 'sgd')
+SELECT_METRICS = ('val_accuracy', 'val_loss', 'val_balanced_accuracy')
+CLASS_WEIGHTINGS = ('none', 'balanced', 'auto')
 PRECISIONS = ('float32', 'bfloat16', 'float16')  # train.mixed_precision also takes 'auto'
 STRATEGIES = ('one_device', 'mirrored', 'multi_worker', 'tpu')  # distribute.strategy: + 'auto'
 AUTO = 'auto'
+
+
+def mutable_copy(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """An unlocked deep copy of `config` whose 'auto'-or-number fields still take numbers."""
+  mutable = copy.deepcopy(config)  # unlike ConfigDict(config.to_dict()), keeps field types
+  mutable.unlock()
+  return mutable
+
+
+def auto_or(value) -> ml_collections.FieldReference:
+  """A field that holds 'auto' or a number: the command line parses 5 as an int, 0.2 as a
+  float and 'auto' as a string."""
+  return ml_collections.FieldReference(value, field_type=object)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -74,6 +90,16 @@ def _data_section() -> ml_collections.ConfigDict:
   data.crop_min_area = 0.35
   # Random horizontal flips during training.
   data.flip = True
+  # Mixup (Zhang et al., 2018) on training batches: the Beta(alpha, alpha) parameter; 0 = off;
+  # 'auto' = by training set size (see training/schedule.py). Not in a head phase on features.
+  data.mixup_alpha = auto_or(AUTO)
+  # CutMix (Yun et al., 2019) on training batches: the Beta parameter; 0 = off. With mixup
+  # on too, each batch gets one of the two, chosen at random.
+  data.cutmix_alpha = 0.0
+  # RandAugment (Cubuk et al., 2020) operations per training image; 0 = off.
+  data.randaugment_ops = 0
+  # RandAugment strength, Keras' factor in (0, 1] (about magnitude / 30 of the paper).
+  data.randaugment_magnitude = 0.5
   # What the folder scan does with undecodable images: 'skip' (leave them out, listed in the
   # workdir's data_report.json) | 'fail' (stop before training, naming them).
   data.on_bad_image = 'skip'
@@ -94,8 +120,9 @@ def _model_section() -> ml_collections.ConfigDict:
   # 'imagenet' (download from Keras) | 'none' (random init) | path to a Keras weights file
   # (.h5 or .weights.h5) for this backbone without its top.
   model.weights = 'imagenet'
-  # Square input resolution in pixels; 0 = the backbone's native resolution.
-  model.image_size = 0
+  # Square input resolution in pixels; 0 = the backbone's native resolution; 'auto' = by the
+  # images' size and the time budget (see training/schedule.py).
+  model.image_size = auto_or(AUTO)
   # Dropout rate before the new dense head.
   model.dropout = 0.2
   # Pooling of the backbone's feature map: 'avg' | 'max'.
@@ -108,10 +135,16 @@ def _train_section() -> ml_collections.ConfigDict:
   train = ml_collections.ConfigDict()
   # Global batch size: summed over all replicas and workers.
   train.batch_size = 64
-  # Epochs of head-only training with the backbone frozen.
-  train.head_epochs = 2
-  # Epochs of fine-tuning after unfreezing; 0 = head only (a linear probe).
-  train.finetune_epochs = 3
+  # Epochs of head-only training with the backbone frozen; 'auto' = by training set size
+  # and time budget (see training/schedule.py).
+  train.head_epochs = auto_or(AUTO)
+  # Epochs of fine-tuning after unfreezing; 0 = head only (a linear probe); 'auto' = by
+  # training set size and time budget.
+  train.finetune_epochs = auto_or(AUTO)
+  # Finish within this many minutes of wall time, from start-up to the final metrics: the run
+  # measures its speed and plans its 'auto' epochs (and resolution) to fit, and stops a phase
+  # early when its next epoch would not; 0 = no budget.
+  train.time_budget_minutes = 0.0
   # Stop after this many training steps in total (both phases); 0 = no cap.
   train.max_steps = 0
   # Peak learning rate of the head phase.
@@ -128,6 +161,15 @@ def _train_section() -> ml_collections.ConfigDict:
   train.weight_decay = 1e-4
   # Label smoothing of the cross-entropy loss; 0 = none.
   train.label_smoothing = 0.1
+  # Loss weights per class: 'balanced' = n_examples / (n_classes * n_class), as scikit-learn's
+  # compute_class_weight('balanced'); 'none'; 'auto' = 'balanced' when the classes are more
+  # than data.imbalance_warning_ratio times apart in size.
+  train.class_weighting = 'auto'
+  # Which epoch's weights the run keeps as its result (export, evaluate and predict use it):
+  # 'val_accuracy' | 'val_loss' | 'val_balanced_accuracy' (mean recall per class).
+  train.select_metric = 'val_accuracy'
+  # Stop a phase after this many epochs without a new best select_metric; 0 = never.
+  train.early_stopping_patience = 0
   # What fine-tuning unfreezes: 'all' or a number of top backbone layers, e.g. '40'.
   train.unfreeze = 'all'
   # Keep BatchNormalization in inference mode with frozen parameters while fine-tuning:
@@ -230,6 +272,19 @@ def switch_text(value: bool) -> str:
   return 'true' if value else 'false'
 
 
+def _auto_or_number(value, field: str, *, minimum: float, integer: bool) -> None:
+  """Checks a field that is 'auto' or a number >= `minimum` (an integer if `integer`)."""
+  kind = 'an integer' if integer else 'a number'
+  number = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+      not integer or float(value).is_integer())
+  _check(value == AUTO or (number and value >= minimum),
+         f"config.{field}={value!r} must be 'auto' or {kind} >= {minimum:g}.")
+
+
+def is_auto(value) -> bool:
+  return isinstance(value, str) and value == AUTO
+
+
 def _check(condition: bool, message: str) -> None:
   if not condition:
     raise errors.InvalidValueError(message)
@@ -276,22 +331,35 @@ def _validate_data(data: ml_collections.ConfigDict) -> None:
   _check(data.imbalance_warning_ratio == 0 or data.imbalance_warning_ratio >= 1,
          f'config.data.imbalance_warning_ratio={data.imbalance_warning_ratio} must be 0 '
          '(never warn) or >= 1 (largest / smallest class).')
+  _auto_or_number(data.mixup_alpha, 'data.mixup_alpha', minimum=0, integer=False)
+  _check(data.cutmix_alpha >= 0, f'config.data.cutmix_alpha={data.cutmix_alpha} must be >= 0 '
+         '(0 = off).')
+  _check(data.randaugment_ops >= 0, f'config.data.randaugment_ops={data.randaugment_ops} must '
+         'be >= 0 (0 = off).')
+  _check(0 < data.randaugment_magnitude <= 1, 'config.data.randaugment_magnitude='
+         f'{data.randaugment_magnitude} must be in (0, 1].')
 
 
 def _validate_model(model: ml_collections.ConfigDict) -> None:
   _check(model.width > 0, f'config.model.width={model.width} must be > 0.')
-  _check(model.image_size >= 0, f'config.model.image_size={model.image_size} must be >= 0 '
-         '(0 = the backbone\'s native size).')
+  _auto_or_number(model.image_size, 'model.image_size', minimum=0, integer=True)
   _check(0 <= model.dropout < 1, f'config.model.dropout={model.dropout} must be in [0, 1).')
   _one_of(model.pooling, 'model.pooling', POOLINGS)
 
 
 def _validate_train(train: ml_collections.ConfigDict) -> None:
   _check(train.batch_size > 0, f'config.train.batch_size={train.batch_size} must be > 0.')
-  _check(train.head_epochs >= 0 and train.finetune_epochs >= 0,
-         'config.train.head_epochs and finetune_epochs must be >= 0.')
-  _check(train.head_epochs + train.finetune_epochs > 0,
+  _auto_or_number(train.head_epochs, 'train.head_epochs', minimum=0, integer=True)
+  _auto_or_number(train.finetune_epochs, 'train.finetune_epochs', minimum=0, integer=True)
+  _check(is_auto(train.head_epochs) or is_auto(train.finetune_epochs)
+         or train.head_epochs + train.finetune_epochs > 0,
          'config.train.head_epochs and finetune_epochs are both 0: nothing to train.')
+  _check(train.time_budget_minutes >= 0, 'config.train.time_budget_minutes='
+         f'{train.time_budget_minutes} must be >= 0 (0 = no budget).')
+  _one_of(train.class_weighting, 'train.class_weighting', CLASS_WEIGHTINGS)
+  _one_of(train.select_metric, 'train.select_metric', SELECT_METRICS)
+  _check(train.early_stopping_patience >= 0, 'config.train.early_stopping_patience='
+         f'{train.early_stopping_patience} must be >= 0 (0 = never stop early).')
   _check(train.max_steps >= 0, f'config.train.max_steps={train.max_steps} must be >= 0 '
          '(0 = no cap).')
   _check(train.head_lr > 0 and train.finetune_lr > 0,

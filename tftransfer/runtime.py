@@ -20,6 +20,20 @@ import tensorflow as tf
 from tftransfer import config as config_lib, errors
 
 
+_command_started: list[float] = []
+
+
+def set_command_started(when: float) -> None:
+  """Records when the running command started (cli/launch.py), before TensorFlow loaded: a
+  time budget counts from there."""
+  _command_started[:] = [when]
+
+
+def command_started() -> float | None:
+  """When the running command started, or None outside a command (library use)."""
+  return _command_started[0] if _command_started else None
+
+
 class Precision(str, enum.Enum):
   """Compute precision of a run (weights stay float32 in the mixed ones)."""
   FLOAT32 = 'float32'

@@ -31,6 +31,7 @@ from tftransfer import errors, files
 RESUMABLE_CHANGES = ('train.max_steps', 'train.mixed_precision', 'train.jit_compile',
                      'train.steps_per_loop', 'train.log_every_steps',
                      'train.checkpoint_every_secs', 'train.keep_checkpoints',
+                     'train.early_stopping_patience',
                      'data.on_bad_image', 'data.imbalance_warning_ratio',
                      'distribute.', 'export.')
 
@@ -45,14 +46,17 @@ def _flatten(tree: dict, prefix: str = '') -> dict:
   return flat
 
 
-def _changes(old: dict | None, new: dict, resumable: tuple[str, ...]) -> list[str]:
-  """'field: old -> new' for every flattened field that differs, except `resumable` ones."""
+def _changes(old: dict | None, new: dict, resumable: tuple[str, ...],
+             skip_auto: bool = False) -> list[str]:
+  """'field: old -> new' for every flattened field that differs, except `resumable` ones
+  (and, with `skip_auto`, fields whose new value is 'auto', still to be decided)."""
   if old is None:
     return []
   old, new = _flatten(old), _flatten(new)
   return [f'{key}: {_short(old.get(key))} -> {_short(new.get(key))}'
           for key in sorted(old.keys() | new.keys())
-          if old.get(key) != new.get(key) and not key.startswith(resumable)]
+          if old.get(key) != new.get(key) and not key.startswith(resumable)
+          and not (skip_auto and new.get(key) == 'auto')]
 
 
 def _short(value, limit: int = 200) -> str:
@@ -99,10 +103,13 @@ class Workdir:
     with tf.io.gfile.GFile(self.file(name)) as f:
       return json.load(f)
 
-  def check_same_config(self, config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError when the workdir holds a run of another configuration (apart from
-    RESUMABLE_CHANGES): resuming it would mix two experiments."""
-    self._refuse(_changes(self.read_json('config.json'), config.to_dict(), RESUMABLE_CHANGES))
+  def check_same_config(self, config: ml_collections.ConfigDict, *,
+                        skip_auto: bool = False) -> None:
+    """Raises errors.InvalidValueError when the workdir holds a run of another configuration
+    (apart from RESUMABLE_CHANGES): resuming it would mix two experiments. With `skip_auto`,
+    fields still 'auto' in `config` are not compared (yet)."""
+    self._refuse(_changes(self.read_json('config.json'), config.to_dict(), RESUMABLE_CHANGES,
+                          skip_auto))
 
   def data_changes(self, data: dict) -> list[str]:
     """How `data` (a Data.summary()) differs from the data the run saw: class names or

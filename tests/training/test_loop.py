@@ -11,7 +11,7 @@ import pytest
 
 from tftransfer.data import features
 from tftransfer.model import backbones, transfer
-from tftransfer.training import interrupts, loop, resolve, restore
+from tftransfer.training import interrupts, loop, resolve, restore, state
 from helpers import tiny_config
 
 
@@ -91,10 +91,16 @@ def test_workdir_holds_the_whole_run(tmp_path):
   rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert [(row['phase'], row['epoch']) for row in rows] == [('head', 1), ('finetune', 1)]
   for key in ('phase', 'epoch', 'seconds', 'train_loss', 'train_accuracy', 'val_accuracy',
-              'val_loss', 'images_per_sec', 'learning_rate', 'step'):
+              'val_loss', 'val_balanced_accuracy', 'val_recall', 'images_per_sec',
+              'learning_rate', 'step'):
     assert all(key in row for row in rows), key
   assert json.loads((workdir / 'final_metrics.json').read_text()) == final
-  assert final['val_accuracy'] == rows[-1]['val_accuracy']
+  # The result is the best epoch by val_accuracy (the earlier of equals); 'last' the last.
+  best = max(rows, key=lambda row: (row['val_accuracy'], -row['step']))
+  assert (final['val_accuracy'], final['selected']['step']) == (best['val_accuracy'],
+                                                                 best['step'])
+  assert final['last']['val_accuracy'] == rows[-1]['val_accuracy']
+  assert final['last']['step'] == rows[-1]['step'] == final['step']
   assert (workdir / 'checkpoints' / 'checkpoint').exists()
   events = os.listdir(workdir / 'tensorboard')
   assert any(name.startswith('events.out.tfevents') for name in events)
@@ -109,7 +115,7 @@ def test_finished_run_is_not_retrained(tmp_path, monkeypatch, caplog):
     pytest.fail('a finished run trained or evaluated again')
 
   monkeypatch.setattr(loop, '_train_phase', no_work)
-  monkeypatch.setattr(loop, '_finish', no_work)
+  monkeypatch.setattr(state, 'finish', no_work)
   second = loop.train_and_evaluate(tiny_config(), str(workdir))
   assert second == first
   assert 'already holds a finished run (step 10); not retraining' in caplog.text
@@ -133,7 +139,7 @@ def test_max_steps_stops_early_and_a_higher_cap_continues(tmp_path, monkeypatch)
   # Steps 1-3 and 4-5 are the head's one epoch in two pieces: still one epoch.
   assert (final['step'], final['epochs']) == (7, 2)
   # A continued run is unfinished until it finishes again, not finished at its old end.
-  monkeypatch.setattr(loop, '_finish', lambda run: 1 / 0)
+  monkeypatch.setattr(state, 'finish', lambda run: 1 / 0)
   with pytest.raises(ZeroDivisionError):
     loop.train_and_evaluate(tiny_config(train__max_steps=8), str(workdir))
   assert not (workdir / 'final_metrics.json').exists()

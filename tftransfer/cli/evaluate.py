@@ -1,8 +1,10 @@
 r"""Evaluates a trained model: metrics.json and a confusion-matrix PNG.
 
 Usage:
-  # A run, on exactly its own validation split; writes WORKDIR/eval/:
-  python -m tftransfer.evaluate --workdir=/tmp/run
+  # A run's selected (best) epoch on exactly its own validation split; writes WORKDIR/eval/:
+  python -m tftransfer.evaluate --workdir=/tmp/run [--checkpoint=best|last|STEP]
+  # ... or on every image of a held-out folder; writes WORKDIR/eval/<folder name>/:
+  python -m tftransfer.evaluate --workdir=/tmp/run --data=/data/my_test_images
   # An export, on the validation split of a data config; writes OUTPUT_DIR/:
   python -m tftransfer.evaluate --model=/models/my_model/1 --config=configs/folder.py \
       --config.data.path=/data/my_images --output_dir=/tmp/eval
@@ -17,16 +19,22 @@ from tftransfer.evaluation import evaluate
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run to evaluate on its own '
                                'validation split (results in WORKDIR/eval/).')
+_CHECKPOINT = flags.DEFINE_string(
+    'checkpoint', 'best', "With --workdir: which of the run's checkpoints: best (the epoch "
+    "its train.select_metric chose, the run's result), last, or a step number it kept.")
+_DATA = flags.DEFINE_string('data', None, 'With --workdir: judge on every image of this '
+                            'folder (root/<class>/**/<image>, the same classes) instead of the '
+                            'validation split.')
 _MODEL = flags.DEFINE_string('model', None, 'An exported version directory, export_dir/<N>, '
                              'evaluated through its predict_images signature (needs --config '
                              'and --output_dir).')
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'With --model: a config in configs/ whose data section, seed and '
     'train.batch_size choose the validation split.')
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'With --model: where metrics.json and '
-                                  'confusion_matrix.png go.')
-_ALLOW_UNFINISHED = flags.DEFINE_bool('allow_unfinished', False, 'With --workdir: evaluate the '
-                                      'newest checkpoint of a run that has not finished.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where metrics.json and '
+                                  'confusion_matrix.png go (required with --model).')
+_ALLOW_UNFINISHED = flags.DEFINE_bool('allow_unfinished', False, 'With --workdir: evaluate a '
+                                      'run that has not finished.')
 
 
 def main(argv):
@@ -35,12 +43,12 @@ def main(argv):
     raise errors.InvalidValueError(
         'Pass exactly one of --workdir=RUN or --model=EXPORT_DIR/VERSION.')
   if _WORKDIR.value:
-    if _CONFIG.value or _OUTPUT_DIR.value:
+    if _CONFIG.value:
       raise errors.InvalidValueError(
-          "--config and --output_dir go with --model; --workdir evaluates on the run's own "
-          'config and writes WORKDIR/eval/.')
-    metrics = evaluate.evaluate_workdir(_WORKDIR.value,
-                                        allow_unfinished=_ALLOW_UNFINISHED.value)
+          "--config goes with --model; --workdir evaluates with the run's own config.")
+    metrics = evaluate.evaluate_workdir(
+        _WORKDIR.value, checkpoint=_CHECKPOINT.value, data_dir=_DATA.value,
+        output_dir=_OUTPUT_DIR.value, allow_unfinished=_ALLOW_UNFINISHED.value)
   else:
     if not _CONFIG.value or not _OUTPUT_DIR.value:
       raise errors.InvalidValueError(
@@ -48,5 +56,6 @@ def main(argv):
     if logging.get_verbosity() >= 1:
       logging.info('Config as given:\n%s', _CONFIG.value)
     metrics = evaluate.evaluate_export(_MODEL.value, _CONFIG.value, _OUTPUT_DIR.value)
-  logging.info('Top-1 accuracy %.4f on %d images.', metrics['top1_accuracy'],
-               metrics['num_examples'])
+  logging.info('Top-1 accuracy %.4f (balanced %.4f) on %d images (%s).',
+               metrics['top1_accuracy'], metrics['balanced_accuracy'], metrics['num_examples'],
+               metrics['data'])

@@ -21,12 +21,16 @@ _VERSION = flags.DEFINE_integer('version', 0, 'Version number to write; 0 = the 
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace the version if it exists.')
 _ALLOW_UNFINISHED = flags.DEFINE_bool('allow_unfinished', False, 'Export the newest checkpoint '
                                       'of a run that has not finished (no final_metrics.json).')
+_CHECKPOINT = flags.DEFINE_string(
+    'checkpoint', 'best', "Which of the run's checkpoints: best (the epoch its "
+    'train.select_metric chose, the run\'s result), last, or a step number it kept.')
 flags.mark_flags_as_required(['workdir', 'export_dir'])
 
 
 def main(argv):
   del argv  # No positional arguments (cli/launch.py refuses them).
   path = export.export(_WORKDIR.value, _EXPORT_DIR.value, version=_VERSION.value,
-                       overwrite=_OVERWRITE.value, allow_unfinished=_ALLOW_UNFINISHED.value)
+                       overwrite=_OVERWRITE.value, allow_unfinished=_ALLOW_UNFINISHED.value,
+                       checkpoint=_CHECKPOINT.value)
   logging.info('Inspect it with: saved_model_cli show --dir %s --all', path)
   print(path)

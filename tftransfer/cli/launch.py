@@ -18,8 +18,11 @@ import logging as python_logging
 import os
 import re
 import sys
+import time
 
 from tftransfer import __version__, errors, tf_noise
+
+_STARTED = time.time()  # The command's start, for a time budget (before TensorFlow loads).
 
 COMMANDS = ('train', 'export', 'predict', 'evaluate', 'make_tfrecords')
 
@@ -91,7 +94,9 @@ def run(command: str) -> None:
   if program in ('__main__.py', f'{command}.py', '-c', ''):
     program = f'tftransfer-{command.replace("_", "-")}'
   module = _load(f'tftransfer.cli.{command}')
+  from tftransfer import runtime  # pylint: disable=g-import-not-at-top
   from tftransfer.training import interrupts  # pylint: disable=g-import-not-at-top
+  runtime.set_command_started(_STARTED)
 
   def main(argv):
     # TensorFlow's checkpoint writer logs one INFO line per save through absl ('Sharding

@@ -62,8 +62,9 @@ def _resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
   """
   size = (image_size, image_size)
   shrinking = tf.reduce_any(tf.shape(image)[:2] > image_size)
-  return tf.cond(shrinking, lambda: tf.image.resize(image, size, antialias=True),
-                 lambda: tf.image.resize(image, size))
+  resized = tf.cond(shrinking, lambda: tf.image.resize(image, size, antialias=True),
+                    lambda: tf.image.resize(image, size))
+  return tf.ensure_shape(resized, [image_size, image_size, 3])
 
 
 def center_crop_resize(image: tf.Tensor, image_size: int) -> tf.Tensor:

@@ -12,7 +12,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
-from tftransfer.data import image_ops
+from tftransfer.data import augment, image_ops
 from tftransfer.data.sources import Split
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -61,9 +61,14 @@ def stored_examples(split: Split, *, image_size: int, cache: bool,
 
 def train_batches(split: Split, *, image_size: int, batch_size: int, seed: int,
                   cache: bool, shuffle_buffer: int, min_area: float, flip: bool,
+                  augmentation: augment.Augmentation = augment.Augmentation(),
+                  num_classes: int = 0,
                   input_context: tf.distribute.InputContext | None = None
                   ) -> tf.data.Dataset:
-  """Endless shuffled, augmented batches of (float32 images in 0-255, int32 labels).
+  """Endless shuffled, augmented batches of (float32 images in 0-255, labels).
+
+  Labels are int32 [B], or float32 soft targets [B, num_classes] when `augmentation` mixes
+  (mixup, cutmix).
 
   Args:
     split: the training examples.
@@ -75,6 +80,8 @@ def train_batches(split: Split, *, image_size: int, batch_size: int, seed: int,
     shuffle_buffer: shuffle buffer in examples; 0 = this shard's whole split.
     min_area: smallest random crop area (1.0 = no crop).
     flip: random horizontal flips.
+    augmentation: RandAugment, mixup and cutmix settings (augment.py); default none.
+    num_classes: the width of soft targets (needed when `augmentation` mixes).
     input_context: the tf.distribute input context, if distributed.
   """
   examples = stored_examples(split, image_size=image_size, cache=cache,
@@ -82,15 +89,22 @@ def train_batches(split: Split, *, image_size: int, batch_size: int, seed: int,
   buffer = shuffle_buffer or split.num_examples
   examples = examples.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
   seeds = tf.data.Dataset.random(seed=seed).batch(2)
+  rand_augment = (augment.randaugment(num_ops=augmentation.randaugment_ops,
+                                      magnitude=augmentation.randaugment_magnitude, seed=seed)
+                  if augmentation.randaugment_ops else None)
 
-  def augment(example, example_seed):
+  def view(example, example_seed):
     image, label = example
-    return image_ops.random_crop_resize(
-        image, example_seed, image_size=image_size, min_area=min_area, flip=flip), label
+    image = image_ops.random_crop_resize(image, example_seed, image_size=image_size,
+                                         min_area=min_area, flip=flip)
+    return (rand_augment(image) if rand_augment else image), label
 
-  batches = tf.data.Dataset.zip(examples, seeds).map(augment, num_parallel_calls=AUTOTUNE)
+  batches = tf.data.Dataset.zip(examples, seeds).map(view, num_parallel_calls=AUTOTUNE)
   batches = batches.batch(per_replica_batch_size(batch_size, input_context),
                           drop_remainder=True)
+  if augmentation.mixes:
+    batches = batches.map(augment.mix_batches(augmentation, num_classes=num_classes,
+                                              seed=seed), num_parallel_calls=AUTOTUNE)
   return batches.prefetch(AUTOTUNE)
 
 

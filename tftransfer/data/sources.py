@@ -147,32 +147,42 @@ def _load_synthetic(data, seed):
               f'synthetic task {data.name!r}')
 
 
+def _file_split(scan: folders.FolderScan, indices: np.ndarray) -> Split:
+  """The scanned files at `indices` (in that order) as a Split."""
+  # Paths as bytes: a file name that is not valid UTF-8 must still be readable.
+  files = np.asarray([os.fsencode(scan.files[index]) for index in indices], object)
+  labels = scan.labels[indices]
+
+  def read(shard_index, num_shards):
+    examples = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), labels))
+    examples = examples.shard(num_shards, shard_index)
+    return examples.map(lambda path, label: (
+        image_ops.decode_image(tf.io.read_file(path)), label),
+        num_parallel_calls=tf.data.AUTOTUNE)
+  return Split(read, _counts(labels, len(scan.class_names)))
+
+
 def _load_folder(data, seed, *, scan_cache):
   scan = folders.scan_folder(data.path, on_bad_image=data.on_bad_image, cache_path=scan_cache)
-  num_classes = len(scan.class_names)
   train, val = splits.train_val_indices(scan.labels, data, seed)
   # The scan is class-sorted; a seeded permutation keeps batches from being one class even
   # when the shuffle buffer is smaller than the split.
   order = np.random.default_rng(seed + 2)
-  # Paths as bytes: a file name that is not valid UTF-8 must still be readable.
-  paths = np.asarray([os.fsencode(path) for path in scan.files], object)
-
-  def split(indices):
-    indices = order.permutation(indices)
-    files = paths[indices]
-    labels = scan.labels[indices]
-
-    def read(shard_index, num_shards):
-      examples = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), labels))
-      examples = examples.shard(num_shards, shard_index)
-      return examples.map(lambda path, label: (
-          image_ops.decode_image(tf.io.read_file(path)), label),
-          num_parallel_calls=tf.data.AUTOTUNE)
-    return Split(read, _counts(labels, num_classes))
-
-  return Data(scan.class_names, split(train), split(val),
+  return Data(scan.class_names, _file_split(scan, order.permutation(train)),
+              _file_split(scan, order.permutation(val)),
               f'image folder {data.path!r} ({len(scan.files)} usable images)',
               scan=scan.summary())
+
+
+def whole_folder(path: str) -> tuple[tuple[str, ...], Split]:
+  """(class names, every usable image of the folder) for judging a model on a held-out set;
+  undecodable files are left out as in training (on_bad_image='skip').
+
+  Raises:
+    errors.NotFoundError, errors.InvalidValueError: as folders.scan_folder.
+  """
+  scan = folders.scan_folder(path)
+  return scan.class_names, _file_split(scan, np.arange(len(scan.files)))
 
 
 def _load_tfrecord(data, seed):

@@ -31,25 +31,43 @@ def _validation_data(config: ml_collections.ConfigDict,
   return data
 
 
-def evaluate_workdir(workdir: str, *, allow_unfinished: bool = False) -> dict:
-  """Evaluates a run's restored model on its own validation split; writes workdir/eval/.
+def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: str | None = None,
+                     output_dir: str | None = None, allow_unfinished: bool = False) -> dict:
+  """Evaluates a run's restored model on its own validation split, or on every image of
+  `data_dir` (a held-out test folder with the same classes); writes metrics.json and the
+  confusion matrix PNG.
+
+  Args:
+    workdir: the training run.
+    checkpoint: 'best' (the run's selected epoch), 'last' or a step (restore.restore).
+    data_dir: a folder root/<class>/**/<image> to judge on instead of the validation split.
+    output_dir: where the files go; default workdir/eval/ (validation) or
+      workdir/eval/<folder name>/.
+    allow_unfinished: evaluate a run that has not finished.
 
   Returns:
-    The metrics written to workdir/eval/metrics.json.
+    The metrics written to metrics.json.
+
+  Raises:
+    errors.InvalidValueError: the run's data changed since training (validation), or the
+      folder's classes are not the model's.
+    errors.NotFoundError: no run, no checkpoint, or no such folder.
   """
-  trained = restore.restore(workdir, allow_unfinished=allow_unfinished)
+  trained = restore.restore(workdir, checkpoint=checkpoint, allow_unfinished=allow_unfinished)
   config = trained.config
-  run = Workdir(workdir)
-  # The run's scan cache: an unchanged folder is not decoded again.
-  data = sources.load(config.data, seed=config.seed, scan_cache=run.file('folder_scan.json'))
-  changes = run.data_changes(data.summary())
-  if changes:
-    raise errors.InvalidValueError(
-        f'The data changed since {workdir} was trained ({"; ".join(changes)}), so its '
-        'validation split would no longer be the images it held out (some may be training '
-        'images). Evaluate on the data as it was, or on a separate test set with --model '
-        'and a data config.')
-  batches = pipeline.eval_batches(data.val, image_size=trained.image_size,
+  if data_dir:
+    class_names, split = sources.whole_folder(data_dir)
+    if tuple(class_names) != tuple(trained.class_names):
+      raise errors.InvalidValueError(
+          f'--data={data_dir!r} has classes {list(class_names)}, the model '
+          f'{list(trained.class_names)}; judge it on a folder of the same classes.')
+    description = f'every image of {os.path.abspath(data_dir)!r}'
+    default_output = os.path.join(workdir, 'eval', os.path.basename(os.path.abspath(data_dir)))
+  else:
+    split = _validation_split(workdir, config)
+    description = 'its validation split'
+    default_output = os.path.join(workdir, 'eval')
+  batches = pipeline.eval_batches(split, image_size=trained.image_size,
                                   batch_size=config.train.batch_size, cache=False)
   logits = tf.function(lambda images: trained.model(images, training=False),
                        reduce_retracing=True)
@@ -58,10 +76,24 @@ def evaluate_workdir(workdir: str, *, allow_unfinished: bool = False) -> dict:
       trained.class_names)
   metrics['model'] = {'workdir': os.path.abspath(workdir), 'checkpoint': trained.checkpoint,
                       'step': trained.step}
-  metrics['data'] = f'{data.description}, validation split'
-  metrics_lib.write_report(os.path.join(workdir, 'eval'), metrics,
-               title=f'{os.path.basename(os.path.abspath(workdir))} (step {trained.step})')
+  metrics['data'] = description
+  metrics_lib.write_report(output_dir or default_output, metrics,
+                           title=f'{os.path.basename(os.path.abspath(workdir))} (step '
+                           f'{trained.step}) on {description}')
   return metrics
+
+
+def _validation_split(workdir: str, config) -> sources.Split:
+  run = Workdir(workdir)
+  # The run's scan cache: an unchanged folder is not decoded again.
+  data = sources.load(config.data, seed=config.seed, scan_cache=run.file('folder_scan.json'))
+  changes = run.data_changes(data.summary())
+  if changes:
+    raise errors.InvalidValueError(
+        f'The data changed since {workdir} was trained ({"; ".join(changes)}), so its '
+        'validation split would no longer be the images it held out (some may be training '
+        'images). Evaluate on the data as it was, or on a separate test set with --data.')
+  return data.val
 
 
 def _same_shape_batches(examples: tf.data.Dataset,

@@ -47,6 +47,8 @@ def classification_metrics(batches: Iterable[tuple[np.ndarray, np.ndarray]],
   metrics = {
       'num_examples': total,
       'top1_accuracy': round(float(true_positives.sum() / total), 5),
+      # Mean recall over the classes with examples (sklearn's balanced_accuracy_score).
+      'balanced_accuracy': round(float(recall[support > 0].mean()), 5),
       'macro_f1': round(float(f1.mean()), 5),
       'per_class': {
           name: {'precision': round(float(precision[i]), 5),

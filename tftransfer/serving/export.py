@@ -122,7 +122,7 @@ def next_version(export_dir: str) -> int:
 
 
 def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool = False,
-           allow_unfinished: bool = False) -> str:
+           allow_unfinished: bool = False, checkpoint: str | int = 'best') -> str:
   """Exports a training run as `export_dir/<version>/` for TF Serving.
 
   Args:
@@ -131,7 +131,9 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
     version: the version number; 0 = the next after the largest existing one (1 if none).
     overwrite: replace an existing version directory (TF Serving may keep serving the old
       one it loaded; prefer a new version for a served model).
-    allow_unfinished: export the newest checkpoint of a run without final_metrics.json.
+    allow_unfinished: export a run that has no final_metrics.json yet.
+    checkpoint: which of the run's checkpoints: 'best' (its selected epoch), 'last' or a
+      step number (restore.restore).
 
   Returns:
     The version directory written.
@@ -152,7 +154,7 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
     raise errors.AlreadyExistsError(
         f'{target} already exists; export to another --version (the next '
         f'free one is {next_version(export_dir)}) or pass --overwrite.')
-  trained = restore.restore(workdir, allow_unfinished=allow_unfinished)
+  trained = restore.restore(workdir, checkpoint=checkpoint, allow_unfinished=allow_unfinished)
   if automatic:
     logging.info('Exporting as version %d, the next after those in %s.', version, export_dir)
   with files.staged_directory(target, overwrite=overwrite) as staging:

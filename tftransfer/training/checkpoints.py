@@ -4,7 +4,8 @@ A checkpoint holds the whole classifier (backbone and head, every weight and Bat
 statistic), the global step, and each training phase's optimizer state. The global step is
 the run's position: the phase and epoch follow from it, so a killed run resumes where its
 newest checkpoint left it. `checkpoint_of` is the one definition; training saves it and
-restore.py reads it back.
+restore.py reads it back. The newest checkpoints are for resuming; the selected epoch's
+(selection.py) is copied to checkpoints/best/ and is the run's result.
 
 In a multi-worker run every worker must save (checkpointing is a collective) but only the
 chief's files count: the others save into scratch directories removed when they finish. And
@@ -22,24 +23,39 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from tftransfer import runtime
+from tftransfer import files, runtime
 from tftransfer.training import interrupts
 from tftransfer.workdir import Workdir
 
 
+BEST_DIR = 'best'  # checkpoints/best/: the selected epoch's checkpoint and best.json
+BEST_FILE = 'best.json'
+
+
 def checkpoint_of(model: keras.Model, step: tf.Variable,
-                  optimizers: Mapping[str, keras.optimizers.Optimizer] | None = None
-                  ) -> tf.train.Checkpoint:
+                  optimizers: Mapping[str, keras.optimizers.Optimizer] | None = None,
+                  elapsed_seconds: tf.Variable | None = None) -> tf.train.Checkpoint:
   """The checkpoint of a run: `model` (images -> logits), the global `step` and, when
-  training, each phase's optimizer by phase name.
+  training, each phase's optimizer by phase name and the seconds the run has spent (its
+  time budget counts them across resumed sessions).
 
   Optimizers are stored without float16's loss-scale wrapper, so a run can resume under
   another precision (the dynamic loss scale then restarts, and adapts within a few steps).
   """
+  extra = {} if elapsed_seconds is None else {'elapsed_seconds': elapsed_seconds}
   return tf.train.Checkpoint(
-      model=model, step=step,
+      model=model, step=step, **extra,
       **{f'{name}_optimizer': getattr(optimizer, 'inner_optimizer', optimizer)
          for name, optimizer in (optimizers or {}).items()})
+
+
+def best_checkpoint(run: Workdir) -> tuple[str | None, dict | None]:
+  """(path, record) of the run's selected checkpoint (checkpoints/best/), or (None, None)
+  for a run that has none yet (or was trained before tftransfer kept one)."""
+  record = run.read_json(f'checkpoints/{BEST_DIR}/{BEST_FILE}')
+  if not record:
+    return None, None
+  return f'{run.checkpoint_dir}/{BEST_DIR}/{record["checkpoint"]}', record
 
 
 class Checkpointer:
@@ -77,6 +93,23 @@ class Checkpointer:
   def save(self) -> None:
     self.manager.save(checkpoint_number=self.step)
     self.last_save = time.time()
+
+  def keep_as_best(self, record: dict) -> None:
+    """Copies the newest checkpoint (just saved at an epoch's end) to checkpoints/best/ and
+    points best.json at it with `record` (the epoch's metrics). The copy is complete before
+    best.json names it, so a kill at any moment leaves a consistent selection."""
+    if not self.rt.is_chief:
+      return
+    latest = self.manager.latest_checkpoint
+    name = latest.rsplit('/', 1)[-1]  # ckpt-N
+    best_dir = f'{self.run.checkpoint_dir}/{BEST_DIR}'
+    tf.io.gfile.makedirs(best_dir)
+    for path in tf.io.gfile.glob(f'{latest}.*'):
+      tf.io.gfile.copy(path, f'{best_dir}/{path.rsplit("/", 1)[-1]}', overwrite=True)
+    files.write_json(f'{best_dir}/{BEST_FILE}', {**record, 'checkpoint': name})
+    for path in tf.io.gfile.glob(f'{best_dir}/ckpt-*'):
+      if not path.rsplit('/', 1)[-1].startswith(f'{name}.'):
+        tf.io.gfile.remove(path)
 
   def at_boundary(self, *, always: bool, total_steps: int,
                   stop_request: interrupts.StopRequest) -> None:

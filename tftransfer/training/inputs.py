@@ -8,7 +8,7 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from tftransfer.data import features, pipeline, sources
+from tftransfer.data import augment, features, pipeline, sources
 from tftransfer.model import transfer
 from tftransfer.training import resolve, steps
 
@@ -32,22 +32,26 @@ class Validation:
         lambda context: pipeline.eval_batches(
             data.val, image_size=config.model.image_size, batch_size=config.train.batch_size,
             cache=cache, input_context=context))
-    self.step = steps.make_eval_step(strategy, model)  # one per model: no retracing
+    self.num_classes = len(data.class_names)
+    self.step = steps.make_eval_step(strategy, model, self.num_classes)  # one per model
 
   def __call__(self) -> steps.Sums:
-    return steps.evaluate(self.step, self.batches)
+    return steps.evaluate(self.step, self.batches, self.num_classes)
 
 
 def on_images(setup: resolve.RunSetup, data: sources.Data, model: transfer.TransferModel,
-              validation: Validation, *, seed: int) -> PhaseInputs:
-  """The whole classifier on augmented training images (random crop, flip)."""
+              validation: Validation, *, seed: int,
+              augmentation: augment.Augmentation = augment.Augmentation()) -> PhaseInputs:
+  """The whole classifier on augmented training images (random crop, flip, and what
+  `augmentation` adds: RandAugment, mixup, cutmix)."""
   config = setup.config
   cache = pipeline.use_memory_cache(config.data.cache, data.train, config.model.image_size)
   batches = setup.runtime.strategy.distribute_datasets_from_function(
       lambda context: pipeline.train_batches(
           data.train, image_size=config.model.image_size, batch_size=config.train.batch_size,
           seed=seed, cache=cache, shuffle_buffer=config.data.shuffle_buffer,
-          min_area=config.data.crop_min_area, flip=config.data.flip, input_context=context))
+          min_area=config.data.crop_min_area, flip=config.data.flip,
+          augmentation=augmentation, num_classes=len(data.class_names), input_context=context))
   return PhaseInputs(model.model, batches, validation)
 
 
@@ -75,6 +79,7 @@ def on_features(setup: resolve.RunSetup, data: sources.Data, model: transfer.Tra
         lambda context: features.feature_batches(
             *arrays, batch_size=config.train.batch_size, seed=seed, input_context=context))
 
-  eval_step = steps.make_eval_step(rt.strategy, model.head)
-  return PhaseInputs(model.head, distributed(train_features, seed),
-                     lambda: steps.evaluate(eval_step, distributed(val_features, None)))
+  num_classes = len(data.class_names)
+  eval_step = steps.make_eval_step(rt.strategy, model.head, num_classes)
+  return PhaseInputs(model.head, distributed(train_features, seed), lambda: steps.evaluate(
+      eval_step, distributed(val_features, None), num_classes))

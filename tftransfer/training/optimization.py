@@ -1,19 +1,52 @@
 """Optimizers and learning-rate schedules of the training phases."""
 
+import math
+
 import keras
+import tensorflow as tf
 
 from tftransfer import errors
 
 
-def warmup_cosine(*, peak_lr: float, total_steps: int,
-                  warmup_fraction: float) -> keras.optimizers.schedules.LearningRateSchedule:
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear warm-up from 0 to `peak_lr` over `warmup_fraction` of the steps, then a half
+  cosine down to 0 at `total_steps` (Loshchilov & Hutter, 2017; Goyal et al., 2017).
+
+  The length can change while training (`set_total_steps`), as a time-budgeted run does once
+  it has measured its steps; it is a variable the train step reads, not a traced constant,
+  and not part of checkpoints (a run's plan is in its workdir's plan.json).
+  """
+
+  def __init__(self, *, peak_lr: float, total_steps: int, warmup_fraction: float):
+    self.peak_lr = float(peak_lr)
+    self.warmup_fraction = float(warmup_fraction)
+    self._total_steps = tf.Variable(float(max(total_steps, 1)), trainable=False,
+                                    dtype=tf.float32, name='schedule_total_steps')
+
+  def set_total_steps(self, total_steps: int) -> None:
+    self._total_steps.assign(float(max(total_steps, 1)))
+
+  @property
+  def total_steps(self) -> int:
+    return int(self._total_steps.numpy())
+
+  def __call__(self, step):
+    step = tf.cast(step, tf.float32)
+    total = self._total_steps
+    warmup = tf.floor(total * self.warmup_fraction)
+    rising = self.peak_lr * step / tf.maximum(warmup, 1.0)
+    progress = tf.clip_by_value((step - warmup) / tf.maximum(total - warmup, 1.0), 0.0, 1.0)
+    falling = 0.5 * self.peak_lr * (1.0 + tf.cos(math.pi * progress))
+    return tf.where(step < warmup, rising, falling)
+
+  def get_config(self):
+    return {'peak_lr': self.peak_lr, 'total_steps': self.total_steps,
+            'warmup_fraction': self.warmup_fraction}
+
+
+def warmup_cosine(*, peak_lr: float, total_steps: int, warmup_fraction: float) -> WarmupCosine:
   """Linear warm-up from 0 to `peak_lr` over a fraction of the steps, then cosine to 0."""
-  warmup_steps = int(total_steps * warmup_fraction)
-  if not warmup_steps:
-    return keras.optimizers.schedules.CosineDecay(peak_lr, decay_steps=max(total_steps, 1))
-  return keras.optimizers.schedules.CosineDecay(
-      0.0, decay_steps=max(total_steps - warmup_steps, 1), warmup_target=peak_lr,
-      warmup_steps=warmup_steps)
+  return WarmupCosine(peak_lr=peak_lr, total_steps=total_steps, warmup_fraction=warmup_fraction)
 
 
 def build_optimizer(*, name: str, learning_rate, weight_decay: float, momentum: float,

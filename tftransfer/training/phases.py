@@ -45,18 +45,21 @@ def set_trainable(setup: resolve.RunSetup, model: transfer.TransferModel, phase:
                          freeze_batchnorm=setup.freeze_batchnorm)
 
 
-def build_optimizer(setup: resolve.RunSetup, model: transfer.TransferModel,
-                     phase: Phase) -> keras.optimizers.Optimizer:
-  """The optimizer of `phase`, built for the variables it trains (so its state exists before
-  a checkpoint is restored into it)."""
+def learning_rate_schedule(setup: resolve.RunSetup, phase: Phase) -> optimization.WarmupCosine:
+  """Warm-up and cosine decay over the phase's steps, peaking at its learning rate."""
+  train = setup.config.train
+  return optimization.warmup_cosine(
+      peak_lr=train.head_lr if phase.name == 'head' else train.finetune_lr,
+      total_steps=phase.epochs * phase.steps_per_epoch, warmup_fraction=train.warmup_fraction)
+
+
+def build_optimizer(setup: resolve.RunSetup, model: transfer.TransferModel, phase: Phase,
+                    schedule: optimization.WarmupCosine) -> keras.optimizers.Optimizer:
+  """The optimizer of `phase` at the learning rates of `schedule`, built for the variables
+  the phase trains (so its state exists before a checkpoint is restored into it)."""
   train = setup.config.train
   set_trainable(setup, model, phase.name)
   variables = (model.head if phase.name == 'head' else model.model).trainable_variables
   return optimization.build_optimizer(
-      name=train.optimizer,
-      learning_rate=optimization.warmup_cosine(
-          peak_lr=train.head_lr if phase.name == 'head' else train.finetune_lr,
-          total_steps=phase.epochs * phase.steps_per_epoch,
-          warmup_fraction=train.warmup_fraction),
-      weight_decay=train.weight_decay, momentum=train.momentum,
-      precision=setup.runtime.precision, variables=variables)
+      name=train.optimizer, learning_rate=schedule, weight_decay=train.weight_decay,
+      momentum=train.momentum, precision=setup.runtime.precision, variables=variables)

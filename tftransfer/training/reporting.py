@@ -72,33 +72,60 @@ class Reporter:
         'wall_seconds': round((previous[-1]['wall_seconds'] if previous else 0) + seconds, 2),
         'train_loss': round(train.mean_loss, 5), 'train_accuracy': round(train.accuracy, 5),
         'val_loss': round(val.mean_loss, 5), 'val_accuracy': round(val.accuracy, 5),
+        'val_balanced_accuracy': round(val.balanced_accuracy, 5),
+        'val_recall': [None if np.isnan(recall) else round(float(recall), 5)
+                       for recall in val.recall],
         'images_per_sec': round(train.count / train_seconds, 1) if train_seconds else None,
         'learning_rate': learning_rate,
     }
     logging.info('%s epoch %d/%d done in %.1f s: train loss %.4f acc %.4f, val loss %.4f '
-                 'acc %.4f.', phase.name, epoch + 1, phase.epochs, seconds, train.mean_loss,
-                 train.accuracy, val.mean_loss, val.accuracy)
+                 'acc %.4f balanced acc %.4f.', phase.name, epoch + 1, phase.epochs, seconds,
+                 train.mean_loss, train.accuracy, val.mean_loss, val.accuracy,
+                 val.balanced_accuracy)
     if self.is_chief:
       self.run.append_metrics(row)
     with self.writer.as_default(step=step):
       tf.summary.scalar('val/loss', val.mean_loss)
       tf.summary.scalar('val/accuracy', val.accuracy)
+      tf.summary.scalar('val/balanced_accuracy', val.balanced_accuracy)
       tf.summary.scalar('epoch_seconds', seconds)
     self.writer.flush()
     return row
 
-  def final(self, *, val: Sums, step: int, model: keras.Model, extra: dict) -> dict:
+  def final(self, *, best: dict | None, last: Sums, metric: str, step: int,
+            model: keras.Model, stopped_early: list[dict], extra: dict) -> dict:
     """Builds the final metrics (written to final_metrics.json by the chief) and returns them.
 
+    The top-level val_* are the selected epoch's (`best`, the metrics row whose checkpoint is
+    the run's result); 'last' holds the last epoch's; 'stopped_early' lists phases that ended
+    before their planned epochs, and why.
+
     Args:
-      val: the final model's validation sums.
+      best: the selected epoch's metrics row (None: the last evaluation stands in).
+      last: the last model's validation sums.
+      metric: the select metric (config.train.select_metric).
       step: the final global step.
-      model: the final classifier, whose weights' digest is recorded.
+      model: the final classifier, whose weights' digest is recorded (equal on all workers).
+      stopped_early: [{'phase', 'step', 'epochs_done', 'reason'}, ...].
       extra: facts of the run to record beside the results (sizes, backbone, precision).
     """
     rows = self.run.read_metrics()
+    last_metrics = {
+        'step': step, 'val_accuracy': round(last.accuracy, 5),
+        'val_loss': round(last.mean_loss, 5),
+        'val_balanced_accuracy': round(last.balanced_accuracy, 5)}
+    if rows and rows[-1]['step'] == step:
+      last_metrics.update(phase=rows[-1]['phase'], epoch=rows[-1]['epoch'])
+    chosen = best or {**last_metrics, 'val_recall': [
+        None if np.isnan(r) else round(float(r), 5) for r in last.recall]}
+    description = (f'{chosen["phase"]} epoch {chosen["epoch"]}, best {metric}' if best else
+                   'the last model')
     final = {
-        'val_accuracy': round(val.accuracy, 5), 'val_loss': round(val.mean_loss, 5),
+        **{key: chosen[key] for key in ('val_accuracy', 'val_loss', 'val_balanced_accuracy',
+                                        'val_recall')},
+        'selected': {'metric': metric, 'description': description, 'step': chosen['step'],
+                     **{key: chosen[key] for key in ('phase', 'epoch') if key in chosen}},
+        'last': last_metrics, 'stopped_early': stopped_early,
         'step': step, 'wall_seconds': rows[-1]['wall_seconds'] if rows else 0.0,
         # A run capped mid-epoch and continued has two rows for that epoch.
         'epochs': len({(row['phase'], row['epoch']) for row in rows}),

@@ -49,10 +49,11 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
       exist.
   """
   config_lib.validate(config)
-  resolved = ml_collections.ConfigDict(config.to_dict())
+  resolved = config_lib.mutable_copy(config)
   model, train = resolved.model, resolved.train
   spec = backbones.get_spec(model.backbone)
-  model.image_size = backbones.resolve_image_size(model.backbone, model.image_size)
+  if not config_lib.is_auto(model.image_size):  # else decided once the data is loaded
+    model.image_size = backbones.resolve_image_size(model.backbone, model.image_size)
   backbones.check_weights(model.weights)
   if model.weights not in ('imagenet', 'none'):
     model.weights = _absolute(model.weights)

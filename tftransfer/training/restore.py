@@ -1,7 +1,7 @@
 """A trained model brought back from a workdir: what export, evaluation and benchmarks start from.
 
 The model is rebuilt from the run's `config.json` and `data.json` with random weights, then
-every weight is restored from the newest checkpoint. It is built under the float32 policy
+every weight is restored from a checkpoint: by default the run's selected (best) epoch. It is built under the float32 policy
 whatever precision the run trained in: mixed-precision checkpoints hold float32 variables,
 and float32 compute makes exported outputs float32 and reproducible on any device.
 """
@@ -13,7 +13,7 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from tftransfer import errors
+from tftransfer import config as config_lib, errors
 from tftransfer.model import transfer
 from tftransfer.training import checkpoints
 from tftransfer.workdir import Workdir
@@ -34,34 +34,68 @@ class TrainedModel:
     return self.config.model.image_size
 
 
-def restore(workdir: str, *, allow_unfinished: bool = False) -> TrainedModel:
-  """Rebuilds a run's model and restores its newest checkpoint.
+CHECKPOINTS = ('best', 'last')  # or a global step number
+
+
+def _choose_checkpoint(run: Workdir, which: str | int) -> str:
+  """The checkpoint path of `which`: 'best' (the selected epoch's; the newest for runs that
+  kept none), 'last' (the newest) or a step number (a kept checkpoint of that step)."""
+  latest = tf.train.latest_checkpoint(run.checkpoint_dir)
+  if latest is None:
+    raise errors.NotFoundError(f'{run.checkpoint_dir} holds no checkpoint: the run in '
+                               f'{run.path} has not saved one yet.')
+  if which == 'last':
+    return latest
+  best, record = checkpoints.best_checkpoint(run)
+  if which == 'best':
+    return best or latest
+  kept = {int(path.rsplit('-', 1)[-1]): path for path in
+          tf.train.get_checkpoint_state(run.checkpoint_dir).all_model_checkpoint_paths}
+  if record:
+    kept.setdefault(record['step'], best)
+  step = int(which)
+  if step not in kept:
+    raise errors.NotFoundError(
+        f'--checkpoint={which}: the run in {run.path} keeps checkpoints of steps '
+        f'{sorted(kept)} only; use one of them, best or last.')
+  return kept[step]
+
+
+def restore(workdir: str, *, checkpoint: str | int = 'best',
+            allow_unfinished: bool = False) -> TrainedModel:
+  """Rebuilds a run's model and restores one of its checkpoints.
 
   Args:
     workdir: the training run's directory.
-    allow_unfinished: use the newest checkpoint of a run that has no final_metrics.json yet.
+    checkpoint: 'best' (default: the epoch train.select_metric selected, the run's result),
+      'last' (the newest checkpoint), or a global step whose checkpoint the run kept.
+    allow_unfinished: restore a run that has no final_metrics.json yet.
 
   Raises:
-    FileNotFoundError: `workdir` holds no training run or no checkpoint.
-    ValueError: the run is unfinished and `allow_unfinished` is False.
+    errors.NotFoundError: `workdir` holds no training run, no checkpoint, or none of that step.
+    errors.InvalidValueError: the run is unfinished and `allow_unfinished` is False, or
+      `checkpoint` is not best, last or a step number.
   """
+  if str(checkpoint) not in CHECKPOINTS and not str(checkpoint).isdigit():
+    raise errors.InvalidValueError(
+        f'--checkpoint={checkpoint!r} must be best, last or a step number.')
   run = Workdir(workdir, create=False)
   if not run.exists('config.json'):
     raise errors.NotFoundError(
         f'--workdir={workdir!r} holds no training run (no config.json). Pass the workdir '
         'given to `tftransfer-train --workdir`.')
-  config = ml_collections.ConfigDict(run.read_json('config.json'))
+  # Fields added since the run was trained take their defaults.
+  config = config_lib.default_config()
+  config.update(run.read_json('config.json'))
   class_names = tuple(run.read_json('data.json')['class_names'])
-  checkpoint = tf.train.latest_checkpoint(run.checkpoint_dir)
-  if checkpoint is None:
-    raise errors.NotFoundError(f'{run.checkpoint_dir} holds no checkpoint: the run in '
-                               f'{run.path} has not saved one yet.')
+  path = _choose_checkpoint(run, checkpoint)
   final_metrics = run.read_json('final_metrics.json')
   if final_metrics is None and not allow_unfinished:
     raise errors.InvalidValueError(
         f'The run in {run.path} is unfinished (no final_metrics.json; newest checkpoint '
-        f'{os.path.basename(checkpoint)}). Finish it by re-running its train command, or '
-        'pass --allow_unfinished to use the newest checkpoint as it is.')
+        f'{os.path.basename(tf.train.latest_checkpoint(run.checkpoint_dir))}). Finish it by '
+        're-running its train command, or pass --allow_unfinished to use the newest '
+        'checkpoint as it is.')
   policy = keras.mixed_precision.dtype_policy()
   keras.mixed_precision.set_global_policy('float32')
   try:
@@ -74,6 +108,6 @@ def restore(workdir: str, *, allow_unfinished: bool = False) -> TrainedModel:
   step = tf.Variable(0, dtype=tf.int64)
   # Every model weight must come back; the optimizers in the checkpoint are not needed.
   checkpoints.checkpoint_of(model.model, step).restore(
-      checkpoint).assert_existing_objects_matched().expect_partial()
+      path).assert_existing_objects_matched().expect_partial()
   return TrainedModel(model=model.model, config=config, class_names=class_names,
-                      checkpoint=checkpoint, step=int(step), final_metrics=final_metrics)
+                      checkpoint=path, step=int(step), final_metrics=final_metrics)

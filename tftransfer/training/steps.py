@@ -10,8 +10,9 @@ MultiWorkerMirroredStrategy in Keras 3.15 (keras-team/keras#20585), so one code 
 one device, mirrored GPUs, several workers and TPUs.
 """
 
+import dataclasses
 import math
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable
 
 import keras
 import numpy as np
@@ -20,24 +21,30 @@ import tensorflow as tf
 SUM = tf.distribute.ReduceOp.SUM
 
 
-class Sums(NamedTuple):
-  """Totals over a set of examples."""
+@dataclasses.dataclass(frozen=True)
+class Sums:
+  """Totals over a set of examples; evaluation also counts them per true class."""
   loss: float  # cross-entropy summed over the examples (nats)
   correct: float  # examples whose top-1 prediction is the label
   count: float  # examples
+  class_correct: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+  class_count: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
   @classmethod
-  def zero(cls) -> 'Sums':
-    return cls(0.0, 0.0, 0.0)
+  def zero(cls, num_classes: int = 0) -> 'Sums':
+    return cls(0.0, 0.0, 0.0, np.zeros(num_classes), np.zeros(num_classes))
 
   @classmethod
-  def from_vector(cls, vector) -> 'Sums':
-    """From the float32 [3] vector a step returns (loss, correct, count)."""
-    return cls(*(float(value) for value in np.asarray(vector)))
+  def from_vector(cls, vector, num_classes: int = 0) -> 'Sums':
+    """From the float32 [3 + 2 * num_classes] vector a step returns: loss, correct, count,
+    then correct and count per class (num_classes = 0 for training steps)."""
+    values = np.asarray(vector, np.float64)
+    return cls(*(float(value) for value in values[:3]), values[3:3 + num_classes],
+               values[3 + num_classes:])
 
   def plus(self, other: 'Sums') -> 'Sums':
-    """Element-wise sum (`+` would concatenate the tuples)."""
-    return Sums(*(a + b for a, b in zip(self, other)))
+    return Sums(self.loss + other.loss, self.correct + other.correct, self.count + other.count,
+                self.class_correct + other.class_correct, self.class_count + other.class_count)
 
   @property
   def mean_loss(self) -> float:
@@ -47,23 +54,47 @@ class Sums(NamedTuple):
   def accuracy(self) -> float:
     return self.correct / self.count if self.count else math.nan
 
+  @property
+  def recall(self) -> np.ndarray:
+    """float64 [num_classes]: the fraction of each class's examples predicted right (NaN for
+    a class without examples)."""
+    with np.errstate(invalid='ignore', divide='ignore'):
+      return self.class_correct / self.class_count
 
-def batch_sums(per_example_loss: tf.Tensor, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-  """A batch's Sums as the float32 [3] vector steps all-reduce.
+  @property
+  def balanced_accuracy(self) -> float:
+    """The mean recall over the classes that have examples (as sklearn's
+    balanced_accuracy_score); NaN without per-class counts."""
+    present = self.class_count > 0
+    return float(np.mean(self.recall[present])) if present.any() else math.nan
+
+
+def batch_sums(per_example_loss: tf.Tensor, logits: tf.Tensor, labels: tf.Tensor,
+               num_classes: int = 0) -> tf.Tensor:
+  """A batch's Sums as the float32 vector steps all-reduce (see Sums.from_vector).
 
   Args:
     per_example_loss: float32 [B].
-    logits: float32 [B, num_classes].
-    labels: int32 [B].
+    logits: float32 [B, C].
+    labels: int32 [B], or float32 [B, C] soft targets (mixup, cutmix), whose argmax counts.
+    num_classes: C to also count per class (evaluation), or 0.
   """
-  correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
-  return tf.stack([tf.reduce_sum(per_example_loss), tf.reduce_sum(tf.cast(correct, tf.float32)),
-                   tf.cast(tf.size(labels), tf.float32)])
+  if labels.shape.rank == 2:
+    labels = tf.argmax(labels, axis=-1, output_type=tf.int32)
+  correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels),
+                    tf.float32)
+  sums = [tf.stack([tf.reduce_sum(per_example_loss), tf.reduce_sum(correct),
+                    tf.cast(tf.size(labels), tf.float32)])]
+  if num_classes:
+    one_hot = tf.one_hot(labels, num_classes)
+    sums += [tf.reduce_sum(one_hot * correct[:, None], axis=0), tf.reduce_sum(one_hot, axis=0)]
+  return tf.concat(sums, axis=0)
 
 
 def make_train_loop(strategy: tf.distribute.Strategy, forward: keras.Model, variables,
                     optimizer: keras.optimizers.Optimizer, *, global_batch_size: int,
-                    num_classes: int, label_smoothing: float, jit_compile: bool
+                    num_classes: int, label_smoothing: float, jit_compile: bool,
+                    class_weights: np.ndarray | None = None
                     ) -> Callable[[Iterable, tf.Tensor], tf.Tensor]:
   """Builds `loop(iterator, num_steps)`: a tf.function running `num_steps` distributed
   training steps of `forward` on batches from `iterator`, returning their Sums as a float32
@@ -77,20 +108,30 @@ def make_train_loop(strategy: tf.distribute.Strategy, forward: keras.Model, vari
     forward: inputs (images or features) -> float32 logits [B, num_classes].
     variables: what the optimizer updates (forward's trainable variables).
     optimizer: built for `variables`.
-    global_batch_size: the loss is a mean over the global batch, so summing the replicas'
-      gradients gives the global mean's gradient.
+    global_batch_size: the loss is a sum over the replica's examples divided by the global
+      batch size, so summing the replicas' gradients gives the global mean's gradient, with
+      or without class weights.
     num_classes: width of the one-hot targets.
-    label_smoothing: of the cross-entropy, 0 = none.
+    label_smoothing: of the cross-entropy, 0 = none; applied to soft targets too.
     jit_compile: XLA-compile the per-replica step.
+    class_weights: float [num_classes] multiplying each example's loss by its class's weight
+      (for soft targets, the targets' mix of weights); None = all 1.
+
+  Batches are (inputs, labels) with int32 labels [B] or float32 soft targets [B, num_classes]
+  (mixup and cutmix).
   """
   loss_fn = keras.losses.CategoricalCrossentropy(
       from_logits=True, label_smoothing=label_smoothing, reduction=None)
+  weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
 
   def step_fn(images, labels):
+    targets = labels if labels.shape.rank == 2 else tf.one_hot(labels, num_classes)
     with tf.GradientTape() as tape:
       logits = forward(images, training=True)
-      per_example = loss_fn(tf.one_hot(labels, num_classes), logits)
-      loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+      per_example = loss_fn(targets, logits)
+      weighted = per_example if weights is None else per_example * tf.linalg.matvec(
+          targets, weights)
+      loss = tf.nn.compute_average_loss(weighted, global_batch_size=global_batch_size)
       scaled_loss = optimizer.scale_loss(loss)
     optimizer.apply(tape.gradient(scaled_loss, variables), variables)
     return batch_sums(per_example, logits, labels)
@@ -108,20 +149,22 @@ def make_train_loop(strategy: tf.distribute.Strategy, forward: keras.Model, vari
   return loop
 
 
-def make_eval_step(strategy: tf.distribute.Strategy,
-                   forward: keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+def make_eval_step(strategy: tf.distribute.Strategy, forward: keras.Model,
+                   num_classes: int) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
   """Builds `eval_step(inputs, labels)`: a tf.function returning one distributed batch's Sums
-  vector (float32 [3]) of `forward` in inference mode, the loss without label smoothing."""
+  vector (float32 [3 + 2 * num_classes], per-class counts included) of `forward` in inference
+  mode, the loss without label smoothing or class weights."""
+  size = 3 + 2 * num_classes
 
   def replica_sums(images, labels):
     def sums():
       logits = forward(images, training=False)
       per_example = keras.losses.sparse_categorical_crossentropy(labels, logits,
                                                                  from_logits=True)
-      return batch_sums(per_example, logits, labels)
+      return batch_sums(per_example, logits, labels, num_classes)
     # When the last batch is split over replicas some get none; convolutions reject an
     # empty batch, so such a replica contributes zeros.
-    return tf.cond(tf.size(labels) > 0, sums, lambda: tf.zeros([3]))
+    return tf.cond(tf.size(labels) > 0, sums, lambda: tf.zeros([size]))
 
   @tf.function(reduce_retracing=True)
   def eval_step(images, labels):
@@ -130,9 +173,11 @@ def make_eval_step(strategy: tf.distribute.Strategy,
   return eval_step
 
 
-def evaluate(eval_step: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], batches) -> Sums:
-  """Sums of `eval_step` over one pass of distributed `batches`, each example counted once."""
-  totals = Sums.zero()
+def evaluate(eval_step: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], batches,
+             num_classes: int) -> Sums:
+  """Sums of `eval_step` (built for `num_classes`) over one pass of distributed `batches`,
+  each example counted once."""
+  totals = Sums.zero(num_classes)
   for inputs, labels in batches:
-    totals = totals.plus(Sums.from_vector(eval_step(inputs, labels)))
+    totals = totals.plus(Sums.from_vector(eval_step(inputs, labels), num_classes))
   return totals
