@@ -3,8 +3,9 @@
 Imported by tests as `helpers` (tests/ is on sys.path via its conftest.py).
 """
 
-import io
 import base64
+import importlib.util
+import io
 import os
 import pathlib
 
@@ -199,3 +200,11 @@ def expected_probabilities(model, encoded_images, image_size=32):
       image_ops.fit_to_storage(image_ops.decode_image(data), image_size), image_size)
       for data in encoded_images]
   return tf.nn.softmax(model(tf.stack(views), training=False)).numpy()
+
+
+def load_config(path, arg=None):
+  """The config `path`.get_config(arg) of a file in configs/."""
+  spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()

@@ -1,6 +1,5 @@
 """Every config in configs/ loads, validates, builds its model, and parses overrides."""
 
-import importlib.util
 import subprocess
 import sys
 
@@ -13,19 +12,12 @@ import pytest
 from tftransfer import config as config_lib
 from tftransfer.model import backbones, transfer
 from tftransfer.training import resolve, schedule
-from helpers import REPO
+from helpers import REPO, load_config
 
 CONFIGS = sorted((REPO / 'configs').glob('*.py'))
 # Configs taking an argument, and the arguments they accept.
 ARGUMENTS = {'quickstart': ['source', 'transfer', 'scratch'],
              'cifar10': ['resnet50', 'vgg16', 'inception_v3']}
-
-
-def _load(path, arg=None):
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
 
 
 def _cases():
@@ -41,7 +33,7 @@ def test_configs_exist():
 
 @pytest.mark.parametrize('path,arg', list(_cases()))
 def test_config_loads_validates_and_builds(path, arg, tmp_path):
-  config = _load(path, arg)
+  config = load_config(path, arg)
   assert config.is_locked
   with config.unlocked():
     # Offline: no ImageNet download, and a folder that exists for folder configs.
@@ -87,7 +79,7 @@ def test_misspelt_override_fails_at_start_up(monkeypatch):
 
 @pytest.mark.parametrize('path,arg', list(_cases()))
 def test_configs_are_locked_against_new_fields(path, arg):
-  config = _load(path, arg)
+  config = load_config(path, arg)
   assert config.is_locked
   with pytest.raises(AttributeError, match='cannot be added since the config is locked'):
     config.train.batchsize = 8  # a typo in Python code must not add a field that nothing reads

@@ -26,6 +26,8 @@ POOLINGS = ('avg', 'max')
 OPTIMIZERS = ('adamw', 'sgd')
 SELECT_METRICS = ('val_accuracy', 'val_loss', 'val_balanced_accuracy')
 CLASS_WEIGHTINGS = ('none', 'balanced', 'auto')
+HEAD_INITS = ('glorot_uniform', 'normal')
+LR_SCHEDULES = ('cosine', 'constant')
 PRECISIONS = ('float32', 'bfloat16', 'float16')  # train.mixed_precision also takes 'auto'
 STRATEGIES = ('one_device', 'mirrored', 'multi_worker', 'tpu')  # distribute.strategy: + 'auto'
 AUTO = 'auto'
@@ -127,6 +129,12 @@ def _model_section() -> ml_collections.ConfigDict:
   model.dropout = 0.2
   # Pooling of the backbone's feature map: 'avg' | 'max'.
   model.pooling = 'avg'
+  # Initialiser of the new dense head's kernel (its bias starts at zero): 'glorot_uniform'
+  # (Keras' default, Glorot & Bengio, 2010) | 'normal' (N(0, head_init_stddev), the classic
+  # fine-tuning recipe's new fully connected layer).
+  model.head_init = 'glorot_uniform'
+  # Standard deviation of head_init='normal'.
+  model.head_init_stddev = 0.02
   return model
 
 
@@ -151,12 +159,16 @@ def _train_section() -> ml_collections.ConfigDict:
   train.head_lr = 1e-3
   # Peak learning rate of the fine-tuning phase (lower, so pretrained features survive).
   train.finetune_lr = 1e-4
-  # Linear warm-up at the start of each phase, as a fraction of that phase's steps.
+  # Linear warm-up at the start of each phase, as a fraction of that phase's steps; 0 = none.
   train.warmup_fraction = 0.1
-  # Optimizer: 'adamw' | 'sgd' (Nesterov momentum).
+  # Learning rate after the warm-up: 'cosine' (decays to 0 at the phase's end) | 'constant'.
+  train.lr_schedule = 'cosine'
+  # Optimizer: 'adamw' | 'sgd' (momentum).
   train.optimizer = 'adamw'
   # Momentum for 'sgd'.
   train.momentum = 0.9
+  # Nesterov momentum for 'sgd' (Sutskever et al., 2013); false = plain (heavy-ball) momentum.
+  train.nesterov = True
   # Decoupled weight decay; 0 = none. Not applied to biases or normalisation parameters.
   train.weight_decay = 1e-4
   # Label smoothing of the cross-entropy loss; 0 = none.
@@ -345,6 +357,9 @@ def _validate_model(model: ml_collections.ConfigDict) -> None:
   _auto_or_number(model.image_size, 'model.image_size', minimum=0, integer=True)
   _check(0 <= model.dropout < 1, f'config.model.dropout={model.dropout} must be in [0, 1).')
   _one_of(model.pooling, 'model.pooling', POOLINGS)
+  _one_of(model.head_init, 'model.head_init', HEAD_INITS)
+  _check(model.head_init_stddev > 0, 'config.model.head_init_stddev='
+         f'{model.head_init_stddev} must be > 0.')
 
 
 def _validate_train(train: ml_collections.ConfigDict) -> None:
@@ -367,6 +382,7 @@ def _validate_train(train: ml_collections.ConfigDict) -> None:
   _check(0 <= train.warmup_fraction < 1, f'config.train.warmup_fraction='
          f'{train.warmup_fraction} must be in [0, 1).')
   _one_of(train.optimizer, 'train.optimizer', OPTIMIZERS)
+  _one_of(train.lr_schedule, 'train.lr_schedule', LR_SCHEDULES)
   _check(train.weight_decay >= 0, f'config.train.weight_decay={train.weight_decay} must be '
          '>= 0.')
   _check(0 <= train.label_smoothing < 1, 'config.train.label_smoothing='

@@ -24,8 +24,9 @@ class TransferModel:
 
 
 def build_model(*, backbone: str, num_classes: int, image_size: int, width: float = 1.0,
-                weights: str = 'imagenet', dropout: float = 0.2,
-                pooling: str = 'avg') -> TransferModel:
+                weights: str = 'imagenet', dropout: float = 0.2, pooling: str = 'avg',
+                head_init: str = 'glorot_uniform',
+                head_init_stddev: float = 0.02) -> TransferModel:
   """Builds the classifier under the current Keras precision policy and tf.distribute scope.
 
   Args:
@@ -36,6 +37,9 @@ def build_model(*, backbone: str, num_classes: int, image_size: int, width: floa
     weights: 'imagenet', 'none' or a path to a Keras weights file for the backbone.
     dropout: dropout rate before the dense layer.
     pooling: 'avg' or 'max' pooling of the feature map.
+    head_init: the dense head kernel's initialiser, 'glorot_uniform' or 'normal' (normal
+      with `head_init_stddev`); its bias starts at zero either way.
+    head_init_stddev: standard deviation of head_init='normal'.
   """
   spec = backbones.get_spec(backbone)
   base = backbones.build_backbone(backbone, image_size=image_size, width=width,
@@ -51,7 +55,10 @@ def build_model(*, backbone: str, num_classes: int, image_size: int, width: floa
       keras.Input((features.shape[-1],), name='features'),
       keras.layers.Dropout(dropout, name='dropout', dtype='float32'),
       # float32 logits under any mixed-precision policy: softmax and the loss need them.
-      keras.layers.Dense(num_classes, name='logits', dtype='float32'),
+      keras.layers.Dense(num_classes, name='logits', dtype='float32', bias_initializer='zeros',
+                         kernel_initializer=(keras.initializers.RandomNormal(
+                             stddev=head_init_stddev) if head_init == 'normal'
+                                             else head_init)),
   ], name='head')
   logits = head(features)
   return TransferModel(

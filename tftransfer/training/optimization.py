@@ -5,21 +5,27 @@ import math
 import keras
 import tensorflow as tf
 
-from tftransfer import errors
+from tftransfer import config as config_lib, errors
 
 
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-  """Linear warm-up from 0 to `peak_lr` over `warmup_fraction` of the steps, then a half
-  cosine down to 0 at `total_steps` (Loshchilov & Hutter, 2017; Goyal et al., 2017).
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear warm-up from 0 to `peak_lr` over `warmup_fraction` of the steps, then either a
+  half cosine down to 0 at `total_steps` (Loshchilov & Hutter, 2017; with warm-up, Goyal et
+  al., 2017) or, with decay='constant', `peak_lr` to the end.
 
   The length can change while training (`set_total_steps`), as a time-budgeted run does once
   it has measured its steps; it is a variable the train step reads, not a traced constant,
   and not part of checkpoints (a run's plan is in its workdir's plan.json).
   """
 
-  def __init__(self, *, peak_lr: float, total_steps: int, warmup_fraction: float):
+  def __init__(self, *, peak_lr: float, total_steps: int, warmup_fraction: float,
+               decay: str = 'cosine'):
+    if decay not in config_lib.LR_SCHEDULES:
+      raise errors.InvalidValueError(f'config.train.lr_schedule={decay!r} is not valid; use '
+                                     f'one of {config_lib.LR_SCHEDULES}.')
     self.peak_lr = float(peak_lr)
     self.warmup_fraction = float(warmup_fraction)
+    self.decay = decay
     self._total_steps = tf.Variable(float(max(total_steps, 1)), trainable=False,
                                     dtype=tf.float32, name='schedule_total_steps')
 
@@ -35,22 +41,27 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     total = self._total_steps
     warmup = tf.floor(total * self.warmup_fraction)
     rising = self.peak_lr * step / tf.maximum(warmup, 1.0)
-    progress = tf.clip_by_value((step - warmup) / tf.maximum(total - warmup, 1.0), 0.0, 1.0)
-    falling = 0.5 * self.peak_lr * (1.0 + tf.cos(math.pi * progress))
-    return tf.where(step < warmup, rising, falling)
+    if self.decay == 'constant':
+      after = tf.constant(self.peak_lr, tf.float32)
+    else:
+      progress = tf.clip_by_value((step - warmup) / tf.maximum(total - warmup, 1.0), 0.0, 1.0)
+      after = 0.5 * self.peak_lr * (1.0 + tf.cos(math.pi * progress))
+    return tf.where(step < warmup, rising, after)
 
   def get_config(self):
     return {'peak_lr': self.peak_lr, 'total_steps': self.total_steps,
-            'warmup_fraction': self.warmup_fraction}
+            'warmup_fraction': self.warmup_fraction, 'decay': self.decay}
 
 
-def warmup_cosine(*, peak_lr: float, total_steps: int, warmup_fraction: float) -> WarmupCosine:
+def warmup_cosine(*, peak_lr: float, total_steps: int, warmup_fraction: float) -> WarmupSchedule:
   """Linear warm-up from 0 to `peak_lr` over a fraction of the steps, then cosine to 0."""
-  return WarmupCosine(peak_lr=peak_lr, total_steps=total_steps, warmup_fraction=warmup_fraction)
+  return WarmupSchedule(peak_lr=peak_lr, total_steps=total_steps,
+                        warmup_fraction=warmup_fraction)
 
 
 def build_optimizer(*, name: str, learning_rate, weight_decay: float, momentum: float,
-                    precision: str, variables) -> keras.optimizers.Optimizer:
+                    precision: str, variables, nesterov: bool = True
+                    ) -> keras.optimizers.Optimizer:
   """Builds the optimizer for `variables` (so its state exists before a checkpoint restore).
 
   Weight decay skips biases and normalisation scales/offsets (all variables of rank <= 1),
@@ -60,7 +71,7 @@ def build_optimizer(*, name: str, learning_rate, weight_decay: float, momentum: 
   if name == 'adamw':
     optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
   elif name == 'sgd':
-    optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True,
+    optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=nesterov,
                                      weight_decay=weight_decay or None)
   else:
     raise errors.InvalidValueError(

@@ -45,16 +45,19 @@ def set_trainable(setup: resolve.RunSetup, model: transfer.TransferModel, phase:
                          freeze_batchnorm=setup.freeze_batchnorm)
 
 
-def learning_rate_schedule(setup: resolve.RunSetup, phase: Phase) -> optimization.WarmupCosine:
-  """Warm-up and cosine decay over the phase's steps, peaking at its learning rate."""
+def learning_rate_schedule(setup: resolve.RunSetup,
+                           phase: Phase) -> optimization.WarmupSchedule:
+  """Warm-up, then cosine decay (or a constant rate) over the phase's steps, peaking at its
+  learning rate."""
   train = setup.config.train
-  return optimization.warmup_cosine(
+  return optimization.WarmupSchedule(
       peak_lr=train.head_lr if phase.name == 'head' else train.finetune_lr,
-      total_steps=phase.epochs * phase.steps_per_epoch, warmup_fraction=train.warmup_fraction)
+      total_steps=phase.epochs * phase.steps_per_epoch, warmup_fraction=train.warmup_fraction,
+      decay=train.lr_schedule)
 
 
 def build_optimizer(setup: resolve.RunSetup, model: transfer.TransferModel, phase: Phase,
-                    schedule: optimization.WarmupCosine) -> keras.optimizers.Optimizer:
+                    schedule: optimization.WarmupSchedule) -> keras.optimizers.Optimizer:
   """The optimizer of `phase` at the learning rates of `schedule`, built for the variables
   the phase trains (so its state exists before a checkpoint is restored into it)."""
   train = setup.config.train
@@ -62,4 +65,5 @@ def build_optimizer(setup: resolve.RunSetup, model: transfer.TransferModel, phas
   variables = (model.head if phase.name == 'head' else model.model).trainable_variables
   return optimization.build_optimizer(
       name=train.optimizer, learning_rate=schedule, weight_decay=train.weight_decay,
-      momentum=train.momentum, precision=setup.runtime.precision, variables=variables)
+      momentum=train.momentum, nesterov=train.nesterov, precision=setup.runtime.precision,
+      variables=variables)

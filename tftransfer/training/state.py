@@ -65,7 +65,7 @@ class RunState:
   step: tf.Variable  # the global step, checkpointed
   elapsed: tf.Variable  # seconds the run has spent, across sessions, checkpointed
   optimizers: dict[str, keras.optimizers.Optimizer]  # by phase name
-  schedules: dict[str, optimization.WarmupCosine]  # their learning rates, by phase name
+  schedules: dict[str, optimization.WarmupSchedule]  # their learning rates, by phase name
   phases: list[Phase]
   total_steps: int
   checkpointer: checkpoints.Checkpointer
@@ -160,7 +160,8 @@ def create(setup: resolve.RunSetup, run_dir: Workdir, data: sources.Data,
         backbone=config.model.backbone, num_classes=len(data.class_names),
         image_size=config.model.image_size, width=config.model.width,
         weights='none' if resuming else config.model.weights,
-        dropout=config.model.dropout, pooling=config.model.pooling)
+        dropout=config.model.dropout, pooling=config.model.pooling,
+        head_init=config.model.head_init, head_init_stddev=config.model.head_init_stddev)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
     elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='elapsed_seconds')
     schedules = {phase.name: phases_lib.learning_rate_schedule(setup, phase)
