@@ -10,7 +10,7 @@ prepared data and a weights file (--config.data.data_dir, --config.model.weights
 Validation is a stratified 10 % of the train split; the test split stays untouched.
 
 Measured: none yet. These are recipes for a GPU, and this project's machines have none (nor
-these backbones' ImageNet weights offline); configs/cifar10_mobilenet_cpu.py is the measured
+these backbones' ImageNet weights offline); configs/mobilenet_cpu.py is the measured
 CPU recipe.
 """
 

@@ -83,15 +83,17 @@ def write_calibrated_weights(path, *, backbone='mobilenet', width=0.25, image_si
   model.save_weights(str(path))
 
 
-def write_image_folder(root, *, classes=('cat', 'dog', 'frog'), per_class=6, size=(40, 36)):
-  """Writes root/<class>/<i>.png|jpg images whose mean colour depends on the class."""
+def write_image_folder(root, *, classes=('cat', 'dog', 'frog'), per_class=6, size=(40, 36),
+                       seed=0):
+  """Writes root/<class>/<i>.png|jpg images whose mean colour depends on the class (noise
+  seeded by `seed` + the image's index)."""
   root = pathlib.Path(root)
   for label, name in enumerate(classes):
     (root / name).mkdir(parents=True, exist_ok=True)
     for index in range(per_class):
       colour = np.zeros(3)
       colour[label % 3] = 200
-      image = np.clip(colour + np.random.default_rng(index).normal(0, 20, size + (3,)), 0,
+      image = np.clip(colour + np.random.default_rng(seed + index).normal(0, 20, size + (3,)), 0,
                       255).astype(np.uint8)
       if index % 2:
         data = tf.io.encode_jpeg(image).numpy()

@@ -28,7 +28,7 @@ def _cases():
 
 def test_configs_exist():
   names = {path.stem for path in CONFIGS}
-  assert {'quickstart', 'folder', 'cifar10', 'cifar10_mobilenet_cpu'} <= names
+  assert {'quickstart', 'folder', 'cifar10', 'mobilenet_cpu', 'classic'} <= names
 
 
 @pytest.mark.parametrize('path,arg', list(_cases()))

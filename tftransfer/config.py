@@ -202,7 +202,8 @@ def _train_section() -> ml_collections.ConfigDict:
   # Also checkpoint mid-epoch after this many seconds since the last checkpoint; 0 = only at
   # epoch ends.
   train.checkpoint_every_secs = 120
-  # Checkpoints to keep in workdir/checkpoints.
+  # Checkpoints to keep in workdir/checkpoints (besides the best epoch's); 0 = every one (a
+  # benchmark scoring every epoch keeps them all).
   train.keep_checkpoints = 2
   return train
 
@@ -396,5 +397,5 @@ def _validate_train(train: ml_collections.ConfigDict) -> None:
   _one_of(train.mixed_precision, 'train.mixed_precision', (AUTO,) + PRECISIONS)
   _check(train.steps_per_loop >= 1 and train.log_every_steps >= 1,
          'config.train.steps_per_loop and log_every_steps must be >= 1.')
-  _check(train.checkpoint_every_secs >= 0 and train.keep_checkpoints >= 1,
-         'config.train.checkpoint_every_secs must be >= 0 and keep_checkpoints >= 1.')
+  _check(train.checkpoint_every_secs >= 0 and train.keep_checkpoints >= 0,
+         'config.train.checkpoint_every_secs and keep_checkpoints must be >= 0.')

@@ -70,13 +70,14 @@ class Checkpointer:
       rt: the runtime (strategy, chief or not, number of workers).
       every_secs: save mid-epoch once this many seconds passed since the last save; 0 = only
         when asked to (epoch ends, stops).
-      keep: checkpoints kept in the directory.
+      keep: checkpoints kept in the directory; 0 = all.
     """
     self.checkpoint, self.run, self.rt = checkpoint, run, rt
     self.every_secs = every_secs
     self.directory = run.checkpoint_dir if rt.is_chief else tempfile.mkdtemp(
         prefix='tftransfer_worker_checkpoints_')
-    self.manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep=keep)
+    self.manager = tf.train.CheckpointManager(checkpoint, self.directory,
+                                              max_to_keep=keep or None)
     self.last_save = time.time()
 
   @property

@@ -30,7 +30,7 @@ from tftransfer.model import backbones
 # Training-set sizes where the rules change (BiT draws its lines at 20k and 500k).
 SMALL, LARGE = 2_000, 20_000
 RESOLUTION_FOR_SMALL_IMAGES = 128
-HEAD_STEPS, MIN_HEAD_EPOCHS, MAX_HEAD_EPOCHS = 1_000, 10, 200
+HEAD_STEPS, MIN_HEAD_EPOCHS, MAX_HEAD_EPOCHS = 1_000, 10, 50
 FINETUNE_EPOCHS = {'small': 30, 'medium': 10, 'large': 5}
 MIXUP_ALPHA = 0.1
 # Fields this module decides when they are 'auto'.
