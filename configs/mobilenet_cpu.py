@@ -1,7 +1,8 @@
 r"""An image folder on ImageNet MobileNet (width 0.25): the recommended config for a CPU.
 
   python -m tftransfer.train --config=configs/mobilenet_cpu.py --workdir=/tmp/mine \
-      --config.data.path=/data/my_images --config.model.weights=/path/to/mobilenet_2_5_224_tf_no_top.h5 \
+      --config.data.path=/data/my_images \
+      --config.model.weights=/path/to/mobilenet_2_5_224_tf_no_top.h5 \
       [--config.train.time_budget_minutes=30]
 
 Resolution, epochs, mixup and class weights are 'auto' (tftransfer/training/schedule.py and,

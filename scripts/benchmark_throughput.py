@@ -1,7 +1,7 @@
 r"""Training throughput of tftransfer's step, input pipeline, and both together.
 
-Runs the exact training loop tftransfer trains with (training/steps.py, make_train_loop) for a chosen
-backbone, resolution, batch size, precision and XLA setting, and prints one JSON line per
+Runs the exact training loop tftransfer trains with (training/steps.py make_train_loop) for a
+chosen backbone, resolution, batch size, precision and XLA setting, and prints one JSON line per
 measurement, in images/sec:
 
   train_step_synthetic   the compiled step alone on one batch of uniform noise in memory;

@@ -21,7 +21,6 @@ per run and a Markdown table.
 
 import argparse
 import json
-import os
 import pathlib
 import shutil
 import subprocess

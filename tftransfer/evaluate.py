@@ -1,4 +1,4 @@
-"""`python -m tftransfer.evaluate` (tftransfer-evaluate): the command is tftransfer/cli/evaluate.py."""
+"""`python -m tftransfer.evaluate` (tftransfer-evaluate): see tftransfer/cli/evaluate.py."""
 
 from tftransfer.cli import launch
 

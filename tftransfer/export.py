@@ -1,4 +1,4 @@
-"""`python -m tftransfer.export` (tftransfer-export): the command is tftransfer/cli/export.py."""
+"""`python -m tftransfer.export` (tftransfer-export): see tftransfer/cli/export.py."""
 
 from tftransfer.cli import launch
 

@@ -1,4 +1,4 @@
-"""`python -m tftransfer.make_tfrecords` (tftransfer-make-tfrecords): the command is tftransfer/cli/make_tfrecords.py."""
+"""`python -m tftransfer.make_tfrecords` (tftransfer-make-tfrecords): see cli/make_tfrecords.py."""
 
 from tftransfer.cli import launch
 

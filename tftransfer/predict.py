@@ -1,4 +1,4 @@
-"""`python -m tftransfer.predict` (tftransfer-predict): the command is tftransfer/cli/predict.py."""
+"""`python -m tftransfer.predict` (tftransfer-predict): see tftransfer/cli/predict.py."""
 
 from tftransfer.cli import launch
 

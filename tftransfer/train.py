@@ -1,4 +1,4 @@
-"""`python -m tftransfer.train` (tftransfer-train): the command is tftransfer/cli/train.py."""
+"""`python -m tftransfer.train` (tftransfer-train): see tftransfer/cli/train.py."""
 
 from tftransfer.cli import launch
 

@@ -24,7 +24,8 @@ def test_image_headers_read_every_format():
   assert _decoded_shape(lossless.getvalue()) == [1, 9, 11]
   assert _decoded_shape(b'GIF') == [1, -1, -1]
   # What TensorFlow's GIF decoder really allocates: every frame, at the largest extent.
-  for gif in (gif_bytes(3, 9, 11), gif_bytes(1, 9, 11, canvas=(2, 3)), gif_bytes(2, 9, 11, canvas=(20, 4))):
+  for gif in (gif_bytes(3, 9, 11), gif_bytes(1, 9, 11, canvas=(2, 3)),
+              gif_bytes(2, 9, 11, canvas=(20, 4))):
     assert _decoded_shape(gif) == list(tf.io.decode_gif(gif).shape[:3])
   # Truncated before its first frame: the walk ends at the end of the data (and the
   # decoder refuses the file).

@@ -1,7 +1,6 @@
 """The tf.data pipeline: seeded augmentation of training batches, complete evaluation passes."""
 
 import numpy as np
-import tensorflow as tf
 
 from tftransfer.data import pipeline, sources
 from helpers import tiny_config

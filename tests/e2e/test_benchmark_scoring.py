@@ -6,7 +6,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tftransfer.data import folders
 from tftransfer.evaluation import evaluate

@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from helpers import REPO
 from tftransfer.model import backbones

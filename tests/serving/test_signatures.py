@@ -56,7 +56,8 @@ def test_predict_images_matches_the_trained_model(served, trained, size):
 
 def test_grayscale_rgba_and_every_format_are_accepted(served, trained):
   image = random_image(40, 30, seed=3)
-  encoded = [encode_image(image, 'PNG', 'L'), encode_image(image, 'PNG', 'RGBA'), encode_image(image, 'GIF'),
+  encoded = [encode_image(image, 'PNG', 'L'), encode_image(image, 'PNG', 'RGBA'),
+             encode_image(image, 'GIF'),
              encode_image(image, 'BMP'), encode_image(image, 'WEBP'), encode_image(image, 'JPEG')]
   outputs = served.signatures['serving_default'](image_bytes=tf.constant(encoded))
   np.testing.assert_allclose(outputs['probabilities'].numpy(),
@@ -85,8 +86,9 @@ def _png_claiming(width, height):
 @pytest.mark.parametrize('bad,message', [
     (b'', r'image_bytes\[1\] is empty'),
     (b'definitely not an image', r'image_bytes\[1\] is not a JPEG, PNG, GIF, BMP or WebP'),
-    (encode_image(random_image(100, 70)), r'image_bytes\[1\] is 1 frame\(s\) of 70 x 100 pixels, more '
-                               r'than this model accepts \(4096 pixels'),
+    (encode_image(random_image(100, 70)),
+     r'image_bytes\[1\] is 1 frame\(s\) of 70 x 100 pixels, more than this model accepts '
+     r'\(4096 pixels'),
     # 10^10 pixels declared in 33 bytes: rejected from the header, before any decoding.
     (_png_claiming(100_000, 100_000), r'is 1 frame\(s\) of 100000 x 100000 pixels'),
     # The decoder allocates every frame of a GIF, and each frame grown to the largest one.

@@ -41,5 +41,6 @@ def test_the_classic_recipe_is_what_it_says(tmp_path):
   assert isinstance(optimizer, keras.optimizers.SGD)
   assert (optimizer.momentum, optimizer.nesterov, optimizer.weight_decay) == (0.9, False, None)
   schedule = run.schedules['finetune']
-  assert [schedule(step).numpy() for step in (0, 1, 500, run.total_steps)] == [np.float32(0.001)] * 4
+  rates = [schedule(step).numpy() for step in (0, 1, 500, run.total_steps)]
+  assert rates == [np.float32(0.001)] * 4
   assert run.config.train.batch_size == 100 and run.total_steps == 10 * (900 // 100)

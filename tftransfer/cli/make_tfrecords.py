@@ -24,7 +24,8 @@ _SHARDS = flags.DEFINE_integer(
     lower_bound=0)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seeds the order of the images across the files.')
 _ON_BAD_IMAGE = flags.DEFINE_enum(
-    'on_bad_image', 'skip', config_lib.BAD_IMAGE_POLICIES, "Undecodable files: 'skip' leaves them out "
+    'on_bad_image', 'skip', config_lib.BAD_IMAGE_POLICIES,
+    "Undecodable files: 'skip' leaves them out "
     "(listed in dataset.json), 'fail' stops before writing anything.")
 flags.mark_flags_as_required(['input', 'output'])
 

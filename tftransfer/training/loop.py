@@ -31,8 +31,8 @@ import tensorflow as tf
 
 from tftransfer import runtime
 from tftransfer.data import sources
-from tftransfer.training import budget as budget_lib, inputs, interrupts, planning, resolve
-from tftransfer.training import selection, state as state_lib, steps
+from tftransfer.training import budget as budget_lib, inputs, interrupts, pacing, planning
+from tftransfer.training import resolve, selection, state as state_lib, steps
 from tftransfer.training.phases import Phase
 from tftransfer.training.state import RunState
 from tftransfer.training.steps import Sums
@@ -181,7 +181,7 @@ def _train_phase(run: RunState, phase: Phase) -> None:
     epoch = (run.current_step - phase.first_step) // phase.steps_per_epoch
     epoch_end = min(phase.first_step + (epoch + 1) * phase.steps_per_epoch,
                     run.phase_stop(phase.name))
-    cut = state_lib.out_of_time(run, phase, epoch_end)
+    cut = pacing.out_of_time(run, phase, epoch_end)
     if cut:  # Not even this epoch fits: the phase ends here, with what it has.
       state_lib.end_phase_early(run, phase, cut)
       break
@@ -230,9 +230,9 @@ def _train_steps(run: RunState, phase: Phase, epoch: int, epoch_end: int, loop, 
                             seconds=time.time() - log_start,
                             learning_rate=float(optimizer.learning_rate))
       since_log, log_start = Sums.zero(), time.time()
-    state_lib.replan_if_due(run, phase)
+    pacing.replan_if_due(run, phase)
     epoch_end = min(epoch_end, run.phase_stop(phase.name))
-    cut = state_lib.out_of_time(run, phase, epoch_end)
+    cut = pacing.out_of_time(run, phase, epoch_end)
     if cut:
       return totals, train_seconds, cut
     if run.current_step < epoch_end:

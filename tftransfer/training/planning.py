@@ -7,7 +7,6 @@ schedules, resolution and weights do not change under it.
 
 import dataclasses
 
-import ml_collections
 import numpy as np
 
 from tftransfer import config as config_lib, errors

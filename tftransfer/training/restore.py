@@ -1,9 +1,10 @@
 """A trained model brought back from a workdir: what export, evaluation and benchmarks start from.
 
 The model is rebuilt from the run's `config.json` and `data.json` with random weights, then
-every weight is restored from a checkpoint: by default the run's selected (best) epoch. It is built under the float32 policy
-whatever precision the run trained in: mixed-precision checkpoints hold float32 variables,
-and float32 compute makes exported outputs float32 and reproducible on any device.
+every weight is restored from a checkpoint: by default the run's selected (best) epoch. It
+is built under the float32 policy whatever precision the run trained in: mixed-precision
+checkpoints hold float32 variables, and float32 compute makes exported outputs float32 and
+reproducible on any device.
 """
 
 import dataclasses
