@@ -18,7 +18,6 @@ from tftransfer.data import pipeline, sources
 from tftransfer.evaluation import metrics as metrics_lib
 from tftransfer.serving import prediction, signatures
 from tftransfer.training import restore
-from tftransfer.workdir import Workdir
 
 
 def _validation_data(config: ml_collections.ConfigDict,
@@ -39,16 +38,7 @@ def evaluate_workdir(workdir: str, *, allow_unfinished: bool = False) -> dict:
   """
   trained = restore.restore(workdir, allow_unfinished=allow_unfinished)
   config = trained.config
-  run = Workdir(workdir)
-  # The run's scan cache: an unchanged folder is not decoded again.
-  data = sources.load(config.data, seed=config.seed, scan_cache=run.file('folder_scan.json'))
-  changes = run.data_changes(data.summary())
-  if changes:
-    raise errors.InvalidValueError(
-        f'The data changed since {workdir} was trained ({"; ".join(changes)}), so its '
-        'validation split would no longer be the images it held out (some may be training '
-        'images). Evaluate on the data as it was, or on a separate test set with --model '
-        'and a data config.')
+  data = restore.run_data(workdir, config)
   batches = pipeline.eval_batches(data.val, image_size=trained.image_size,
                                   batch_size=config.train.batch_size, cache=False)
   logits = tf.function(lambda images: trained.model(images, training=False),

@@ -14,6 +14,7 @@ import ml_collections
 import tensorflow as tf
 
 from tftransfer import errors
+from tftransfer.data import sources
 from tftransfer.model import transfer
 from tftransfer.training import checkpoints
 from tftransfer.workdir import Workdir
@@ -77,3 +78,24 @@ def restore(workdir: str, *, allow_unfinished: bool = False) -> TrainedModel:
       checkpoint).assert_existing_objects_matched().expect_partial()
   return TrainedModel(model=model.model, config=config, class_names=class_names,
                       checkpoint=checkpoint, step=int(step), final_metrics=final_metrics)
+
+
+def run_data(workdir: str, config: ml_collections.ConfigDict) -> sources.Data:
+  """The data a run trained on, split as it was: its validation split holds the images the
+  run held out, its training split the ones it learned from.
+
+  Raises:
+    errors.InvalidValueError: the data changed since the run was trained (its validation split
+      could now hold training images).
+  """
+  run = Workdir(workdir, create=False)
+  # The run's scan cache: an unchanged folder is not decoded again.
+  data = sources.load(config.data, seed=config.seed, scan_cache=run.file('folder_scan.json'))
+  changes = run.data_changes(data.summary())
+  if changes:
+    raise errors.InvalidValueError(
+        f'The data changed since {workdir} was trained ({"; ".join(changes)}), so its '
+        'validation split would no longer be the images it held out (some may be training '
+        'images). Use the data as it was, or evaluate on a separate test set with --model '
+        'and a data config.')
+  return data
