@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from tftransfer import errors
-from tftransfer.serving import litert
+from tftransfer.serving import litert, signatures
 
 
 class LiteRTClassifier:
@@ -72,7 +72,7 @@ def labels_beside(model_path: str) -> tuple[str, ...]:
   Raises:
     errors.NotFoundError: there is no labels.txt beside it.
   """
-  path = os.path.join(os.path.dirname(os.path.abspath(model_path)), 'labels.txt')
+  path = os.path.join(os.path.dirname(os.path.abspath(model_path)), signatures.LABELS_FILE)
   if not os.path.isfile(path):
     raise errors.NotFoundError(
         f'{model_path} has no labels.txt beside it: keep the .tflite in the directory '
