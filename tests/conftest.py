@@ -74,3 +74,16 @@ def trained(tiny_run):
   """`tiny_run` restored from its workdir."""
   from tftransfer.training import restore
   return restore.restore(str(tiny_run))
+
+
+@pytest.fixture(scope='session')
+def tiny_edge_export(tiny_run, tmp_path_factory):
+  """`tiny_run` exported once in every format: the SavedModel, model.keras, and a .tflite per
+  quantization; returns the version directory. The accuracy guard is off: the tiny model is
+  near chance, where one flipped image of its 100 is a point (the guard has its own tests)."""
+  from tftransfer.serving import export
+  return pathlib.Path(export.export(
+      str(tiny_run), str(tmp_path_factory.mktemp('models') / 'edge'),
+      formats=('saved_model', 'keras', 'tflite'),
+      quantize=('none', 'float16', 'dynamic', 'int8'), max_accuracy_drop=100.0,
+      latency_runs=3))

@@ -69,6 +69,13 @@ def test_a_missing_flag_and_a_stray_argument_are_one_line(tmp_path):
                   'only --flags (see --helpshort).')
 
 
+def test_a_quantization_without_tflite_is_one_line(tmp_path):
+  _one_line_error(_command('tftransfer.export', f'--workdir={tmp_path}', '--export_dir=x',
+                           '--quantize=int8'),
+                  'tftransfer-export: error: --quantize=int8 applies to LiteRT models: add '
+                  '--format=tflite.')
+
+
 def test_a_workdir_of_another_experiment_is_one_line(finished_run):
   workdir, _ = finished_run
   result = _command('tftransfer.train', f'--config={REPO / "configs" / "quickstart.py"}:scratch',

@@ -53,6 +53,20 @@ def test_evaluate_export_matches_the_workdir_evaluation(tiny_run, tiny_export, t
                                str(tmp_path / 'other'))
 
 
+@pytest.mark.parametrize('name', ['tflite', 'tflite_int8'])
+def test_evaluate_a_tflite_export_as_its_export_report_measured_it(tiny_edge_export, tmp_path,
+                                                                  name):
+  report = json.loads((tiny_edge_export / 'export_report.json').read_text())
+  artifact = next(item for item in report['artifacts'] if item['name'] == name)
+  model = tiny_edge_export / artifact['file']
+  metrics = evaluate.evaluate_export(str(model), tiny_config(model__weights='none'),
+                                     str(tmp_path / 'eval'))
+  _check_report(tmp_path / 'eval', metrics)
+  assert metrics['num_examples'] == artifact['num_images']
+  assert metrics['top1_accuracy'] == pytest.approx(artifact['top1_accuracy'], abs=1e-5)
+  assert metrics['model']['step'] == report['source']['step']
+
+
 def test_evaluate_command_writes_the_workdir_report(tiny_run, tmp_path):
   workdir = tmp_path / 'run'
   shutil.copytree(tiny_run, workdir)

@@ -36,6 +36,19 @@ def test_preprocessing_matches_the_applications_own(name):
   np.testing.assert_allclose(layer(images), expected, rtol=1e-5, atol=1e-4)
 
 
+
+@pytest.mark.parametrize('mode', ['tf', 'torch', 'caffe', 'none'])
+def test_preprocess_affine_is_the_layer_as_a_matrix(mode):
+  """The portable .keras export applies preprocessing as pixels @ matrix + bias."""
+  images = np.random.default_rng(1).uniform(0, 255, (2, 8, 8, 3)).astype('float32')
+  expected = np.asarray(backbones.BackbonePreprocess(mode)(images))
+  affine = backbones.preprocess_affine(mode)
+  if mode == 'none':
+    assert affine is None and np.array_equal(expected, images)
+    return
+  matrix, bias = affine
+  np.testing.assert_allclose(images @ matrix + bias, expected, rtol=1e-6, atol=1e-5)
+
 class _Probed(Exception):
   pass
 

@@ -134,3 +134,85 @@ def test_a_bfloat16_run_serves_float32(tmp_path):
   np.testing.assert_allclose(
       outputs['probabilities'].numpy(),
       expected_probabilities(restore.restore(str(workdir)).model, encoded), atol=TOLERANCE)
+
+
+EDGE_FILES = ['export_report.json', 'labels.txt', 'model.keras', 'model.tflite',
+              'model_dynamic.tflite', 'model_float16.tflite', 'model_int8.tflite']
+
+
+def test_edge_formats_sit_beside_the_saved_model_with_their_report(tiny_edge_export):
+  names = sorted(os.listdir(tiny_edge_export))
+  assert names == sorted(EDGE_FILES + ['assets', 'assets.extra', 'fingerprint.pb',
+                                       'saved_model.pb', 'variables'])
+  assert (tiny_edge_export / 'labels.txt').read_text() == ''.join(f'{c}\n' for c in CLASSES)
+  report = json.loads((tiny_edge_export / 'export_report.json').read_text())
+  artifacts = {artifact['name']: artifact for artifact in report['artifacts']}
+  assert list(artifacts) == ['saved_model', 'keras', 'tflite', 'tflite_float16',
+                             'tflite_dynamic', 'tflite_int8']
+  reference = artifacts['saved_model']
+  assert reference['num_images'] == 100  # the tiny run's validation split
+  for name, artifact in artifacts.items():
+    assert artifact['num_images'] == 100 and artifact['latency_ms'] > 0
+    if name.startswith('tflite') or name == 'keras':
+      assert artifact['bytes'] == (tiny_edge_export / artifact['file']).stat().st_size
+      assert artifact['accuracy_drop_points'] == pytest.approx(
+          100 * (reference['top1_accuracy'] - artifact['top1_accuracy']), abs=1e-3)
+  assert artifacts['keras']['max_probability_difference'] < 1e-4
+  assert artifacts['tflite_int8']['bytes'] < 0.4 * artifacts['tflite']['bytes']
+  assert artifacts['tflite_int8']['calibration']['num_images'] == 40
+  assert report['source']['step'] == json.loads(
+      (tiny_edge_export / 'assets.extra' / 'tftransfer.json').read_text())['step']
+
+
+def test_the_accuracy_guard_refuses_an_impossible_threshold_and_publishes_nothing(
+    tiny_run, tmp_path):
+  # A drop of at most -100 points: the .tflite would have to beat the SavedModel by 100.
+  with pytest.raises(ValueError, match=r'tflite_float16 top-1 0\.\d+ is -?\d+\.\d\d points below '
+                     r"the SavedModel's 0\.\d+, more than --max_accuracy_drop=-100 \(on 100 "
+                     r'validation images\)\. Nothing was exported'):
+    export.export(str(tiny_run), str(tmp_path / 'models'), formats=('tflite',),
+                  quantize=('float16',), max_accuracy_drop=-100.0, latency_runs=1)
+  assert os.listdir(tmp_path / 'models') == []
+
+
+def test_check_accuracy_compares_each_drop_with_its_own_maximum():
+  from tftransfer.serving import export_report
+  results = [{'name': 'saved_model', 'top1_accuracy': 0.8, 'num_images': 1000},
+             {'name': 'tflite_int8', 'top1_accuracy': 0.785, 'accuracy_drop_points': 1.5,
+              'max_accuracy_drop_points': 2.0},
+             {'name': 'keras', 'top1_accuracy': 0.7, 'accuracy_drop_points': 10.0,
+              'max_accuracy_drop_points': None}]
+  export_report.check_accuracy(results)  # within its maximum; keras is not guarded
+  results[1]['max_accuracy_drop_points'] = 1.0
+  with pytest.raises(export_report.AccuracyDropError,
+                     match=r'tflite_int8 top-1 0\.7850 is 1\.50 points below .* 0\.8000, more '
+                     r'than --max_accuracy_drop=1 \(on 1000'):
+    export_report.check_accuracy(results)
+
+
+def test_tflite_alone_needs_no_saved_model_and_an_unfinished_run_is_refused(tiny_run,
+                                                                          tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(tiny_run, workdir)
+  (workdir / 'final_metrics.json').unlink()
+  with pytest.raises(ValueError, match=r'unfinished.*--allow_unfinished'):
+    export.export(str(workdir), str(tmp_path / 'models'), formats=('tflite',))
+  assert not (tmp_path / 'models').exists()
+  path = export.export(str(workdir), str(tmp_path / 'models'), formats=('tflite',),
+                       allow_unfinished=True, latency_runs=1)
+  assert sorted(os.listdir(path)) == ['export_report.json', 'labels.txt', 'model.tflite']
+  report = json.loads((tmp_path / 'models' / '1' / 'export_report.json').read_text())
+  assert report['source']['final_metrics'] is None
+  assert report['artifacts'][0]['exported'] is False  # measured, as the reference, not kept
+
+
+@pytest.mark.parametrize('formats, quantize, message', [
+    (('onnx',), None, r'--format=onnx is not valid.*saved_model, tflite, keras'),
+    (('tflite', 'tflite'), None, 'each once'),
+    (('saved_model',), ('int8',), r'--quantize=int8 applies to LiteRT models: add '
+                                  '--format=tflite'),
+    (('tflite',), ('int4',), 'int4')])
+def test_bad_formats_are_refused_before_anything_is_read(tmp_path, formats, quantize, message):
+  with pytest.raises(ValueError, match=message):
+    export.export(str(tmp_path / 'no_run'), str(tmp_path / 'models'), formats=formats,
+                  quantize=quantize)

@@ -60,3 +60,29 @@ def test_predict_prints_one_json_line_per_image(tiny_export, tmp_path):
                                expected['scores'].numpy()[0], atol=1e-5)
     assert (line['class'], line['score']) == (line['top_k'][0]['class'],
                                               line['top_k'][0]['score'])
+
+
+def test_predict_runs_a_tflite_export_with_host_decoding(tiny_edge_export, tmp_path):
+  from tftransfer.data import image_ops
+  from tftransfer.serving import litert_runtime
+  root = write_image_folder(tmp_path / 'images', classes=('a',), per_class=3, size=(50, 41))
+  (root / 'a' / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+  model = tiny_edge_export / 'model_int8.tflite'
+  result = subprocess.run(
+      [sys.executable, '-m', 'tftransfer.predict', f'--model={model}', str(root)],
+      capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert 'rendezvous' not in result.stderr and '[[{{node' not in result.stderr
+  lines = [json.loads(line) for line in result.stdout.splitlines()]
+  assert [line['path'] for line in lines] == prediction.image_files([str(root)])
+  assert lines[3]['error'].startswith('Invalid PNG'), lines[3]
+  classifier = litert_runtime.LiteRTClassifier(str(model))
+  names = ['zigzag', 'spiral', 'diamonds', 'waves', 'hatch']
+  for line in lines[:3]:
+    with open(line['path'], 'rb') as f:
+      view = image_ops.evaluation_view(image_ops.decode_image(f.read()), 32)
+    expected = classifier.probabilities(image_ops.to_pixels(view).numpy()[np.newaxis])[0]
+    assert len(line['top_k']) == 3  # the run's export.top_k
+    assert line['class'] == names[int(expected.argmax())]
+    np.testing.assert_allclose([entry['score'] for entry in line['top_k']],
+                               np.sort(expected)[::-1][:3], atol=1e-6)

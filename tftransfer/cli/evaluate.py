@@ -8,6 +8,9 @@ Usage:
   # An export, on the validation split of a data config; writes OUTPUT_DIR/:
   python -m tftransfer.evaluate --model=/models/my_model/1 --config=configs/folder.py \
       --config.data.path=/data/my_images --output_dir=/tmp/eval
+  # A LiteRT export (images decoded and resized on the host, then the interpreter):
+  python -m tftransfer.evaluate --model=/models/my_model/1/model_int8.tflite \
+      --config=configs/folder.py --config.data.path=/data/my_images --output_dir=/tmp/eval
 """
 
 from absl import flags
@@ -26,8 +29,8 @@ _DATA = flags.DEFINE_string('data', None, 'With --workdir: judge on every image 
                             'folder (root/<class>/**/<image>, the same classes) instead of the '
                             'validation split.')
 _MODEL = flags.DEFINE_string('model', None, 'An exported version directory, export_dir/<N>, '
-                             'evaluated through its predict_images signature (needs --config '
-                             'and --output_dir).')
+                             'evaluated through its predict_images signature, or a .tflite '
+                             'file in one (needs --config and --output_dir).')
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'With --model: a config in configs/ whose data section, seed and '
     'train.batch_size choose the validation split.')

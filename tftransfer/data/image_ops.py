@@ -33,6 +33,11 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
   return image
 
 
+def to_pixels(image: tf.Tensor) -> tf.Tensor:
+  """A float image in 0-255 rounded to uint8 pixels (what a model taking pixels is sent)."""
+  return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
 def fit_to_storage(image: tf.Tensor, max_size: int) -> tf.Tensor:
   """Shrinks a uint8 image so its shorter side is at most `max_size`, keeping its aspect.
 
@@ -47,8 +52,7 @@ def fit_to_storage(image: tf.Tensor, max_size: int) -> tf.Tensor:
     scale = max_size / tf.cast(shorter, tf.float32)
     new_size = tf.cast(tf.round(tf.cast(tf.stack([height, width]), tf.float32) * scale),
                        tf.int32)
-    resized = tf.image.resize(image, tf.maximum(new_size, 1), antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    return to_pixels(tf.image.resize(image, tf.maximum(new_size, 1), antialias=True))
 
   return tf.cond(shorter > max_size, shrink, lambda: image)
 

@@ -118,3 +118,13 @@ def eval_batches(split: Split, *, image_size: int, batch_size: int, cache: bool,
       lambda image, label: (image_ops.center_crop_resize(image, image_size), label),
       num_parallel_calls=AUTOTUNE)
   return batches.batch(per_replica_batch_size(batch_size, input_context)).prefetch(AUTOTUNE)
+
+
+def pixel_batches(split: Split, *, image_size: int, batch_size: int) -> tf.data.Dataset:
+  """One pass of `eval_batches` rounded to uint8 pixels (uint8 images, int32 labels), in order.
+
+  What a phone app sends a LiteRT model that takes pixels; exported models of every format
+  are compared on these same pixels.
+  """
+  batches = eval_batches(split, image_size=image_size, batch_size=batch_size, cache=False)
+  return batches.map(lambda images, labels: (image_ops.to_pixels(images), labels))

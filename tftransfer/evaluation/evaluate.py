@@ -18,7 +18,6 @@ from tftransfer.data import pipeline, sources
 from tftransfer.evaluation import metrics as metrics_lib
 from tftransfer.serving import prediction, signatures
 from tftransfer.training import restore
-from tftransfer.workdir import Workdir
 
 
 def _validation_data(config: ml_collections.ConfigDict,
@@ -64,7 +63,7 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
     description = f'every image of {os.path.abspath(data_dir)!r}'
     default_output = os.path.join(workdir, 'eval', os.path.basename(os.path.abspath(data_dir)))
   else:
-    split = _validation_split(workdir, config)
+    split = restore.run_data(workdir, config).val
     description = 'its validation split'
     default_output = os.path.join(workdir, 'eval')
   batches = pipeline.eval_batches(split, image_size=trained.image_size,
@@ -83,19 +82,6 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
   return metrics
 
 
-def _validation_split(workdir: str, config) -> sources.Split:
-  run = Workdir(workdir)
-  # The run's scan cache: an unchanged folder is not decoded again.
-  data = sources.load(config.data, seed=config.seed, scan_cache=run.file('folder_scan.json'))
-  changes = run.data_changes(data.summary())
-  if changes:
-    raise errors.InvalidValueError(
-        f'The data changed since {workdir} was trained ({"; ".join(changes)}), so its '
-        'validation split would no longer be the images it held out (some may be training '
-        'images). Evaluate on the data as it was, or on a separate test set with --data.')
-  return data.val
-
-
 def _same_shape_batches(examples: tf.data.Dataset,
                         batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   """Batches consecutive (image, label) examples of equal shape (a signature call takes one
@@ -111,12 +97,34 @@ def _same_shape_batches(examples: tf.data.Dataset,
     yield np.stack(images), np.asarray(labels)
 
 
-def evaluate_export(model_dir: str, config: ml_collections.ConfigDict,
+def _saved_model_scores(export: prediction.LoadedExport, split: sources.Split,
+                        batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """(probabilities, labels) batches of the export's predict_images signature."""
+  predict = export.signature(signatures.PREDICT_IMAGES)
+  # Images shrunk as training stored them: the signature's own fit_to_storage then leaves them
+  # as they are, so it sees exactly what it would see from the full-size image.
+  examples = pipeline.stored_examples(split, image_size=export.metadata['image_size'],
+                                      cache=False)
+  for images, labels in _same_shape_batches(examples, batch_size):
+    yield predict(**{signatures.IMAGES: tf.constant(images)})['probabilities'].numpy(), labels
+
+
+def _litert_scores(model: prediction.LoadedLiteRT, split: sources.Split,
+                   batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """(probabilities, labels) batches of a .tflite, sent the evaluation view's uint8 pixels."""
+  batches = pipeline.pixel_batches(split, image_size=model.classifier.image_size,
+                                   batch_size=batch_size)
+  for images, labels in batches.as_numpy_iterator():
+    yield model.classifier.probabilities(images), labels
+
+
+def evaluate_export(model_path: str, config: ml_collections.ConfigDict,
                     output_dir: str) -> dict:
-  """Evaluates an export's predict_images signature on `config`'s validation split.
+  """Evaluates an export on `config`'s validation split: a SavedModel version through its
+  predict_images signature, or a .tflite through the LiteRT interpreter.
 
   Args:
-    model_dir: an `export_dir/<version>` directory.
+    model_path: an `export_dir/<version>` directory, or a .tflite file in one.
     config: a training config; its data section, seed and train.batch_size are used.
     output_dir: where metrics.json and confusion_matrix.png go.
 
@@ -124,19 +132,13 @@ def evaluate_export(model_dir: str, config: ml_collections.ConfigDict,
     The metrics written to output_dir/metrics.json.
   """
   config_lib.validate(config)
-  export = prediction.load_export(model_dir)
-  data = _validation_data(config, export.class_names)
-  predict = export.signature(signatures.PREDICT_IMAGES)
-  # Images shrunk as training stored them: the signature's own fit_to_storage then leaves them
-  # as they are, so it sees exactly what it would see from the full-size image.
-  examples = pipeline.stored_examples(data.val, image_size=export.metadata['image_size'],
-                                      cache=False)
-  metrics = metrics_lib.classification_metrics(
-      ((predict(**{signatures.IMAGES: tf.constant(images)})['probabilities'].numpy(), labels)
-       for images, labels in _same_shape_batches(examples, config.train.batch_size)),
-      export.class_names)
-  metrics['model'] = {'export': os.path.abspath(model_dir), **{
-      key: export.metadata[key] for key in ('workdir', 'checkpoint', 'step')}}
+  model = prediction.load_model(model_path)
+  data = _validation_data(config, model.class_names)
+  scores = (_litert_scores if isinstance(model, prediction.LoadedLiteRT)
+            else _saved_model_scores)(model, data.val, config.train.batch_size)
+  metrics = metrics_lib.classification_metrics(scores, model.class_names)
+  metrics['model'] = {'export': os.path.abspath(model_path), **{
+      key: model.metadata.get(key) for key in ('workdir', 'checkpoint', 'step')}}
   metrics['data'] = f'{data.description}, validation split'
-  metrics_lib.write_report(output_dir, metrics, title=os.path.abspath(model_dir))
+  metrics_lib.write_report(output_dir, metrics, title=os.path.abspath(model_path))
   return metrics

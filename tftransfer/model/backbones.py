@@ -12,6 +12,7 @@ from typing import Callable
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors
@@ -205,3 +206,26 @@ class BackbonePreprocess(keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), 'mode': self.mode}
+
+
+def preprocess_affine(mode: str) -> tuple[np.ndarray, np.ndarray] | None:
+  """The per-pixel affine map that `BackbonePreprocess(mode)` applies: pixels @ matrix + bias.
+
+  Every preprocess_input mode is affine per pixel (scaling, mean subtraction, and for 'caffe'
+  the RGB -> BGR swap), so the map is read off keras.applications' preprocess_input itself,
+  in float64, rather than restated here. The portable .keras export applies it with a frozen
+  built-in Dense layer, so that file loads with Keras alone.
+
+  Args:
+    mode: a BackbonePreprocess mode.
+
+  Returns:
+    (matrix float32 [3, 3], bias float32 [3]), or None for 'none' (pixels go in as they are).
+  """
+  if mode == 'none':
+    return None
+  # Black, then full red, green and blue: the images of 0 and of 255 times each unit vector.
+  pixels = np.array([[[[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]]], np.float64)
+  outputs = keras.applications.imagenet_utils.preprocess_input(pixels, mode=mode)[0, 0]
+  bias = outputs[0]
+  return ((outputs[1:] - bias) / 255).astype(np.float32), bias.astype(np.float32)

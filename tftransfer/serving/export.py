@@ -1,20 +1,28 @@
-"""The SavedModel that TF Serving loads as it is: written, checked, published as a version.
+"""An export version: the SavedModel that TF Serving loads as it is, and the formats for
+phones and plain Keras, all written, checked and published together.
 
     E/<version>/saved_model.pb, variables/       classifier with its preprocessing in the graph
     E/<version>/assets/labels.txt                class names in label order (the graph's source
                                                  for the `classes` output)
     E/<version>/assets.extra/tf_serving_warmup_requests   one PredictionLog per signature
     E/<version>/assets.extra/tftransfer.json     where the export came from: run, step, sizes
+  with --format=tflite and/or keras, beside it:
+    E/<version>/model.tflite, model_<quantize>.tflite   LiteRT models (litert.py)
+    E/<version>/model.keras                      the classifier for Keras alone (keras_file.py)
+    E/<version>/labels.txt                       class names for those, one per line
+    E/<version>/export_report.json               every format measured on the validation split
 
 The signatures and their contract are signatures.py.
 
 A version directory appears complete or not at all: it is written and loaded back (running
-the warmup requests) in a hidden directory beside it, then renamed into place.
+the warmup requests; measuring every other format against the SavedModel on the run's
+validation split, export_report.py) in a hidden directory beside it, then renamed into place.
 """
 
 import json
 import os
 import tempfile
+from typing import Sequence
 
 from absl import logging
 import keras
@@ -23,12 +31,13 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from tftransfer import errors, files
-from tftransfer.serving import signatures
+from tftransfer.serving import edge_export, litert, signatures
 from tftransfer.serving.signatures import IMAGE_BYTES, IMAGES, PREDICT_IMAGES, SERVING_DEFAULT
 from tftransfer.training import restore
 
 WARMUP_FILE = 'tf_serving_warmup_requests'
 METADATA_FILE = 'tftransfer.json'
+FORMATS = ('saved_model', 'tflite', 'keras')
 
 
 def warmup_inputs(image_size: int) -> dict[str, dict[str, np.ndarray]]:
@@ -87,7 +96,6 @@ def _metadata(trained: restore.TrainedModel, workdir: str) -> dict:
       'num_classes': len(trained.class_names),
       'top_k': min(trained.config.export.top_k, len(trained.class_names)),
       'max_image_pixels': trained.config.export.max_image_pixels,
-      'signatures': [SERVING_DEFAULT, PREDICT_IMAGES],
       'tensorflow': tf.__version__, 'keras': keras.__version__,
   }
 
@@ -121,9 +129,39 @@ def next_version(export_dir: str) -> int:
   return max(versions, default=0) + 1
 
 
+def _check_formats(formats: Sequence[str], quantize: Sequence[str] | None) -> None:
+  unknown = [name for name in formats if name not in FORMATS]
+  if unknown or not formats or len(set(formats)) != len(formats):
+    raise errors.InvalidValueError(
+        f'--format={",".join(formats)} is not valid: give one or more of '
+        f'{", ".join(FORMATS)}, each once (e.g. --format=saved_model,tflite).')
+  if quantize is not None:
+    if 'tflite' not in formats:
+      raise errors.InvalidValueError(f'--quantize={",".join(quantize)} applies to LiteRT '
+                                     'models: add --format=tflite.')
+    litert.check_quantizations(quantize)
+
+
+def _write_serving(trained: restore.TrainedModel, workdir: str, path: str) -> None:
+  """The TF Serving SavedModel in `path`: written, with warmup and metadata, and checked."""
+  write_saved_model(trained, path)
+  extra = os.path.join(path, 'assets.extra')
+  os.makedirs(extra)
+  inputs = warmup_inputs(trained.image_size)
+  write_warmup(os.path.join(extra, WARMUP_FILE), inputs)
+  with open(os.path.join(extra, METADATA_FILE), 'w') as f:
+    json.dump({**_metadata(trained, workdir),
+               'signatures': [SERVING_DEFAULT, PREDICT_IMAGES]}, f, indent=2)
+  _check_loads(path, inputs, trained.class_names)
+
+
 def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool = False,
-           allow_unfinished: bool = False, checkpoint: str | int = 'best') -> str:
-  """Exports a training run as `export_dir/<version>/` for TF Serving.
+           allow_unfinished: bool = False, checkpoint: str | int = 'best',
+           formats: Sequence[str] = ('saved_model',),
+           quantize: Sequence[str] | None = None, max_accuracy_drop: float | None = None,
+           calibration_images: int = 300, latency_runs: int = 50,
+           num_threads: int = 1) -> str:
+  """Exports a training run as `export_dir/<version>/`: for TF Serving, phones, or Keras.
 
   Args:
     workdir: the finished training run.
@@ -131,18 +169,31 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
     version: the version number; 0 = the next after the largest existing one (1 if none).
     overwrite: replace an existing version directory (TF Serving may keep serving the old
       one it loaded; prefer a new version for a served model).
-    allow_unfinished: export a run that has no final_metrics.json yet.
+    allow_unfinished: export the newest checkpoint of a run without final_metrics.json.
     checkpoint: which of the run's checkpoints: 'best' (its selected epoch), 'last' or a
       step number (restore.restore).
+    formats: any of FORMATS. Other than 'saved_model' alone, the run's data must be
+      readable: every format is then measured on its validation split (export_report.json).
+    quantize: with 'tflite', which LiteRT models to write (litert.QUANTIZATIONS); None =
+      ('none',), float32.
+    max_accuracy_drop: the largest top-1 loss of a .tflite from the SavedModel, in points;
+      None = litert.DEFAULT_MAX_ACCURACY_DROP of its quantization.
+    calibration_images: training images that calibrate an int8 model's activations.
+    latency_runs: timed single-image calls per format in export_report.json.
+    num_threads: LiteRT interpreter threads for verification and latency.
 
   Returns:
     The version directory written.
 
   Raises:
     FileExistsError: the version exists and `overwrite` is False.
-    ValueError: a negative version, or an unfinished run without `allow_unfinished`.
+    ValueError: a negative version, an unknown format or quantization, an unfinished run
+      without `allow_unfinished`, or a .tflite losing more than `max_accuracy_drop`
+      (export_report.AccuracyDropError; nothing is published then).
     FileNotFoundError: `workdir` holds no training run.
   """
+  formats = tuple(formats)
+  _check_formats(formats, quantize)
   if version < 0:
     raise errors.InvalidValueError(
         f'--version={version} must be a positive integer, or 0 for the next '
@@ -158,14 +209,20 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
   if automatic:
     logging.info('Exporting as version %d, the next after those in %s.', version, export_dir)
   with files.staged_directory(target, overwrite=overwrite) as staging:
-    write_saved_model(trained, staging)
-    extra = os.path.join(staging, 'assets.extra')
-    os.makedirs(extra)
-    inputs = warmup_inputs(trained.image_size)
-    write_warmup(os.path.join(extra, WARMUP_FILE), inputs)
-    with open(os.path.join(extra, METADATA_FILE), 'w') as f:
-      json.dump(_metadata(trained, workdir), f, indent=2)
-    _check_loads(staging, inputs, trained.class_names)
-  logging.info('Exported %s (step %d of %s) to %s.', trained.checkpoint, trained.step,
-               workdir, target)
+    if 'saved_model' in formats:
+      _write_serving(trained, workdir, staging)
+    if formats != ('saved_model',):
+      with tempfile.TemporaryDirectory() as scratch:
+        # The other formats are measured against the SavedModel, exported or not.
+        reference = staging if 'saved_model' in formats else os.path.join(scratch, 'reference')
+        if reference != staging:
+          write_saved_model(trained, reference)
+        edge_export.write(
+            trained, workdir, staging, reference=reference,
+            reference_exported=reference == staging, formats=formats,
+            quantize=tuple(quantize or ('none',)), max_accuracy_drop=max_accuracy_drop,
+            calibration_images=calibration_images, latency_runs=latency_runs,
+            num_threads=num_threads, source=_metadata(trained, workdir))
+  logging.info('Exported %s (step %d of %s) as %s to %s.', trained.checkpoint, trained.step,
+               workdir, ', '.join(formats), target)
   return target

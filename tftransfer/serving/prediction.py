@@ -1,7 +1,11 @@
-"""Predictions through an exported SavedModel: what users test is what they serve.
+"""Predictions through an exported model: what users test is what they serve.
 
-The export is loaded with `tf.saved_model.load` alone (no Keras model is rebuilt) and image
-files go to its `serving_default` signature as raw bytes, batched, as TF Serving receives them.
+A SavedModel export is loaded with `tf.saved_model.load` alone (no Keras model is rebuilt) and
+image files go to its `serving_default` signature as raw bytes, batched, as TF Serving
+receives them. A .tflite export runs in the LiteRT interpreter (litert_runtime.py); its images
+are checked and decoded on the host by the same function the SavedModel graph runs
+(signatures.decode_request), brought to the evaluation view, rounded to uint8 pixels, and
+sent one at a time, as an app would.
 """
 
 import dataclasses
@@ -12,9 +16,12 @@ from typing import Any, Iterator
 
 import tensorflow as tf
 
-from tftransfer import errors, tf_noise
-from tftransfer.data import folders
-from tftransfer.serving import export as export_lib, signatures
+import numpy as np
+
+from tftransfer import config as config_lib, errors, tf_noise
+from tftransfer.data import folders, image_ops
+from tftransfer.serving import (export as export_lib, export_report, litert_runtime,
+                                signatures)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +63,47 @@ def load_export(path: str) -> LoadedExport:
   return LoadedExport(path, saved_model, class_names, metadata)
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadedLiteRT:
+  """A .tflite file written by tftransfer-export, loaded in the LiteRT interpreter."""
+  path: str
+  classifier: litert_runtime.LiteRTClassifier
+  class_names: tuple[str, ...]  # labels.txt beside it
+  metadata: dict  # the 'source' of export_report.json beside it: the run, step and sizes
+
+
+def load_litert(path: str) -> LoadedLiteRT:
+  """Loads a .tflite export with the labels.txt (and export_report.json) beside it.
+
+  Raises:
+    FileNotFoundError: `path` or its labels.txt does not exist.
+    ValueError: the model is not a tftransfer classifier for those labels.
+  """
+  if not os.path.isfile(path):
+    raise errors.NotFoundError(f'--model={path!r} does not exist.')
+  classifier = litert_runtime.LiteRTClassifier(path)
+  class_names = litert_runtime.labels_beside(path)
+  if len(class_names) != classifier.num_classes:
+    raise errors.InvalidValueError(
+        f'{path} scores {classifier.num_classes} classes but the labels.txt beside it names '
+        f'{len(class_names)}; keep the .tflite with the labels.txt exported with it.')
+  report = os.path.join(os.path.dirname(os.path.abspath(path)), export_report.REPORT_FILE)
+  metadata = {}
+  if os.path.isfile(report):
+    with open(report) as f:
+      metadata = json.load(f)['source']
+  defaults = config_lib.default_config().export
+  metadata = {'image_size': classifier.image_size,
+              'top_k': min(defaults.top_k, len(class_names)),
+              'max_image_pixels': defaults.max_image_pixels, **metadata}
+  return LoadedLiteRT(path, classifier, class_names, metadata)
+
+
+def load_model(path: str) -> LoadedExport | LoadedLiteRT:
+  """A .tflite file (load_litert) or an export version directory (load_export)."""
+  return load_litert(path) if path.endswith('.tflite') else load_export(path)
+
+
 def image_files(paths: list[str]) -> list[str]:
   """The files named in `paths`, folders replaced by the images below them (sorted).
 
@@ -77,13 +125,19 @@ def image_files(paths: list[str]) -> list[str]:
 
 
 def error_reason(error: tf.errors.OpError) -> str:
-  """The line of a signature's error that says what was wrong with the request."""
+  """The part of an image's error that says what was wrong with it: from a signature's
+  error, or from the same checks and decoding run eagerly (a .tflite's host decoding)."""
   lines = error.message.splitlines()
   # The reason is the line just before the failing node's name, '\t [[{{node ...}}]]'.
   reason = next((lines[i - 1] for i in range(1, len(lines))
-                 if lines[i].lstrip().startswith('[[')), lines[0])
-  match = re.fullmatch(r'assertion failed: \[(.*)\]', reason.strip())
-  return match.group(1) if match else reason.strip()
+                 if lines[i].lstrip().startswith('[[')), lines[0]).strip()
+  for pattern in (r'assertion failed: \[(.*)\]',  # a failed check in a graph
+                  r"Expected .* to be true\. Summarized data: b'(.*)'",  # ... run eagerly
+                  r'(?:\{\{function_node [^}]*\}\} )?(.*?)(?: \[Op:\w+\].*)?'):  # an op's
+    match = re.fullmatch(pattern, reason)
+    if match:
+      return match.group(1)
+  return reason
 
 
 def _predict_batch(serve, files: list[str], contents: list[bytes]) -> Iterator[dict]:
@@ -107,15 +161,44 @@ def _predict_batch(serve, files: list[str], contents: list[bytes]) -> Iterator[d
            'top_k': top_k}
 
 
-def predict_files(export: LoadedExport, files: list[str], *,
+def _top_k(probabilities: np.ndarray, class_names, k: int) -> list[dict]:
+  best = np.argsort(-probabilities, kind='stable')[:k]
+  return [{'class': class_names[index], 'score': float(probabilities[index])} for index in best]
+
+
+def _predict_litert(model: LoadedLiteRT, files: list[str]) -> Iterator[dict]:
+  image_size, max_image_pixels = model.metadata['image_size'], model.metadata['max_image_pixels']
+  for file in files:
+    with open(file, 'rb') as f:
+      encoded = tf.constant(f.read())
+    try:
+      # Eagerly: a failure inside a tf.function defined here leaves TensorFlow a rendezvous
+      # to abort, with a warning, when the process ends.
+      with tf_noise.filtered(tf_noise.expected_failure_dropper()):
+        image = image_ops.to_pixels(signatures.decode_request(
+            encoded, tf.constant(0), image_size=image_size,
+            max_image_pixels=max_image_pixels)).numpy()
+    except tf.errors.InvalidArgumentError as error:
+      yield {'path': file, 'error': error_reason(error)}
+      continue
+    top_k = _top_k(model.classifier.probabilities(image[np.newaxis])[0], model.class_names,
+                   model.metadata['top_k'])
+    yield {'path': file, 'class': top_k[0]['class'], 'score': top_k[0]['score'],
+           'top_k': top_k}
+
+
+def predict_files(export: LoadedExport | LoadedLiteRT, files: list[str], *,
                   batch_size: int = 32) -> Iterator[dict]:
-  """Classifies image files through the export's serving_default signature, in batches.
+  """Classifies image files through an export, in batches (a .tflite: one at a time).
 
   Yields, per file in order, {'path', 'class', 'score', 'top_k': [{'class', 'score'}, ...]},
-  or {'path', 'error'} for a file the signature rejects (undecodable, too large, empty).
+  or {'path', 'error'} for a file the export rejects (undecodable, too large, empty).
   """
   if batch_size < 1:
     raise errors.InvalidValueError(f'--batch_size={batch_size} must be >= 1.')
+  if isinstance(export, LoadedLiteRT):
+    yield from _predict_litert(export, files)
+    return
   serve = export.signature(signatures.SERVING_DEFAULT)
   for start in range(0, len(files), batch_size):
     batch = files[start:start + batch_size]

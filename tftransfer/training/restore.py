@@ -15,6 +15,7 @@ import ml_collections
 import tensorflow as tf
 
 from tftransfer import config as config_lib, errors
+from tftransfer.data import sources
 from tftransfer.model import transfer
 from tftransfer.training import checkpoints
 from tftransfer.workdir import Workdir
@@ -112,3 +113,23 @@ def restore(workdir: str, *, checkpoint: str | int = 'best',
       path).assert_existing_objects_matched().expect_partial()
   return TrainedModel(model=model.model, config=config, class_names=class_names,
                       checkpoint=path, step=int(step), final_metrics=final_metrics)
+
+
+def run_data(workdir: str, config: ml_collections.ConfigDict) -> sources.Data:
+  """The data a run trained on, split as it was: its validation split holds the images the
+  run held out, its training split the ones it learned from.
+
+  Raises:
+    errors.InvalidValueError: the data changed since the run was trained (its validation split
+      could now hold training images).
+  """
+  run = Workdir(workdir, create=False)
+  # The run's scan cache: an unchanged folder is not decoded again.
+  data = sources.load(config.data, seed=config.seed, scan_cache=run.file('folder_scan.json'))
+  changes = run.data_changes(data.summary())
+  if changes:
+    raise errors.InvalidValueError(
+        f'The data changed since {workdir} was trained ({"; ".join(changes)}), so its '
+        'validation split would no longer be the images it held out (some may be training '
+        'images). Use the data as it was, or judge a separate test folder (evaluate --data).')
+  return data

@@ -1,0 +1,128 @@
+"""The formats written beside the SavedModel: LiteRT models for phones and microcontrollers and
+a .keras file, each measured against the SavedModel before the version is published.
+
+    labels.txt                       class names, one per line in label order (LiteRT apps and
+                                     the .keras file read them here; see README for why not as
+                                     TFLite metadata)
+    model.tflite, model_<q>.tflite   litert.py, one per --quantize value
+    model.keras                      keras_file.py
+    export_report.json               export_report.py: accuracy, agreement, size, latency
+
+An int8 model is calibrated on `calibration_images` training images in the evaluation view
+(litert.calibration_images); every format is measured on the validation split's pixels.
+"""
+
+import os
+
+from absl import logging
+import tensorflow as tf
+
+from tftransfer import files
+from tftransfer.data import pipeline
+from tftransfer.serving import export_report, keras_file, litert, litert_runtime, signatures
+from tftransfer.training import restore
+
+
+def _saved_model_artifact(path: str, exported: bool) -> export_report.Artifact:
+  loaded = tf.saved_model.load(path)
+  predict = loaded.signatures[signatures.PREDICT_IMAGES]
+
+  def classify(images):
+    return predict(**{signatures.IMAGES: tf.constant(images)})['probabilities'].numpy()
+
+  names = ('saved_model.pb', 'fingerprint.pb', 'variables', 'assets')
+  return export_report.Artifact(
+      export_report.REFERENCE, tuple(os.path.join(path, name) for name in names), classify,
+      details={'format': 'saved_model', 'exported': exported,
+               'signature': signatures.PREDICT_IMAGES})
+
+
+def _keras_artifact(trained: restore.TrainedModel, directory: str) -> export_report.Artifact:
+  path = os.path.join(directory, keras_file.FILE)
+  reloaded = keras_file.write(trained, path)
+  call = tf.function(lambda images: reloaded(images, training=False), reduce_retracing=True)
+  return export_report.Artifact(
+      'keras', (path,), lambda images: call(tf.cast(images, tf.float32)).numpy(),
+      details={'format': 'keras', 'file': keras_file.FILE})
+
+
+def _tflite_artifacts(trained: restore.TrainedModel, data, directory: str, *, quantize,
+                      max_accuracy_drop: float | None, calibration_images: int,
+                      num_threads: int) -> list[export_report.Artifact]:
+  calibration, calibration_report = None, None
+  if 'int8' in quantize:
+    calibration, per_class = litert.calibration_images(
+        data.train, image_size=trained.image_size, num_images=calibration_images)
+    calibration_report = {'split': 'train', 'num_images': len(calibration),
+                          'per_class': dict(zip(trained.class_names, per_class))}
+  artifacts = []
+  for value in quantize:
+    flatbuffer = litert.convert(trained, value, calibration if value == 'int8' else None)
+    path = os.path.join(directory, litert.file_name(value))
+    with open(path, 'wb') as f:
+      f.write(flatbuffer)
+    summary = litert.graph_summary(flatbuffer)
+    details = {'format': 'tflite', 'file': litert.file_name(value), 'quantize': value,
+               'input': summary['input'], 'output': summary['output'],
+               'ops': summary['ops'], 'tensor_dtypes': summary['tensor_dtypes']}
+    if value == 'int8':
+      details['calibration'] = calibration_report
+    classifier = litert_runtime.LiteRTClassifier(path, num_threads=num_threads)
+    artifacts.append(export_report.Artifact(
+        'tflite' if value == 'none' else f'tflite_{value}', (path,), classifier.probabilities,
+        max_accuracy_drop=(litert.DEFAULT_MAX_ACCURACY_DROP[value]
+                           if max_accuracy_drop is None else max_accuracy_drop),
+        details=details))
+  return artifacts
+
+
+def write(trained: restore.TrainedModel, workdir: str, directory: str, *, reference: str,
+          reference_exported: bool, formats, quantize, max_accuracy_drop: float | None,
+          calibration_images: int, latency_runs: int, num_threads: int,
+          source: dict) -> dict:
+  """Writes the formats other than the SavedModel into `directory`, measures them against
+  the SavedModel at `reference`, and writes export_report.json.
+
+  Args:
+    trained: the restored run.
+    workdir: its directory (its data is read: training split for calibration, validation
+      split for the measurements).
+    directory: the export's staging version directory.
+    reference: a SavedModel of the same run (the exported one, or a scratch copy).
+    reference_exported: whether `reference` is part of the export.
+    formats, quantize, max_accuracy_drop, calibration_images, latency_runs, num_threads:
+      as in export.export.
+    source: where the export came from, recorded in the report.
+
+  Returns:
+    The report written.
+
+  Raises:
+    export_report.AccuracyDropError: a .tflite lost more accuracy than allowed.
+  """
+  data = restore.run_data(workdir, trained.config)
+  signatures.write_labels(os.path.join(directory, signatures.LABELS_FILE), trained.class_names)
+  artifacts = [_saved_model_artifact(reference, reference_exported)]
+  if 'keras' in formats:
+    artifacts.append(_keras_artifact(trained, directory))
+  if 'tflite' in formats:
+    artifacts += _tflite_artifacts(trained, data, directory, quantize=quantize,
+                                   max_accuracy_drop=max_accuracy_drop,
+                                   calibration_images=calibration_images,
+                                   num_threads=num_threads)
+  batches = pipeline.pixel_batches(data.val, image_size=trained.image_size,
+                                   batch_size=trained.config.train.batch_size)
+  results = export_report.measure(artifacts, batches.as_numpy_iterator(),
+                                  latency_runs=latency_runs)
+  for result in results:
+    logging.info('%-14s top-1 %.4f, %s bytes, %.2f ms per image', result['name'],
+                 result['top1_accuracy'], f'{result["bytes"]:,}', result['latency_ms'])
+  report = {'source': source, 'validation': {
+      'data': f'{data.description}, validation split',
+      'input': 'the evaluation view rounded to uint8 pixels, the same for every format'},
+      'latency': {'runs': latency_runs, 'images_per_call': 1,
+                  'litert_threads': num_threads, **export_report.machine()},
+      'artifacts': results}
+  files.write_json(os.path.join(directory, export_report.REPORT_FILE), report)
+  export_report.check_accuracy(results)
+  return report

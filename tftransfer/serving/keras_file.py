@@ -1,0 +1,67 @@
+"""The run's classifier as one .keras file that Keras alone reloads, in safe mode.
+
+    images float32 [B, S, S, 3], 0-255 (any numeric dtype is cast)
+      -> preprocess   a frozen Dense(3): the backbone's preprocess_input as a per-pixel affine
+                      map (model/backbones.py, preprocess_affine), absent when the backbone
+                      rescales its input itself
+      -> the backbone, pooling and head, sharing the run's restored weights
+      -> probabilities float32 [B, num_classes] (softmax)
+
+The training model's BackbonePreprocess is tftransfer's own registered layer, which
+`keras.models.load_model` could only rebuild with tftransfer imported; built-in layers keep
+the file loadable anywhere Keras 3 is. Class names are in the labels.txt written beside it.
+"""
+
+import keras
+import numpy as np
+
+from tftransfer.model import backbones
+from tftransfer.training import restore
+
+FILE = 'model.keras'
+
+
+def portable_classifier(trained: restore.TrainedModel) -> keras.Model:
+  """The restored classifier rebuilt from built-in Keras layers, probabilities out.
+
+  Raises:
+    ValueError: the model is not the images -> preprocess -> backbone -> pool -> head chain
+      that model/transfer.py builds.
+  """
+  model = trained.model
+  names = [layer.name for layer in model.layers]
+  if names[1] != 'preprocess' or names[3:] != ['pool', 'head']:
+    raise ValueError(f'Unexpected layers {names}: not a model of model/transfer.py.')
+  backbone, pool, head = model.layers[2:]
+  images = keras.Input((trained.image_size, trained.image_size, 3), name='images')
+  inputs = images
+  affine = backbones.preprocess_affine(model.get_layer('preprocess').mode)
+  if affine is not None:
+    matrix, bias = affine
+    preprocess = keras.layers.Dense(3, name='preprocess', trainable=False, dtype='float32')
+    inputs = preprocess(images)
+    preprocess.set_weights([matrix, bias])
+  logits = head(pool(backbone(inputs)))
+  probabilities = keras.layers.Softmax(name='probabilities', dtype='float32')(logits)
+  return keras.Model(images, probabilities, name=model.name)
+
+
+def write(trained: restore.TrainedModel, path: str) -> keras.Model:
+  """Saves `portable_classifier(trained)` to `path` (a .keras file) and reloads it in safe
+  mode, as a user would.
+
+  Returns:
+    The reloaded model.
+
+  Raises:
+    RuntimeError: the reloaded model answers differently from the one saved.
+  """
+  classifier = portable_classifier(trained)
+  classifier.save(path)
+  reloaded = keras.models.load_model(path, safe_mode=True, compile=False)
+  probe = np.random.default_rng(0).uniform(
+      0, 255, (2, trained.image_size, trained.image_size, 3)).astype(np.float32)
+  expected = keras.ops.softmax(trained.model(probe, training=False))
+  if not np.allclose(reloaded(probe, training=False), expected, atol=1e-5):
+    raise RuntimeError(f'The model reloaded from {path} does not answer as the run\'s model.')
+  return reloaded
