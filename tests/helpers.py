@@ -16,7 +16,9 @@ from tftransfer import config as config_lib
 from tftransfer.model import backbones
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / 'shared'
+# ../shared beside the checkout; TFTRANSFER_SHARED points elsewhere (a git worktree's checkout
+# has no ../shared beside it).
+SHARED = pathlib.Path(os.environ.get('TFTRANSFER_SHARED', REPO.parent / 'shared'))
 SHARED_TRAIN = SHARED / 'data' / 'cifar10' / 'train'
 SHARED_WEIGHTS = SHARED / 'weights' / 'mobilenet_2_5_224_tf_no_top.h5'
 

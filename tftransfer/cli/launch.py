@@ -21,7 +21,7 @@ import sys
 
 from tftransfer import __version__, errors, tf_noise
 
-COMMANDS = ('train', 'export', 'predict', 'evaluate', 'make_tfrecords')
+COMMANDS = ('train', 'export', 'predict', 'evaluate', 'make_tfrecords', 'audit')
 
 def _load(module_name: str):
   """Imports `module_name`, and TensorFlow with it, quietly unless the user set
@@ -135,3 +135,8 @@ def evaluate():
 def make_tfrecords():
   """Console script tftransfer-make-tfrecords."""
   run('make_tfrecords')
+
+
+def audit():
+  """Console script tftransfer-audit."""
+  run('audit')

@@ -5,7 +5,8 @@
        optimizer per phase (phases.py) in the strategy's scope;
     3. initialise, first that applies: resume from the workdir's newest checkpoint >
        model.weights as a weights-file path > Keras ImageNet weights > random;
-    4. head phase: backbone frozen, head trained (on features computed once, by default);
+    4. head phase: backbone frozen, head trained (on features computed once, by default),
+       after the data audit (auditing/run.py) has reused those features;
     5. fine-tune phase: top layers unfrozen at a lower rate, BatchNorm frozen;
     6. write final_metrics.json and backbone.weights.h5.
 
@@ -27,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors
+from tftransfer.auditing import run as audit_run
 from tftransfer.data import sources
 from tftransfer.model import transfer
 from tftransfer.training import checkpoints, inputs, interrupts, phases as phases_lib
@@ -220,11 +222,14 @@ def _train_phase(run: _Run, phase: Phase) -> None:
   # A resumed run draws a different, still seeded, data order from the one it interrupted.
   seed = run.config.seed + run.current_step
   if phase.name == 'head' and run.setup.head_on_features:
-    forward, batches, evaluate = inputs.on_features(run.setup, run.data, run.model, seed=seed)
-    run.at_boundary()  # The feature pass can take minutes: honour a stop request.
+    phase_inputs = inputs.on_features(run.setup, run.data, run.model, seed=seed)
   else:
-    forward, batches, evaluate = inputs.on_images(run.setup, run.data, run.model,
-                                                  run.validation, seed=seed)
+    phase_inputs = inputs.on_images(run.setup, run.data, run.model, run.validation, seed=seed)
+  # The data audit, once per run, on the head phase's features when it computed them.
+  audit_run.in_training(run.workdir, run.setup, run.data, run.model.features,
+                        phase_inputs.features)
+  run.at_boundary()  # The feature pass and the audit can take minutes: honour a stop request.
+  forward, batches, evaluate = phase_inputs.forward, phase_inputs.batches, phase_inputs.evaluate
   optimizer = run.optimizers[phase.name]
   loop = steps.make_train_loop(
       run.strategy, forward, forward.trainable_variables, optimizer,
