@@ -204,14 +204,32 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
   return findings
 
 
+def _matching_audit(workdir: Workdir, data: sources.Data) -> dict | None:
+  """The workdir's audit.json if training wrote it for exactly this data, else None."""
+  findings = workdir.read_json(AUDIT_FILE)
+  if findings is None or findings.get('data_summary') != data.summary():
+    return None
+  return findings
+
+
+def data_report(workdir: Workdir, data: sources.Data) -> dict:
+  """data_report.json's content: the data's report, with the run's audit under 'audit' once
+  training has audited this data (so rewriting the report on a resume keeps it)."""
+  report = data.report()
+  findings = _matching_audit(workdir, data)
+  if findings is not None:
+    report['audit'] = findings
+  return report
+
+
 def in_training(workdir: Workdir, setup, data: sources.Data, features_model: keras.Model,
                 features) -> None:
   """Audits a training run's data once, into audit.json and data_report.json's 'audit'.
 
   Called at the start of each phase: the first call audits (with `features`, the head
   phase's, when given, else computing them with `features_model`); later calls and resumed
-  runs find audit.json and only put it back into data_report.json, which each start
-  rewrites. Only the chief audits; a multi-worker run, whose workers each hold a shard of the
+  runs find audit.json and do nothing (`data_report` puts it into each rewritten
+  data_report.json). Only the chief audits; a multi-worker run, whose workers each hold a shard of the
   features, leaves the audit to `tftransfer-audit`.
 
   Args:
@@ -225,9 +243,7 @@ def in_training(workdir: Workdir, setup, data: sources.Data, features_model: ker
   config, runtime = setup.config, setup.runtime
   if not config.audit.in_training or not runtime.is_chief:
     return
-  report = workdir.read_json('data_report.json') or {}
-  findings = workdir.read_json(AUDIT_FILE)
-  if findings is None or findings.get('data_summary') != data.summary():
+  if _matching_audit(workdir, data) is None:
     if runtime.num_workers > 1:
       logging.info('Data audit skipped in a multi-worker run (each worker holds a shard of '
                    'the features); run tftransfer-audit --workdir=%s after training.',
@@ -246,5 +262,4 @@ def in_training(workdir: Workdir, setup, data: sources.Data, features_model: ker
     write(workdir, findings)
     logging.info('Data audit (%.1f s, %s):\n%s', time.time() - started,
                  workdir.file(AUDIT_FILE), findings_lib.summary(findings))
-  report['audit'] = findings
-  workdir.write_json('data_report.json', report)
+    workdir.write_json('data_report.json', data_report(workdir, data))

@@ -123,7 +123,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       # the split, a weights file for another backbone) must not lock the workdir to itself.
       if setup.runtime.is_chief:
         run_dir.save_experiment(setup.config, data.summary())
-        run_dir.write_json('data_report.json', data.report())
+        run_dir.write_json('data_report.json', audit_run.data_report(run_dir, data))
       return _train(run)
     finally:
       run.checkpointer.close()
