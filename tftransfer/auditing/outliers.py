@@ -30,4 +30,4 @@ def robust_z(values: np.ndarray) -> np.ndarray:
 
 def flags(outlier_scores: np.ndarray, *, z: float) -> np.ndarray:
   """bool [N]: scores more than `z` robust standard deviations below the median."""
-  return robust_z(outlier_scores) > z
+  return robust_z(outlier_scores) < -z
