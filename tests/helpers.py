@@ -115,7 +115,7 @@ def write_messy_folder(root):
   Returns (valid, broken): the paths relative to `root` of the images training can use, and
   {relative path: a fragment of the reason it cannot} for the ones it cannot.
   """
-  from PIL import Image  # A test dependency (setup.cfg): TF cannot write these formats.
+  from PIL import Image  # TF cannot write these formats.
 
   root = pathlib.Path(root)
   rng = np.random.default_rng(0)
@@ -201,3 +201,12 @@ def expected_probabilities(model, encoded_images, image_size=32):
       image_ops.fit_to_storage(image_ops.decode_image(data), image_size), image_size)
       for data in encoded_images]
   return tf.nn.softmax(model(tf.stack(views), training=False)).numpy()
+
+
+def smooth_picture(seed: int, side: int = 32) -> np.ndarray:
+  """uint8 [side, side, 3]: bicubic-upsampled 6x6 random colours plus a little noise, a
+  photo-like picture unlike any other seed's."""
+  rng = np.random.default_rng(seed)
+  coarse = rng.uniform(0, 255, (1, 6, 6, 3)).astype(np.float32)
+  picture = tf.image.resize(coarse, (side, side), method='bicubic')[0].numpy()
+  return np.clip(picture + rng.normal(0, 6, picture.shape), 0, 255).astype(np.uint8)

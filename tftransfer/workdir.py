@@ -38,11 +38,12 @@ RESUMABLE_CHANGES = ('train.max_steps', 'train.mixed_precision', 'train.jit_comp
                      'distribute.', 'export.', 'audit.')
 
 
-def _flatten(tree: dict, prefix: str = '') -> dict:
+def flatten(tree: dict, prefix: str = '') -> dict:
+  """{'section.field': value} of a nested dict (a config.json's content)."""
   flat = {}
   for key, value in tree.items():
     if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
+      flat.update(flatten(value, f'{prefix}{key}.'))
     else:
       flat[f'{prefix}{key}'] = value
   return flat
@@ -52,7 +53,7 @@ def _changes(old: dict | None, new: dict, resumable: tuple[str, ...]) -> list[st
   """'field: old -> new' for every flattened field that differs, except `resumable` ones."""
   if old is None:
     return []
-  old, new = _flatten(old), _flatten(new)
+  old, new = flatten(old), flatten(new)
   return [f'{key}: {_short(old.get(key))} -> {_short(new.get(key))}'
           for key in sorted(old.keys() | new.keys())
           if old.get(key) != new.get(key) and not key.startswith(resumable)]

@@ -2,9 +2,12 @@
 
     {'counts': {...},                      every number the summary prints
      'exact_duplicates': [group, ...],     group = {'images': [image, ...], 'label_conflict',
-     'near_duplicates': [group, ...],                'splits', 'cross_split', ...}
+     'near_duplicates': [group, ...],                'splits', 'cross_split', ...}: exact
+                                           ones say 'same_bytes', near ones 'similarity'
      'label_errors': [suspect, ...],       image + 'suggested', 'self_confidence', 'margin'
-     'outliers': [image, ...],             image + 'score', 'z'
+                                           (flagged outliers are listed as outliers only)
+     'outliers': [image, ...],             image + 'z', 'centroid_similarity',
+                                           'neighbour_similarity'
      'settings': {...}}                    the thresholds used
     image = {'path', 'split', 'label'}
 
@@ -18,7 +21,8 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from tftransfer.auditing import duplicates, label_errors, outliers, search
+from tftransfer.auditing import descriptors as descriptors_lib, duplicates, label_errors
+from tftransfer.auditing import outliers as outliers_lib, search
 from tftransfer.auditing.descriptors import Descriptors
 
 SPLITS = ('train', 'val', 'test')  # the order splits are listed in
@@ -54,6 +58,16 @@ def _with_copy_elsewhere(items: Items, groups, split: str, others: tuple[str, ..
   return len(found)
 
 
+def _near_pairs(embeddings, descriptors, neighbour_indices, settings, exact):
+  """Near-duplicate pairs among each image's nearest neighbours by either signal."""
+  candidates = duplicates.candidate_pairs(*neighbour_indices)
+  return duplicates.near_pairs(candidates, {
+      'backbone': (search.pair_similarity(embeddings, candidates),
+                   settings.near_duplicate_similarity),
+      'pixels': (descriptors_lib.aligned_similarity(descriptors, candidates),
+                 settings.near_duplicate_pixel_similarity)}, exact)
+
+
 def audit(items: Items, descriptors: Descriptors, features: np.ndarray,
           settings: ml_collections.ConfigDict, *, seed: int) -> dict:
   """Finds duplicates, leaks, likely label errors and outliers (see the module docstring).
@@ -73,9 +87,8 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray,
   seconds['neighbour_search'] = time.time() - started
 
   exact = duplicates.exact_groups(descriptors)
-  pairs = duplicates.near_pairs({
-      'backbone': (*neighbours, settings.near_duplicate_similarity),
-      'pixels': (*thumbnail_neighbours, settings.near_duplicate_pixel_similarity)}, exact)
+  pairs = _near_pairs(embeddings, descriptors, (neighbours[0], thumbnail_neighbours[0]),
+                      settings, exact)
   near = duplicates.near_groups(len(items.paths), pairs)
 
   started = time.time()
@@ -84,30 +97,35 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray,
       regularization=settings.regularization, seed=seed)
   labels = label_errors.score(probabilities, items.labels)
   seconds['label_model'] = time.time() - started
-  outlier_scores = outliers.scores(neighbours[1])
-  outlier_z = outliers.robust_z(outlier_scores)
-  is_outlier = outliers.flags(outlier_scores, z=settings.outlier_z)
+  outliers = outliers_lib.score(embeddings, items.labels, len(items.class_names),
+                                neighbours[1])
+  is_outlier = outliers.flags(z=settings.outlier_z)
 
   def near_extra(group):
+    # Each signal's lowest similarity over the pairs that linked the group.
     found = [pairs[(a, b)] for a in group for b in group if (a, b) in pairs]
-    return {'similarity': {signal: min(pair[signal] for pair in found if signal in pair)
-                           for signal in ('backbone', 'pixels')
-                           if any(signal in pair for pair in found)}}
+    return {'similarity': {signal: min(pair[signal] for pair in found)
+                           for signal in found[0]}}
 
-  suspects = np.flatnonzero(labels.flagged)
+  # An outlier belongs to no class: it is listed as one, not given a suggested label.
+  suspects = np.flatnonzero(labels.flagged & ~is_outlier)
   suspects = suspects[np.argsort(labels.self_confidence[suspects], kind='stable')]
   outlying = np.flatnonzero(is_outlier)
-  outlying = outlying[np.argsort(outlier_scores[outlying], kind='stable')]
+  outlying = outlying[np.argsort(outliers.z[outlying], kind='stable')]
   listed = settings.max_listed
   findings = {
-      'exact_duplicates': [_group(items, group) for group in exact],
+      'exact_duplicates': [_group(items, group,
+                                  same_bytes=duplicates.same_bytes(descriptors, group))
+                           for group in exact],
       'near_duplicates': [_group(items, group, **near_extra(group)) for group in near],
       'label_errors': [{
           **items.image(i), 'suggested': items.class_names[labels.suggested[i]],
           'self_confidence': round(float(labels.self_confidence[i]), 4),
           'margin': round(float(labels.margin[i]), 4)} for i in suspects[:listed]],
-      'outliers': [{**items.image(i), 'score': round(float(outlier_scores[i]), 4),
-                    'z': round(float(outlier_z[i]), 2)} for i in outlying[:listed]],
+      'outliers': [{**items.image(i), 'z': round(float(outliers.z[i]), 2),
+                    'centroid_similarity': round(float(outliers.centroid_similarity[i]), 4),
+                    'neighbour_similarity': round(float(outliers.neighbour_similarity[i]), 4)}
+                   for i in outlying[:listed]],
   }
   everything = exact + near
   findings['counts'] = {
@@ -125,7 +143,7 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray,
       'val_with_copy_in_train': _with_copy_elsewhere(items, everything, 'val', ('train',)),
       'test_with_copy_in_train_or_val': _with_copy_elsewhere(items, everything, 'test',
                                                              ('train', 'val')),
-      'label_errors_flagged': int(labels.flagged.sum()),
+      'label_errors_flagged': len(suspects),
       'label_model_accuracy': round(labels.accuracy, 4),
       'outliers_flagged': int(is_outlier.sum()),
   }
@@ -190,5 +208,5 @@ def exclusions(findings: dict) -> list[tuple[str, str]]:
                          f"suggested {suspect['suggested']}")
   for outlier in findings['outliers']:
     if outlier['split'] != 'test':
-      entries.setdefault(outlier['path'], f"outlier (neighbour similarity z {outlier['z']})")
+      entries.setdefault(outlier['path'], f"outlier (z {outlier['z']})")
   return list(entries.items())

@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import config as config_lib, errors, files
+from tftransfer import config as config_lib, errors, workdir as workdir_lib
 from tftransfer.auditing import descriptors as descriptors_lib, findings as findings_lib
 from tftransfer.auditing import thumbnails
 from tftransfer.data import exclusions, features as features_lib, sources
@@ -72,7 +72,7 @@ def audit_data(data: sources.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
   paths, split_names, splits = _items(data, test)
   started = time.time()
   described = descriptors_lib.Descriptors.concatenate(
-      [descriptors_lib.compute(split) for split in splits])
+      [descriptors_lib.compute(split, crop=settings.near_duplicate_crop) for split in splits])
   decode_seconds = time.time() - started
   started = time.time()
   computed = list(features or ())
@@ -110,7 +110,7 @@ def _run_config(run: Workdir, config: ml_collections.ConfigDict | None):
           f'--workdir={run.path} holds a training run; its config says what to audit. Drop '
           '--config, or pass a new --workdir to audit the data of a config.')
     merged = config_lib.default_config()
-    merged.update_from_flattened_dict(_flatten(run.read_json('config.json')))
+    merged.update_from_flattened_dict(workdir_lib.flatten(run.read_json('config.json')))
     return merged, True
   if config is None:
     raise errors.InvalidValueError(
@@ -122,16 +122,6 @@ def _run_config(run: Workdir, config: ml_collections.ConfigDict | None):
                                                            config.model.image_size)
   backbones.check_weights(config.model.weights)
   return resolved, False
-
-
-def _flatten(tree: dict, prefix: str = '') -> dict:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
 
 
 def _test_split(test_dir: str, class_names) -> Split:
@@ -229,8 +219,8 @@ def in_training(workdir: Workdir, setup, data: sources.Data, features_model: ker
   Called at the start of each phase: the first call audits (with `features`, the head
   phase's, when given, else computing them with `features_model`); later calls and resumed
   runs find audit.json and do nothing (`data_report` puts it into each rewritten
-  data_report.json). Only the chief audits; a multi-worker run, whose workers each hold a shard of the
-  features, leaves the audit to `tftransfer-audit`.
+  data_report.json). Only the chief audits; a multi-worker run, whose workers each hold a
+  shard of the features, leaves the audit to `tftransfer-audit`.
 
   Args:
     workdir: the run's workdir.

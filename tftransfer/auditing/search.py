@@ -49,3 +49,14 @@ def nearest_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     indices.append(best.indices.numpy().astype(np.int64))
     similarities.append(best.values.numpy())
   return np.concatenate(indices), np.concatenate(similarities)
+
+
+def pair_similarity(embeddings: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+  """float32 [M]: the cosine similarity of each pair (i, j) of `pairs` (int [M, 2]) of
+  unit-norm `embeddings` [N, D]."""
+  similarities = np.empty(len(pairs), np.float32)
+  for start in range(0, len(pairs), _BLOCK * 64):
+    first, second = pairs[start:start + _BLOCK * 64].T
+    similarities[start:start + _BLOCK * 64] = np.einsum('md,md->m', embeddings[first],
+                                                        embeddings[second])
+  return similarities
