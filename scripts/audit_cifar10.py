@@ -9,6 +9,7 @@ held out of train, plus copies of train images), runs the audit as `tftransfer-a
 precision and recall per fault kind and the audit's wall time. Planted, from disjoint sets
 of originals (seeded):
   exact copies   byte-identical, in the same class, in another class, and in the test folder;
+                 and the same pixels in other bytes (a JPEG comment added), in the same class;
   near copies    re-encoded as JPEG at quality 20-50, resized by 0.5-1.5x, cropped by 10 %
                  (a random 90 % x 90 % window), mirrored; and mixed kinds in the test folder;
   label errors   5 % of the images filed under a random other class;
@@ -16,7 +17,6 @@ of originals (seeded):
 With --plant=false it audits the folder as it is (no test folder) and prints the counts.
 """
 
-import io
 import json
 import os
 import pathlib
@@ -26,6 +26,8 @@ import time
 
 from absl import app, flags
 import numpy as np
+
+from tftransfer.auditing import calibration
 
 flags.DEFINE_string('train_dir', '../shared/data/cifar10/train', 'CIFAR-10 image folder.')
 flags.DEFINE_string('weights', '../shared/weights/mobilenet_2_5_224_tf_no_top.h5',
@@ -40,12 +42,7 @@ flags.DEFINE_integer('test_images', 1000, 'Images held out into the test folder.
 flags.DEFINE_integer('seed', 0, 'Seeds what is planted where.')
 FLAGS = flags.FLAGS
 
-NEAR_KINDS = ('jpeg', 'resize', 'crop', 'mirror')
-
-
-def _pil(path):
-  from PIL import Image
-  return Image.open(path).convert('RGB')
+NEAR_KINDS = calibration.COPY_KINDS  # 'jpeg', 'resize', 'crop', 'mirror'
 
 
 def _save(image, path, **options):
@@ -53,24 +50,11 @@ def _save(image, path, **options):
   image.save(path, 'JPEG' if path.suffix == '.jpg' else 'PNG', **options)
 
 
-def _near_copy(kind, source, target, rng):
-  from PIL import Image, ImageOps
-  image = _pil(source)
-  if kind == 'jpeg':
-    _save(image, target, quality=int(rng.integers(20, 51)))
-    return
-  if kind == 'resize':
-    scale = float(rng.uniform(0.5, 1.5))
-    image = image.resize((max(1, round(image.width * scale)),
-                          max(1, round(image.height * scale))), Image.BICUBIC)
-  elif kind == 'crop':
-    width, height = round(image.width * 0.9), round(image.height * 0.9)
-    left = int(rng.integers(0, image.width - width + 1))
-    top = int(rng.integers(0, image.height - height + 1))
-    image = image.crop((left, top, left + width, top + height))
-  elif kind == 'mirror':
-    image = ImageOps.mirror(image)
-  _save(image, target.with_suffix('.png'))
+def _with_comment(jpeg: bytes) -> bytes:
+  """The same JPEG with a comment segment after its start marker: other bytes, the same
+  compressed picture, so the same decoded pixels."""
+  comment = b'planted by scripts/audit_cifar10.py'
+  return jpeg[:2] + b'\xff\xfe' + (len(comment) + 2).to_bytes(2, 'big') + comment + jpeg[2:]
 
 
 def _outlier(index, target, rng):
@@ -94,7 +78,8 @@ def plant(train_dir: pathlib.Path, out: pathlib.Path, rng) -> dict:
   pick = lambda count: [originals[next(taken)] for _ in range(count)]
   test = pick(FLAGS.test_images)
   sources = {kind: pick(FLAGS.copies) for kind in
-             ('exact_within', 'exact_across_classes', 'exact_test', *NEAR_KINDS, 'near_test')}
+             ('exact_within', 'exact_other_bytes', 'exact_across_classes', 'exact_test',
+              *NEAR_KINDS, 'near_test')}
   untouched = [originals[i] for i in taken]
   moved = set(rng.choice(len(untouched), round(FLAGS.mislabelled * len(untouched)),
                          replace=False))
@@ -119,13 +104,16 @@ def plant(train_dir: pathlib.Path, out: pathlib.Path, rng) -> dict:
         label = classes[(classes.index(label) + 1) % len(classes)]
       root = out / ('test' if kind.endswith('_test') else 'train')
       target = root / label / f'{kind}_{number}_{path.name}'
-      if kind.startswith('exact'):
-        shutil.copyfile(path, target) if target.parent.exists() else (
-            target.parent.mkdir(parents=True), shutil.copyfile(path, target))
+      target.parent.mkdir(parents=True, exist_ok=True)
+      if kind == 'exact_other_bytes':
+        target.write_bytes(_with_comment(path.read_bytes()))
+      elif kind.startswith('exact'):
+        shutil.copyfile(path, target)
       else:
         near_kind = NEAR_KINDS[number % 4] if kind == 'near_test' else kind
-        _near_copy(near_kind, path, target, rng)
-        target = target if target.exists() else target.with_suffix('.png')
+        data, suffix = calibration.near_copy(path.read_bytes(), near_kind, rng)
+        target = target.with_suffix(suffix)
+        target.write_bytes(data)
       truth['copies'].append({'kind': kind, 'copy': str(target), 'original': str(original)})
   for number in range(FLAGS.outliers):
     target = out / 'train' / classes[number % len(classes)] / f'outlier_{number}'
@@ -148,7 +136,6 @@ def score(findings: dict, truth: dict) -> dict:
   results = {}
   for kind in sorted({copy['kind'] for copy in truth['copies']}):
     copies = [c for c in truth['copies'] if c['kind'] == kind]
-    found_in = exact if kind.startswith('exact') else None
     def together(c, groups):
       return c['copy'] in groups and groups.get(c['original']) == groups[c['copy']]
     if kind.startswith('exact'):
@@ -157,12 +144,16 @@ def score(findings: dict, truth: dict) -> dict:
       found = sum(together(c, near) or together(c, exact) for c in copies)
     results[kind] = {'planted': len(copies), 'found': found,
                      'recall': round(found / len(copies), 3)}
+    if kind.startswith('exact'):
+      results[kind]['said_same_bytes'] = sum(
+          findings['exact_duplicates'][exact[c['copy']]]['same_bytes'] for c in copies
+          if c['copy'] in exact)
   planted_paths = {c['copy'] for c in truth['copies']}
   for kind, groups in (('exact', findings['exact_duplicates']),
                        ('near', findings['near_duplicates'])):
     with_planted = sum(any(i['path'] in planted_paths for i in g['images']) for g in groups)
     results[f'{kind}_groups'] = {'groups': len(groups), 'with_a_planted_copy': with_planted,
-                                 'precision': round(with_planted / max(len(groups), 1), 3)}
+                                 'share': round(with_planted / max(len(groups), 1), 3)}
   moved = set(truth['moved'])
   suspects = [s['path'] for s in findings['label_errors']]
   at_k = suspects[:len(moved)]
@@ -225,6 +216,23 @@ def main(argv):
     results = score(findings, truth)
     (out / 'scores.json').write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
+    _sample_unplanted(findings, truth, out / 'unplanted_near_groups.png')
+
+
+def _sample_unplanted(findings, truth, path, count=30):
+  """Draws `count` random near-duplicate groups that hold no planted copy: CIFAR-10's own
+  near copies, or false groups; which, only looking tells."""
+  from tftransfer.auditing import thumbnails
+  planted = {copy['copy'] for copy in truth['copies']}
+  unplanted = [group for group in findings['near_duplicates']
+               if not any(image['path'] in planted for image in group['images'])]
+  chosen = np.random.default_rng(FLAGS.seed).choice(len(unplanted), min(count, len(unplanted)),
+                                                    replace=False)
+  sample = [unplanted[i] for i in sorted(chosen)]
+  thumbnails.write_sheet({'exact_duplicates': [], 'near_duplicates': sample,
+                          'label_errors': [], 'outliers': []}, str(path), per_kind=len(sample))
+  print(f'{len(sample)} of the {len(unplanted)} near-duplicate groups without a planted copy, '
+        f'to judge by eye: {path}')
 
 
 if __name__ == '__main__':
