@@ -17,7 +17,9 @@ from tftransfer import config as config_lib
 from tftransfer.model import backbones
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / 'shared'
+# ../shared beside the checkout; TFTRANSFER_SHARED points elsewhere (a git worktree's checkout
+# has no ../shared beside it).
+SHARED = pathlib.Path(os.environ.get('TFTRANSFER_SHARED', REPO.parent / 'shared'))
 SHARED_TRAIN = SHARED / 'data' / 'cifar10' / 'train'
 SHARED_WEIGHTS = SHARED / 'weights' / 'mobilenet_2_5_224_tf_no_top.h5'
 
@@ -116,7 +118,7 @@ def write_messy_folder(root):
   Returns (valid, broken): the paths relative to `root` of the images training can use, and
   {relative path: a fragment of the reason it cannot} for the ones it cannot.
   """
-  from PIL import Image  # A test dependency (setup.cfg): TF cannot write these formats.
+  from PIL import Image  # TF cannot write these formats.
 
   root = pathlib.Path(root)
   rng = np.random.default_rng(0)
@@ -210,3 +212,10 @@ def load_config(path, arg=None):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg) if arg else module.get_config()
+def smooth_picture(seed: int, side: int = 32) -> np.ndarray:
+  """uint8 [side, side, 3]: bicubic-upsampled 6x6 random colours plus a little noise, a
+  photo-like picture unlike any other seed's."""
+  rng = np.random.default_rng(seed)
+  coarse = rng.uniform(0, 255, (1, 6, 6, 3)).astype(np.float32)
+  picture = tf.image.resize(coarse, (side, side), method='bicubic')[0].numpy()
+  return np.clip(picture + rng.normal(0, 6, picture.shape), 0, 255).astype(np.uint8)

@@ -57,6 +57,7 @@ def default_config() -> ml_collections.ConfigDict:
   config.train = _train_section()
   config.distribute = _distribute_section()
   config.export = _export_section()
+  config.audit = _audit_section()
   return config
 
 
@@ -109,6 +110,10 @@ def _data_section() -> ml_collections.ConfigDict:
   # times the examples of the smallest; 0 = never. 10 is a common mark of severe imbalance:
   # accuracy can then look good while the small classes are mostly misclassified.
   data.imbalance_warning_ratio = 10.0
+  # Images to leave out of an image folder: a text file of paths, one a line, relative to
+  # data.path (or absolute), '#' starting a comment, as `tftransfer-audit --write_exclusions`
+  # writes it; data_report.json lists what was left out. '' = none.
+  data.exclude_file = ''
   return data
 
 
@@ -228,6 +233,44 @@ def _export_section() -> ml_collections.ConfigDict:
   export.max_image_pixels = 40_000_000
   return export
 
+def _audit_section() -> ml_collections.ConfigDict:
+  """The data audit (tftransfer/auditing/): duplicates and leaks, label errors, outliers."""
+  audit = ml_collections.ConfigDict()
+  # Audit the data while training (audit.json and data_report.json in the workdir), reusing
+  # the head phase's backbone features; False = only `tftransfer-audit` audits.
+  audit.in_training = True
+  # Cosine similarity of two images' pooled backbone features at or above which they are
+  # near duplicates (derived by scripts/calibrate_audit.py: above every pair of 4,000
+  # distinct CIFAR-10 images at 96 px; a different backbone or size may need its own).
+  audit.near_duplicate_similarity = 0.945
+  # Cosine similarity of two images' 8x8 grey, mirror-symmetric thumbnails (one's whole
+  # picture against the other's, or against one of its crop windows) at or above which
+  # they are near duplicates (catches re-encoded, resized, mirrored and cropped copies;
+  # derived by scripts/calibrate_audit.py: at most 0.5 % of CIFAR-10 images paired).
+  audit.near_duplicate_pixel_similarity = 0.99
+  # Fraction of its side a cropped near copy may have lost: thumbnails of windows of
+  # (1 - this) and (1 - this / 2) of each image's side are compared too; 0 = no windows.
+  audit.near_duplicate_crop = 0.1
+  # Folds of the cross-validated logistic regression on backbone features whose out-of-fold
+  # probabilities score likely label errors.
+  audit.folds = 5
+  # Inverse L2 strength (scikit-learn's C) of that logistic regression on standardised
+  # features.
+  audit.regularization = 1.0
+  # Nearest neighbours searched per image: candidate near copies, and the neighbours whose
+  # mean similarity scores how far an image is from the rest (outliers).
+  audit.neighbours = 10
+  # An image is an outlier when its largest similarity to a class centroid, or its
+  # neighbours' mean similarity, lies more than this many robust standard deviations
+  # (1.4826 x median absolute deviation) below the median (5 flags 0.05 % of CIFAR-10's
+  # own images: scripts/audit_cifar10.py).
+  audit.outlier_z = 5.0
+  # Likely label errors and outliers listed in audit.json, most suspect first (every
+  # duplicate group is listed); the counts cover all of them.
+  audit.max_listed = 100
+  return audit
+
+
 def field_docs() -> dict[str, str]:
   """{'train.batch_size': its comment, ...} for every field, read from the source of
   `default_config` and its section functions, so the comments there are the one documentation
@@ -235,11 +278,11 @@ def field_docs() -> dict[str, str]:
   docs, comment = {}, []
   source = ''.join(inspect.getsource(function) for function in (
       default_config, _data_section, _model_section, _train_section, _distribute_section,
-      _export_section))
+      _export_section, _audit_section))
   for line in source.splitlines():
     line = line.strip()
-    assignment = re.match(r'(config|data|model|train|distribute|export)\.(\w+) = (?!data|model|'
-                          r'train|distribute|export)', line)
+    assignment = re.match(r'(config|data|model|train|distribute|export|audit)\.(\w+) = '
+                          r'(?!data|model|train|distribute|export|audit)', line)
     if line.startswith('#'):
       comment.append(line.lstrip('# '))
     elif assignment and comment:
@@ -321,6 +364,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(config.export.top_k >= 1, f'config.export.top_k={config.export.top_k} must be >= 1.')
   _check(config.export.max_image_pixels >= 0, 'config.export.max_image_pixels must be >= 0 '
          '(0 = no limit).')
+  _validate_audit(config.audit)
 
 
 def _validate_data(data: ml_collections.ConfigDict) -> None:
@@ -351,6 +395,23 @@ def _validate_data(data: ml_collections.ConfigDict) -> None:
          'be >= 0 (0 = off).')
   _check(0 < data.randaugment_magnitude <= 1, 'config.data.randaugment_magnitude='
          f'{data.randaugment_magnitude} must be in (0, 1].')
+  _check(not data.exclude_file or data.source == 'folder',
+         f'config.data.exclude_file={data.exclude_file!r} lists files of an image folder; it '
+         f"needs config.data.source='folder', not {data.source!r}.")
+
+
+def _validate_audit(audit: ml_collections.ConfigDict) -> None:
+  for field in ('near_duplicate_similarity', 'near_duplicate_pixel_similarity'):
+    _check(0 < audit[field] <= 1, f'config.audit.{field}={audit[field]} must be a cosine '
+           'similarity in (0, 1].')
+  _check(0 <= audit.near_duplicate_crop < 0.5, 'config.audit.near_duplicate_crop='
+         f'{audit.near_duplicate_crop} must be a fraction of the side in [0, 0.5).')
+  _check(audit.folds >= 2, f'config.audit.folds={audit.folds} must be >= 2.')
+  _check(audit.regularization > 0, f'config.audit.regularization={audit.regularization} '
+         'must be > 0.')
+  _check(audit.neighbours >= 1, f'config.audit.neighbours={audit.neighbours} must be >= 1.')
+  _check(audit.outlier_z > 0, f'config.audit.outlier_z={audit.outlier_z} must be > 0.')
+  _check(audit.max_listed >= 0, f'config.audit.max_listed={audit.max_listed} must be >= 0.')
 
 
 def _validate_model(model: ml_collections.ConfigDict) -> None:

@@ -3,7 +3,10 @@
     config.json          resolved configuration ('auto' values replaced by what was chosen)
     data.json            class names and split sizes (export and predict read the names here)
     data_report.json     what the data holds and what was left out: counts per class and
-                         split, undecodable files skipped with reasons, imbalance warnings
+                         split, undecodable files skipped with reasons, excluded files,
+                         imbalance warnings, and the data audit's findings ('audit')
+    audit.json           the data audit: duplicates and leaks, likely label errors, outliers
+                         (tftransfer/auditing/), with audit_thumbnails.png beside it
     folder_scan.json     the image-folder scan's cache: a rerun skips decoding an unchanged
                          folder
     checkpoints/         tf.train checkpoints; the newest is where a re-run resumes
@@ -26,21 +29,22 @@ import tensorflow as tf
 from tftransfer import errors, files
 
 # Fields that may change between a run and its resumption: they steer how a run executes
-# (or when it stops, or what it reports), not what it learns. data.on_bad_image only decides
+# (or when it stops, or what it reports, as the data audit's settings do), not what it learns. data.on_bad_image only decides
 # whether a run with undecodable files starts at all.
 RESUMABLE_CHANGES = ('train.max_steps', 'train.mixed_precision', 'train.jit_compile',
                      'train.steps_per_loop', 'train.log_every_steps',
                      'train.checkpoint_every_secs', 'train.keep_checkpoints',
                      'train.early_stopping_patience',
                      'data.on_bad_image', 'data.imbalance_warning_ratio',
-                     'distribute.', 'export.')
+                     'distribute.', 'export.', 'audit.')
 
 
-def _flatten(tree: dict, prefix: str = '') -> dict:
+def flatten(tree: dict, prefix: str = '') -> dict:
+  """{'section.field': value} of a nested dict (a config.json's content)."""
   flat = {}
   for key, value in tree.items():
     if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
+      flat.update(flatten(value, f'{prefix}{key}.'))
     else:
       flat[f'{prefix}{key}'] = value
   return flat
@@ -52,7 +56,7 @@ def _changes(old: dict | None, new: dict, resumable: tuple[str, ...],
   (and, with `skip_auto`, fields whose new value is 'auto', still to be decided)."""
   if old is None:
     return []
-  old, new = _flatten(old), _flatten(new)
+  old, new = flatten(old), flatten(new)
   return [f'{key}: {_short(old.get(key))} -> {_short(new.get(key))}'
           for key in sorted(old.keys() | new.keys())
           if old.get(key) != new.get(key) and not key.startswith(resumable)

@@ -167,3 +167,10 @@ def test_console_scripts_are_installed(tmp_path):
   assert result.stderr.splitlines() == [
       f"tftransfer-evaluate: error: --workdir='{tmp_path / 'nothing'}' holds no training run "
       '(no config.json). Pass the workdir given to `tftransfer-train --workdir`.']
+
+
+def test_audit_of_a_workdir_without_a_run_or_a_config_is_one_line(tmp_path):
+  _one_line_error(_command('tftransfer.audit', f'--workdir={tmp_path}'),
+                  f'tftransfer-audit: error: --workdir={tmp_path} holds no training run (no '
+                  'config.json); pass --config=configs/X.py (and --config.data.path=...) to '
+                  'audit data before training.')

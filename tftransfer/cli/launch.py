@@ -24,7 +24,7 @@ from tftransfer import __version__, errors, tf_noise
 
 _STARTED = time.time()  # The command's start, for a time budget (before TensorFlow loads).
 
-COMMANDS = ('train', 'export', 'predict', 'evaluate', 'make_tfrecords')
+COMMANDS = ('train', 'export', 'predict', 'evaluate', 'make_tfrecords', 'audit')
 
 def _load(module_name: str):
   """Imports `module_name`, and TensorFlow with it, quietly unless the user set
@@ -140,3 +140,8 @@ def evaluate():
 def make_tfrecords():
   """Console script tftransfer-make-tfrecords."""
   run('make_tfrecords')
+
+
+def audit():
+  """Console script tftransfer-audit."""
+  run('audit')

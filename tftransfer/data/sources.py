@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import config as config_lib, errors
-from tftransfer.data import folders, image_ops, splits, synthetic, tfrecords
+from tftransfer.data import exclusions, folders, image_ops, splits, synthetic, tfrecords
 
 
 class DataUnavailableError(errors.UnavailableError):
@@ -30,6 +30,9 @@ class Split:
   """One split's examples: how to read a shard of them, and how many there are per class."""
   read: Callable[[int, int], tf.data.Dataset]  # (shard_index, num_shards) -> examples
   class_counts: tuple[int, ...]
+  # The image file of each example, in the order `read` yields them (for the data audit's
+  # findings); None for sources that do not read files (TFDS, TFRecords, synthetic).
+  paths: tuple[str, ...] | None = None
 
   @property
   def num_examples(self) -> int:
@@ -49,6 +52,7 @@ class Data:
   description: str  # what was loaded, for logs and the workdir's data report
   scan: dict | None = None  # the image-folder scan behind the data: what it skipped and why
   warnings: tuple[str, ...] = ()  # about the data as loaded, e.g. badly imbalanced classes
+  exclusions: dict | None = None  # what config.data.exclude_file left out (exclusions.py)
 
   def summary(self) -> dict:
     """The workdir's data.json: class names (export and predict read them) and split sizes."""
@@ -64,6 +68,7 @@ class Data:
             self.class_names, self.train.class_counts, self.val.class_counts)],
         'split_sizes': {'train': self.train.num_examples, 'val': self.val.num_examples},
         'scan': self.scan,
+        'exclusions': self.exclusions,
         'warnings': list(self.warnings),
     }
 
@@ -147,42 +152,65 @@ def _load_synthetic(data, seed):
               f'synthetic task {data.name!r}')
 
 
-def _file_split(scan: folders.FolderScan, indices: np.ndarray) -> Split:
-  """The scanned files at `indices` (in that order) as a Split."""
+def _file_split(files, labels: np.ndarray, num_classes: int) -> Split:
+  """Image files (paths) and their labels, in that order, as a Split."""
   # Paths as bytes: a file name that is not valid UTF-8 must still be readable.
-  files = np.asarray([os.fsencode(scan.files[index]) for index in indices], object)
-  labels = scan.labels[indices]
+  encoded = tf.constant(np.asarray([os.fsencode(file) for file in files], object), tf.string)
 
   def read(shard_index, num_shards):
-    examples = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), labels))
+    examples = tf.data.Dataset.from_tensor_slices((encoded, labels))
     examples = examples.shard(num_shards, shard_index)
     return examples.map(lambda path, label: (
         image_ops.decode_image(tf.io.read_file(path)), label),
         num_parallel_calls=tf.data.AUTOTUNE)
-  return Split(read, _counts(labels, len(scan.class_names)))
+  return Split(read, _counts(labels, num_classes), paths=tuple(files))
 
 
 def _load_folder(data, seed, *, scan_cache):
   scan = folders.scan_folder(data.path, on_bad_image=data.on_bad_image, cache_path=scan_cache)
-  train, val = splits.train_val_indices(scan.labels, data, seed)
+  num_classes = len(scan.class_names)
+  usable, usable_labels, excluded = scan.files, scan.labels, None
+  if data.exclude_file:
+    usable, usable_labels, excluded = exclusions.apply(
+        data.exclude_file, os.path.abspath(data.path), scan.files, scan.labels)
+    _check_classes_kept(scan.class_names, usable_labels, data.exclude_file)
+  train, val = splits.train_val_indices(usable_labels, data, seed)
   # The scan is class-sorted; a seeded permutation keeps batches from being one class even
   # when the shuffle buffer is smaller than the split.
   order = np.random.default_rng(seed + 2)
-  return Data(scan.class_names, _file_split(scan, order.permutation(train)),
-              _file_split(scan, order.permutation(val)),
-              f'image folder {data.path!r} ({len(scan.files)} usable images)',
-              scan=scan.summary())
+
+  def split(indices):
+    indices = order.permutation(indices)
+    return _file_split([usable[index] for index in indices], usable_labels[indices],
+                       num_classes)
+
+  described = f'{len(scan.files)} usable images'
+  if excluded:
+    described += f', {len(excluded.excluded)} of them excluded by {data.exclude_file!r}'
+  return Data(scan.class_names, split(train), split(val),
+              f'image folder {data.path!r} ({described})', scan=scan.summary(),
+              exclusions=excluded.summary() if excluded else None)
 
 
 def whole_folder(path: str) -> tuple[tuple[str, ...], Split]:
-  """(class names, every usable image of the folder) for judging a model on a held-out set;
-  undecodable files are left out as in training (on_bad_image='skip').
+  """(class names, every usable image of the folder at `path`, in the scan's order), for
+  judging data held out of training (a test folder); undecodable files are left out as in
+  training (on_bad_image='skip').
 
   Raises:
     errors.NotFoundError, errors.InvalidValueError: as folders.scan_folder.
   """
   scan = folders.scan_folder(path)
-  return scan.class_names, _file_split(scan, np.arange(len(scan.files)))
+  return scan.class_names, _file_split(scan.files, scan.labels, len(scan.class_names))
+
+
+def _check_classes_kept(class_names, labels: np.ndarray, exclude_file: str) -> None:
+  counts = np.bincount(labels, minlength=len(class_names))
+  emptied = [name for name, count in zip(class_names, counts) if not count]
+  if emptied:
+    raise errors.InvalidValueError(
+        f'config.data.exclude_file={exclude_file!r} leaves no image in the classes '
+        f'{", ".join(map(repr, emptied))}; remove those class folders or list fewer files.')
 
 
 def _load_tfrecord(data, seed):

@@ -18,6 +18,9 @@ class PhaseInputs(NamedTuple):
   forward: keras.Model  # inputs -> float32 logits; what the phase's steps train
   batches: tf.distribute.DistributedDataset  # endless, shuffled, augmented for images
   evaluate: Callable[[], steps.Sums]  # the validation split's sums through `forward`
+  # ((train features, labels), (validation features, labels)) when the phase computed them
+  # (this worker's shard), for the data audit to reuse; None otherwise.
+  features: tuple | None = None
 
 
 class Validation:
@@ -82,4 +85,5 @@ def on_features(setup: resolve.RunSetup, data: sources.Data, model: transfer.Tra
   num_classes = len(data.class_names)
   eval_step = steps.make_eval_step(rt.strategy, model.head, num_classes)
   return PhaseInputs(model.head, distributed(train_features, seed), lambda: steps.evaluate(
-      eval_step, distributed(val_features, None), num_classes))
+      eval_step, distributed(val_features, None), num_classes),
+                     features=(train_features, val_features))

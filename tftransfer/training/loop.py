@@ -7,7 +7,8 @@
        strategy's scope;
     3. initialise, first that applies: resume from the workdir's newest checkpoint >
        model.weights as a weights-file path > Keras ImageNet weights > random;
-    4. head phase: backbone frozen, head trained (on features computed once, by default);
+    4. head phase: backbone frozen, head trained (on features computed once, by default),
+       after the data audit (auditing/run.py) has reused those features;
     5. fine-tune phase: top layers unfrozen at a lower rate, BatchNorm frozen;
        every epoch ends with an evaluation; the best epoch by train.select_metric is kept as
        the run's result (selection.py), and a phase can end early (no improvement for
@@ -30,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import runtime
+from tftransfer.auditing import run as audit_run
 from tftransfer.data import sources
 from tftransfer.training import budget as budget_lib, inputs, interrupts, pacing, planning
 from tftransfer.training import resolve, selection, state as state_lib, steps
@@ -89,7 +91,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       # the split, a weights file for another backbone) must not lock the workdir to itself.
       if setup.runtime.is_chief:
         run_dir.save_experiment(setup.config, data.summary())
-        run_dir.write_json('data_report.json', data.report())
+        run_dir.write_json('data_report.json', audit_run.data_report(run_dir, data))
         planning.save(run_dir, setup)
       return _train(run)
     finally:
@@ -162,10 +164,13 @@ def _train_phase(run: RunState, phase: Phase) -> None:
       logging.info('Mixup, cutmix and RandAugment do not apply to the head phase on features '
                    '(computed once from unaugmented images); they apply to fine-tuning.')
     phase_inputs = inputs.on_features(run.setup, run.data, run.model, seed=seed)
-    run.at_boundary()  # The feature pass can take minutes: honour a stop request.
   else:
     phase_inputs = inputs.on_images(run.setup, run.data, run.model, run.validation,
                                     seed=seed, augmentation=run.augmentation)
+  # The data audit, once per run, on the head phase's features when it computed them.
+  audit_run.in_training(run.workdir, run.setup, run.data, run.model.features,
+                        phase_inputs.features)
+  run.at_boundary()  # The feature pass and the audit can take minutes: honour a stop request.
   optimizer = run.optimizers[phase.name]
   loop = steps.make_train_loop(
       run.strategy, phase_inputs.forward, phase_inputs.forward.trainable_variables, optimizer,

@@ -1,0 +1,50 @@
+"""Training audits its data by default and honours an exclusion list, saying so."""
+
+import json
+
+from helpers import tiny_config, write_calibrated_weights, write_image_folder
+from tftransfer.training import loop
+
+
+def test_a_run_leaves_out_excluded_files_audits_and_says_so(tmp_path, caplog):
+  root = write_image_folder(tmp_path / 'images', per_class=8)
+  (root / 'cat' / 'copy.png').write_bytes((root / 'cat' / '0.png').read_bytes())
+  excluded = ['cat/copy.png', 'dog/1.jpg', 'frog/2.png']
+  exclude_file = tmp_path / 'exclude.txt'
+  exclude_file.write_text('# flagged\n' + '\n'.join(excluded + ['frog/gone.png']) + '\n')
+  weights = tmp_path / 'calibrated.weights.h5'
+  write_calibrated_weights(weights)
+  config = tiny_config(data__source='folder', data__path=str(root),
+                       data__max_examples_per_class=0, data__exclude_file=str(exclude_file),
+                       model__weights=str(weights), train__batch_size=4,
+                       train__finetune_epochs=0)
+  loop.train_and_evaluate(config, str(tmp_path / 'run'))
+  report = json.loads((tmp_path / 'run' / 'data_report.json').read_text())
+  assert sorted(report['exclusions']['excluded']) == excluded
+  assert report['exclusions']['not_found'] == ['frog/gone.png']
+  assert report['split_sizes']['train'] + report['split_sizes']['val'] == 3 * 8 + 1 - 3
+  assert 'excluded' in report['description']
+  assert 'Leaving out 3 images listed in' in caplog.text
+  # The audit ran once, on the images the run kept: no copy of cat/0.png is left.
+  audit = json.loads((tmp_path / 'run' / 'audit.json').read_text())
+  assert report['audit']['counts'] == audit['counts']
+  assert audit['counts']['images'] == 22 and audit['counts']['exact_groups'] == 0
+  paths = [image['path'] for group in audit['near_duplicates'] for image in group['images']]
+  assert not any(path.endswith('copy.png') for path in paths)
+
+
+def test_the_audit_finds_a_copy_and_survives_a_resume(tmp_path):
+  root = write_image_folder(tmp_path / 'images', per_class=8)
+  (root / 'dog' / 'copy.png').write_bytes((root / 'cat' / '0.png').read_bytes())
+  config = tiny_config(data__source='folder', data__path=str(root),
+                       data__max_examples_per_class=0, train__batch_size=4)
+  workdir = tmp_path / 'run'
+  loop.train_and_evaluate(config, str(workdir))
+  report = json.loads((workdir / 'data_report.json').read_text())
+  groups = report['audit']['exact_duplicates']
+  assert [sorted(i['label'] for i in g['images']) for g in groups] == [['cat', 'dog']]
+  assert groups[0]['label_conflict']
+  # A re-run (finished, not retrained) rewrites data_report.json; the audit stays in it.
+  loop.train_and_evaluate(config, str(workdir))
+  assert json.loads((workdir / 'data_report.json').read_text())['audit']['counts'] == (
+      report['audit']['counts'])

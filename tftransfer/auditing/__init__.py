@@ -1,0 +1,1 @@
+"""The data audit: duplicates and leaks across splits, likely label errors, outliers."""

@@ -1,0 +1,151 @@
+"""What the audit knows of each image besides its backbone features: hashes and a thumbnail.
+
+One tf.data pass decodes every image (with `image_ops.decode_image`, as training does) and
+computes
+  - a 64-bit fingerprint of the file's bytes (file sources only; 0 otherwise),
+  - a 64-bit fingerprint of the decoded pixels and their shape (same picture, any encoding
+    that decodes to it: a PNG saved twice with different compression),
+  - a thumbnail descriptor: the central square shrunk to 8x8 by area averaging, grey,
+    added to its mirror image (so a mirrored copy has the same descriptor), minus its mean,
+    L2-normalised. Cosine similarity of these finds re-encoded, resized and mirrored copies
+    that pooled backbone features, trained to ignore the exact picture, score lower than
+    some distinct photos of one class (scripts/audit_cifar10.py measures both);
+  - the same descriptor of 18 windows of the square: 9 of (1 - crop) of its side and 9 of
+    (1 - crop / 2), each set at the corners, edge centres and centre (crop =
+    config.audit.near_duplicate_crop). A copy that lost up to `crop` of its side has its
+    whole-square thumbnail close to one of its original's windows (`aligned_similarity`);
+    the whole-square thumbnail alone cannot see a 10 % crop: at 8x8 it shifts and scales
+    every cell. (Measured on 4,000 CIFAR-10 images: `scripts/calibrate_audit.py`.)
+
+Fingerprints are TensorFlow's farmhash64 (`tf.fingerprint`): a collision between two of
+50,000 different images has a probability of about 1e-10.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tftransfer.data import image_ops
+from tftransfer.data.sources import Split
+
+THUMBNAIL_SIDE = 8  # pixels of the thumbnail descriptor's side
+_WINDOW_CANVAS = 64  # side the square is resampled to before its windows are cut
+_PAIRS_PER_BLOCK = 16384  # pairs compared at once: 16,384 x 18 windows x 64 floats = 75 MB
+
+
+@dataclasses.dataclass(frozen=True)
+class Descriptors:
+  """Per-image hashes and thumbnail descriptors, in the split's order."""
+  byte_hashes: np.ndarray  # uint64 [N]; 0 when the source has no files
+  pixel_hashes: np.ndarray  # uint64 [N]
+  thumbnails: np.ndarray  # float32 [N, THUMBNAIL_SIDE**2], unit norm (0 for a flat image)
+  # float32 [N, W, THUMBNAIL_SIDE**2]: the thumbnails of W windows (18, or 1 without crops)
+  window_thumbnails: np.ndarray
+
+  @staticmethod
+  def concatenate(parts: list['Descriptors']) -> 'Descriptors':
+    return Descriptors(*(np.concatenate([getattr(part, field.name) for part in parts])
+                         for field in dataclasses.fields(Descriptors)))
+
+
+def _fingerprint(value: tf.Tensor) -> tf.Tensor:
+  """farmhash64 of a string scalar, as int64 (bit-cast)."""
+  digest = tf.fingerprint(tf.expand_dims(value, 0))[0]  # uint8 [8]
+  return tf.bitcast(digest, tf.int64)
+
+
+def _central_square(image: tf.Tensor) -> tf.Tensor:
+  shape = tf.shape(image)
+  side = tf.minimum(shape[0], shape[1])
+  top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
+  return tf.cast(image[top:top + side, left:left + side], tf.float32)
+
+
+def _describe_squares(squares: tf.Tensor) -> tf.Tensor:
+  """float32 [B, S, S, 3] -> [B, THUMBNAIL_SIDE**2]: shrunk, grey, mirror-symmetric, unit."""
+  small = tf.image.resize(squares, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), method='area')
+  grey = tf.reduce_mean(small, axis=-1)
+  symmetric = grey + tf.reverse(grey, axis=[2])
+  flat = tf.reshape(symmetric, [tf.shape(squares)[0], -1])
+  centred = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
+  return tf.math.divide_no_nan(centred, tf.norm(centred, axis=1, keepdims=True))
+
+
+def thumbnail(image: tf.Tensor) -> tf.Tensor:
+  """uint8 [H, W, 3] -> float32 [THUMBNAIL_SIDE**2]: the mirror-symmetric grey descriptor."""
+  return _describe_squares(_central_square(image)[tf.newaxis])[0]
+
+
+def window_thumbnails(image: tf.Tensor, crop: float) -> tf.Tensor:
+  """uint8 [H, W, 3] -> float32 [18, THUMBNAIL_SIDE**2]: the descriptors of the central
+  square's windows of (1 - crop / 2) and of (1 - crop) of its side, 9 of each size (corners,
+  edge centres, centre; row-major); [1, THUMBNAIL_SIDE**2] (the whole square) when crop is 0.
+
+  The square is first resampled to 64 px (antialiased) so windows fall on half pixels of a
+  32 px image, where a 10 % crop's offsets do.
+  """
+  if crop == 0:
+    return thumbnail(image)[tf.newaxis]
+  canvas = tf.image.resize(_central_square(image), (_WINDOW_CANVAS, _WINDOW_CANVAS),
+                           antialias=True)
+  described = []
+  for fraction in (crop / 2, crop):
+    size = round(_WINDOW_CANVAS * (1 - fraction))
+    offsets = (0, (_WINDOW_CANVAS - size) // 2, _WINDOW_CANVAS - size)
+    windows = tf.stack([canvas[top:top + size, left:left + size]
+                        for top in offsets for left in offsets])
+    described.append(_describe_squares(windows))
+  return tf.concat(described, 0)
+
+
+def aligned_similarity(descriptors: 'Descriptors', pairs: np.ndarray) -> np.ndarray:
+  """float32 [M]: for each pair (i, j) of `pairs` (int [M, 2]), the best cosine similarity
+  of one image's whole thumbnail with the other's whole thumbnail or one of its windows,
+  either way round: how alike the two look, allowing one to be a crop of the other."""
+  whole, windows = descriptors.thumbnails, descriptors.window_thumbnails
+  best = np.empty(len(pairs), np.float32)
+  for start in range(0, len(pairs), _PAIRS_PER_BLOCK):
+    first, second = pairs[start:start + _PAIRS_PER_BLOCK].T
+    block = np.einsum('md,md->m', whole[first], whole[second])
+    for query, other in ((first, second), (second, first)):
+      against_windows = np.einsum('md,mwd->mw', whole[query], windows[other])
+      block = np.maximum(block, against_windows.max(axis=1))
+    best[start:start + _PAIRS_PER_BLOCK] = block
+  return best
+
+
+def compute(split: Split, *, crop: float) -> Descriptors:
+  """Decodes every image of `split` once and describes it (see the module docstring).
+
+  Args:
+    split: the images.
+    crop: the side fraction a cropped copy may have lost (config.audit.near_duplicate_crop).
+  """
+  def describe(byte_hash, image):
+    # The serialised tensor holds its shape too: same pixels in another shape differ.
+    return (byte_hash, _fingerprint(tf.io.serialize_tensor(image)), thumbnail(image),
+            window_thumbnails(image, crop))
+
+  if split.paths is not None:
+    files = tf.data.Dataset.from_tensor_slices(
+        tf.constant([os.fsencode(path) for path in split.paths], tf.string))
+    examples = files.map(lambda path: _read(tf.io.read_file(path)),
+                         num_parallel_calls=tf.data.AUTOTUNE)
+  else:
+    examples = split.dataset().map(lambda image, label: (tf.constant(0, tf.int64), image),
+                                   num_parallel_calls=tf.data.AUTOTUNE)
+  described = examples.map(describe, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
+  parts = [Descriptors(byte_hashes.numpy().view(np.uint64), pixel_hashes.numpy().view(np.uint64),
+                       thumbnails.numpy(), windows.numpy())
+           for byte_hashes, pixel_hashes, thumbnails, windows in described]
+  if not parts:
+    return Descriptors(np.zeros([0], np.uint64), np.zeros([0], np.uint64),
+                       np.zeros([0, THUMBNAIL_SIDE**2], np.float32),
+                       np.zeros([0, 1 if crop == 0 else 9, THUMBNAIL_SIDE**2], np.float32))
+  return Descriptors.concatenate(parts)
+
+
+def _read(encoded):
+  return _fingerprint(encoded), image_ops.decode_image(encoded)

@@ -1,0 +1,110 @@
+"""Exact and near duplicates as groups of image indices.
+
+Exact: the same file bytes, or the same decoded pixels (descriptors.py hashes both).
+Near: a pair of images whose pooled backbone features, or whose thumbnails (allowing a
+crop: descriptors.aligned_similarity), reach a calibrated cosine similarity
+(config.audit.near_duplicate_similarity and near_duplicate_pixel_similarity, measured by
+auditing/calibration.py); candidates are each image's nearest neighbours by either
+(search.py). Groups are the connected components of the pairs (union-find), so three
+copies of one photo form one group however the pairs were found.
+"""
+
+import numpy as np
+
+from tftransfer.auditing.descriptors import Descriptors
+
+
+def _components(count: int, pairs) -> list[list[int]]:
+  """Connected components of size >= 2 of the graph on `count` nodes with edges `pairs`,
+  each sorted, ordered by their smallest member."""
+  parent = np.arange(count)
+
+  def root(node):
+    while parent[node] != node:
+      parent[node] = parent[parent[node]]
+      node = parent[node]
+    return node
+
+  for first, second in pairs:
+    a, b = root(first), root(second)
+    if a != b:
+      parent[max(a, b)] = min(a, b)
+  members = {}
+  for node in {int(node) for pair in pairs for node in pair}:
+    members.setdefault(root(node), []).append(node)
+  return sorted((sorted(group) for group in members.values() if len(group) > 1),
+                key=lambda group: group[0])
+
+
+def _equal_pairs(keys: np.ndarray, *, ignore=None) -> list[tuple[int, int]]:
+  """(first, other) index pairs linking every run of equal keys (`ignore` = no key)."""
+  order = np.argsort(keys, kind='stable')
+  ordered = keys[order]
+  same = ordered[1:] == ordered[:-1]
+  if ignore is not None:
+    same &= ordered[1:] != ignore
+  return [(int(order[i]), int(order[i + 1])) for i in np.flatnonzero(same)]
+
+
+def exact_groups(descriptors: Descriptors) -> list[list[int]]:
+  """Groups of images with the same bytes or the same decoded pixels."""
+  pairs = (_equal_pairs(descriptors.byte_hashes, ignore=0)
+           + _equal_pairs(descriptors.pixel_hashes))
+  return _components(len(descriptors.pixel_hashes), pairs)
+
+
+def same_bytes(descriptors: Descriptors, group: list[int]) -> bool:
+  """Whether every image of `group` is the same file content (else some are only the same
+  pixels: a picture saved again, with other metadata or compression)."""
+  return bool(descriptors.byte_hashes[group[0]]) and len(
+      {int(descriptors.byte_hashes[index]) for index in group}) == 1
+
+
+def candidate_pairs(*neighbour_indices: np.ndarray) -> np.ndarray:
+  """int64 [M, 2]: each pair (i, j), i < j, where one is among the other's nearest
+  neighbours in any of `neighbour_indices` (int [N, k] each), once, sorted."""
+  pairs = []
+  for indices in neighbour_indices:
+    rows = np.repeat(np.arange(len(indices)), indices.shape[1])
+    columns = indices.reshape(-1)
+    pairs.append(np.stack([np.minimum(rows, columns), np.maximum(rows, columns)], axis=1))
+  if not pairs:
+    return np.zeros([0, 2], np.int64)
+  every = np.concatenate(pairs).astype(np.int64)
+  return np.unique(every[every[:, 0] != every[:, 1]], axis=0)
+
+
+def near_pairs(candidates: np.ndarray, similarities: dict[str, tuple[np.ndarray, float]],
+               exact: list[list[int]]) -> dict[tuple[int, int], dict]:
+  """Pairs of near duplicates that are not already exact duplicates of each other.
+
+  Args:
+    candidates: int [M, 2], the pairs to judge (`candidate_pairs`).
+    similarities: {signal name: (float [M] similarity of each candidate, threshold)}, e.g.
+      'backbone' and 'pixels'.
+    exact: the exact groups (pairs inside one are left out).
+
+  Returns:
+    {(i, j) with i < j: {signal: similarity, ...}} for the candidates at or above the
+    threshold of at least one signal, with every signal's similarity.
+  """
+  exact_of = {}
+  for number, group in enumerate(exact):
+    for index in group:
+      exact_of[index] = number
+  near = np.zeros(len(candidates), bool)
+  for values, threshold in similarities.values():
+    near |= values >= threshold
+  pairs = {}
+  for row in np.flatnonzero(near):
+    first, second = int(candidates[row, 0]), int(candidates[row, 1])
+    if first in exact_of and exact_of.get(second) == exact_of[first]:
+      continue
+    pairs[(first, second)] = {signal: round(float(values[row]), 4)
+                              for signal, (values, _) in similarities.items()}
+  return pairs
+
+
+def near_groups(count: int, pairs: dict[tuple[int, int], dict]) -> list[list[int]]:
+  """Groups of near duplicates: the connected components of `pairs`."""
+  return _components(count, list(pairs))

@@ -1,0 +1,255 @@
+"""The audit of a run's data, as `tftransfer-audit` and training run it: gather, audit, write.
+
+    audit_workdir(W, ...)  the command: the data of W's run (or of a config, before any
+                           training), a test folder if given; embeddings from the run's
+                           trained backbone when it has one, else the pretrained weights
+    in_training(...)       during training: the head phase's features of the pretrained
+                           backbone, computed anyway, so the audit adds a decode pass, the
+                           neighbour search and the linear model
+
+Both write audit.json (findings.py documents its shape) and audit_thumbnails.png into the
+workdir; training also puts the findings into data_report.json under 'audit'.
+"""
+
+import io
+import os
+import time
+from typing import Callable
+
+from absl import logging
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from tftransfer import config as config_lib, errors, workdir as workdir_lib
+from tftransfer.auditing import descriptors as descriptors_lib, findings as findings_lib
+from tftransfer.auditing import thumbnails
+from tftransfer.data import exclusions, features as features_lib, sources
+from tftransfer.data.sources import Split
+from tftransfer.model import backbones, transfer
+from tftransfer.workdir import Workdir
+
+AUDIT_FILE = 'audit.json'
+THUMBNAILS_FILE = 'audit_thumbnails.png'
+_VERSION = 1  # of audit.json's shape
+
+
+def _items(data: sources.Data, test: Split | None
+           ) -> tuple[list[str], list[str], list[Split]]:
+  """(path or name of each image, its split's name, the splits) in audit order."""
+  splits = [('train', data.train), ('val', data.val)] + ([('test', test)] if test else [])
+  paths, names = [], []
+  for name, split in splits:
+    if split.paths is not None:
+      paths += [os.path.abspath(path) for path in split.paths]
+    else:
+      paths += [f'{name}[{index}]' for index in range(split.num_examples)]
+    names += [name] * split.num_examples
+  return paths, names, [split for _, split in splits]
+
+
+def audit_data(data: sources.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
+               image_size: int, batch_size: int, settings: ml_collections.ConfigDict,
+               seed: int, test: Split | None = None, features=None) -> dict:
+  """Audits the train and validation splits of `data` (and `test`, if given).
+
+  Args:
+    data: the loaded data.
+    extract: float32 images [B, S, S, 3] in 0-255 -> float32 pooled features [B, D].
+    image_size: S.
+    batch_size: images per feature batch.
+    settings: config.audit.
+    seed: seeds the label model's folds.
+    test: a held-out split with the same classes, audited for leaks too.
+    features: ((train features [N_train, D], labels [N_train]), (val features, labels)),
+      already computed with `extract` in the splits' order (the head phase's), so they are
+      not computed again.
+
+  Returns:
+    The findings (findings.py).
+  """
+  paths, split_names, splits = _items(data, test)
+  started = time.time()
+  described = descriptors_lib.Descriptors.concatenate(
+      [descriptors_lib.compute(split, crop=settings.near_duplicate_crop) for split in splits])
+  decode_seconds = time.time() - started
+  started = time.time()
+  computed = list(features or ())
+  for split in splits[len(computed):]:
+    computed.append(features_lib.compute_features(extract, split, image_size=image_size,
+                                                  batch_size=batch_size))
+  feature_seconds = time.time() - started
+  items = findings_lib.Items(
+      tuple(paths), np.concatenate([labels for _, labels in computed]).astype(np.int64),
+      np.asarray(split_names), tuple(data.class_names))
+  findings = findings_lib.audit(items, described,
+                                np.concatenate([values for values, _ in computed]), settings,
+                                seed=seed)
+  findings['seconds'].update(decode_and_hash=round(decode_seconds, 2),
+                             features=round(feature_seconds, 2))
+  return findings
+
+
+def write(workdir: Workdir, findings: dict) -> None:
+  """Writes audit.json and, when there are images to show, audit_thumbnails.png."""
+  buffer = io.BytesIO()
+  if thumbnails.write_sheet(findings, buffer):
+    with tf.io.gfile.GFile(workdir.file(THUMBNAILS_FILE), 'wb') as f:
+      f.write(buffer.getvalue())
+    findings['thumbnails'] = THUMBNAILS_FILE
+  workdir.write_json(AUDIT_FILE, findings)
+
+
+def _run_config(run: Workdir, config: ml_collections.ConfigDict | None):
+  """The run's config (defaults filled in for fields newer than the run), or `config`
+  resolved enough to audit with, when the workdir holds no run."""
+  if run.exists('config.json'):
+    if config is not None:
+      raise errors.InvalidValueError(
+          f'--workdir={run.path} holds a training run; its config says what to audit. Drop '
+          '--config, or pass a new --workdir to audit the data of a config.')
+    merged = config_lib.default_config()
+    merged.update_from_flattened_dict(workdir_lib.flatten(run.read_json('config.json')))
+    return merged, True
+  if config is None:
+    raise errors.InvalidValueError(
+        f'--workdir={run.path} holds no training run (no config.json); pass '
+        '--config=configs/X.py (and --config.data.path=...) to audit data before training.')
+  config_lib.validate(config)
+  resolved = ml_collections.ConfigDict(config.to_dict())
+  resolved.model.image_size = backbones.resolve_image_size(config.model.backbone,
+                                                           config.model.image_size)
+  backbones.check_weights(config.model.weights)
+  return resolved, False
+
+
+def _test_split(test_dir: str, class_names) -> Split:
+  names, split = sources.whole_folder(test_dir)
+  if tuple(names) != tuple(class_names):
+    raise errors.InvalidValueError(
+        f'--test_dir={test_dir!r} has classes {list(names)}, the data {list(class_names)}; '
+        'pass a folder with the same class sub-folders.')
+  return split
+
+
+def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = None,
+                  test_dir: str | None = None, exclusions_file: str | None = None) -> dict:
+  """Audits the data of the run in `workdir` (or of `config`); writes audit.json.
+
+  Embeddings come from the run's trained backbone (backbone.weights.h5) when the run has
+  finished, else from the config's pretrained weights.
+
+  Args:
+    workdir: a training run's directory, or any directory to write the audit to (then
+      `config` names the data and backbone).
+    config: with a workdir that holds no run: a training config.
+    test_dir: a held-out image folder with the same classes, audited for leaks too.
+    exclusions_file: write the files a run could leave out here (data.exclude_file).
+
+  Returns:
+    The findings, as written to workdir/audit.json.
+
+  Raises:
+    errors.InvalidValueError: --config with a run's workdir, or neither; a test folder
+      with other classes; exclusions for data that is not an image folder.
+    errors.NotFoundError: missing data or weights.
+  """
+  run = Workdir(workdir)
+  config, is_run = _run_config(run, config)
+  if exclusions_file and config.data.source != 'folder':
+    raise errors.InvalidValueError(
+        f'--write_exclusions lists files of an image folder; the data is '
+        f'config.data.source={config.data.source!r}.')
+  data = sources.load(config.data, seed=config.seed,
+                      scan_cache=run.file('folder_scan.json') if is_run else None)
+  test = _test_split(test_dir, data.class_names) if test_dir else None
+  weights = config.model.weights
+  if is_run and run.exists('final_metrics.json') and run.exists('backbone.weights.h5'):
+    weights = run.file('backbone.weights.h5')
+  logging.info('Auditing %s with %s features from %s at %d px.', data.description,
+               config.model.backbone, weights, config.model.image_size)
+  policy = keras.mixed_precision.dtype_policy()
+  keras.mixed_precision.set_global_policy('float32')
+  try:
+    model = transfer.build_model(
+        backbone=config.model.backbone, num_classes=len(data.class_names),
+        image_size=config.model.image_size, width=config.model.width, weights=weights,
+        pooling=config.model.pooling)
+  finally:
+    keras.mixed_precision.set_global_policy(policy)
+  extract = tf.function(lambda images: model.features(images, training=False),
+                        reduce_retracing=True)
+  findings = audit_data(data, extract=extract, image_size=config.model.image_size,
+                        batch_size=config.train.batch_size, settings=config.audit,
+                        seed=config.seed, test=test)
+  findings.update(version=_VERSION, data=data.description, test_dir=test_dir,
+                  embeddings={'backbone': config.model.backbone, 'weights': weights,
+                              'image_size': config.model.image_size})
+  write(run, findings)
+  if exclusions_file:
+    exclusions.write_list(exclusions_file, config.data.path, findings_lib.exclusions(findings),
+                          header=f'Written by tftransfer-audit --workdir={workdir}; pass it as '
+                          '--config.data.exclude_file to leave these files out.')
+  return findings
+
+
+def _matching_audit(workdir: Workdir, data: sources.Data) -> dict | None:
+  """The workdir's audit.json if training wrote it for exactly this data, else None."""
+  findings = workdir.read_json(AUDIT_FILE)
+  if findings is None or findings.get('data_summary') != data.summary():
+    return None
+  return findings
+
+
+def data_report(workdir: Workdir, data: sources.Data) -> dict:
+  """data_report.json's content: the data's report, with the run's audit under 'audit' once
+  training has audited this data (so rewriting the report on a resume keeps it)."""
+  report = data.report()
+  findings = _matching_audit(workdir, data)
+  if findings is not None:
+    report['audit'] = findings
+  return report
+
+
+def in_training(workdir: Workdir, setup, data: sources.Data, features_model: keras.Model,
+                features) -> None:
+  """Audits a training run's data once, into audit.json and data_report.json's 'audit'.
+
+  Called at the start of each phase: the first call audits (with `features`, the head
+  phase's, when given, else computing them with `features_model`); later calls and resumed
+  runs find audit.json and do nothing (`data_report` puts it into each rewritten
+  data_report.json). Only the chief audits; a multi-worker run, whose workers each hold a
+  shard of the features, leaves the audit to `tftransfer-audit`.
+
+  Args:
+    workdir: the run's workdir.
+    setup: the run's training.resolve.RunSetup (its resolved config and runtime).
+    data: the run's data.
+    features_model: the run's model's pooled features (images -> float32 [B, D]).
+    features: the head phase's ((train features, labels), (val features, labels)), if
+      computed in this process; None = compute them.
+  """
+  config, runtime = setup.config, setup.runtime
+  if not config.audit.in_training or not runtime.is_chief:
+    return
+  if _matching_audit(workdir, data) is None:
+    if runtime.num_workers > 1:
+      logging.info('Data audit skipped in a multi-worker run (each worker holds a shard of '
+                   'the features); run tftransfer-audit --workdir=%s after training.',
+                   workdir.path)
+      return
+    started = time.time()
+    extract = tf.function(lambda images: features_model(images, training=False),
+                          reduce_retracing=True)
+    findings = audit_data(data, extract=extract, image_size=config.model.image_size,
+                          batch_size=config.train.batch_size, settings=config.audit,
+                          seed=config.seed, features=features)
+    findings.update(version=_VERSION, data=data.description, data_summary=data.summary(),
+                    embeddings={'backbone': config.model.backbone,
+                                'weights': config.model.weights,
+                                'image_size': config.model.image_size})
+    write(workdir, findings)
+    logging.info('Data audit (%.1f s, %s):\n%s', time.time() - started,
+                 workdir.file(AUDIT_FILE), findings_lib.summary(findings))
+    workdir.write_json('data_report.json', data_report(workdir, data))
