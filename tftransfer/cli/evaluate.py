@@ -1,7 +1,8 @@
 r"""Evaluates a trained model: metrics.json and a confusion-matrix PNG.
 
 Usage:
-  # A run, on exactly its own validation split; writes WORKDIR/eval/:
+  # A run, on exactly its own validation split; writes WORKDIR/eval/ and the HTML report
+  # WORKDIR/report/index.html (see tftransfer-report):
   python -m tftransfer.evaluate --workdir=/tmp/run
   # An export, on the validation split of a data config; writes OUTPUT_DIR/:
   python -m tftransfer.evaluate --model=/models/my_model/1 --config=configs/folder.py \
@@ -13,6 +14,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from tftransfer import errors
+from tftransfer.cli import launch
 from tftransfer.evaluation import evaluate
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run to evaluate on its own '
@@ -27,6 +29,8 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'With --model: where metri
                                   'confusion_matrix.png go.')
 _ALLOW_UNFINISHED = flags.DEFINE_bool('allow_unfinished', False, 'With --workdir: evaluate the '
                                       'newest checkpoint of a run that has not finished.')
+_REPORT = flags.DEFINE_bool('report', True, 'With --workdir: also write the HTML report, '
+                            'WORKDIR/report/index.html.')
 
 
 def main(argv):
@@ -40,7 +44,9 @@ def main(argv):
           "--config and --output_dir go with --model; --workdir evaluates on the run's own "
           'config and writes WORKDIR/eval/.')
     metrics = evaluate.evaluate_workdir(_WORKDIR.value,
-                                        allow_unfinished=_ALLOW_UNFINISHED.value)
+                                        allow_unfinished=_ALLOW_UNFINISHED.value,
+                                        report=_REPORT.value,
+                                        command=launch.command_line('evaluate'))
   else:
     if not _CONFIG.value or not _OUTPUT_DIR.value:
       raise errors.InvalidValueError(

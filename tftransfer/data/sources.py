@@ -30,6 +30,9 @@ class Split:
   """One split's examples: how to read a shard of them, and how many there are per class."""
   read: Callable[[int, int], tf.data.Dataset]  # (shard_index, num_shards) -> examples
   class_counts: tuple[int, ...]
+  # Each example's file path (bytes) in the order of dataset(), for sources read from image
+  # files; None for the others (TFDS, TFRecords, synthetic).
+  paths: np.ndarray | None = None
 
   @property
   def num_examples(self) -> int:
@@ -154,25 +157,29 @@ def _load_folder(data, seed, *, scan_cache):
   # The scan is class-sorted; a seeded permutation keeps batches from being one class even
   # when the shuffle buffer is smaller than the split.
   order = np.random.default_rng(seed + 2)
-  # Paths as bytes: a file name that is not valid UTF-8 must still be readable.
-  paths = np.asarray([os.fsencode(path) for path in scan.files], object)
 
   def split(indices):
     indices = order.permutation(indices)
-    files = paths[indices]
-    labels = scan.labels[indices]
-
-    def read(shard_index, num_shards):
-      examples = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), labels))
-      examples = examples.shard(num_shards, shard_index)
-      return examples.map(lambda path, label: (
-          image_ops.decode_image(tf.io.read_file(path)), label),
-          num_parallel_calls=tf.data.AUTOTUNE)
-    return Split(read, _counts(labels, num_classes))
+    return file_split([scan.files[i] for i in indices], scan.labels[indices], num_classes)
 
   return Data(scan.class_names, split(train), split(val),
               f'image folder {data.path!r} ({len(scan.files)} usable images)',
               scan=scan.summary())
+
+
+def file_split(files, labels: np.ndarray, num_classes: int) -> Split:
+  """A split of image files (str or bytes paths) with their int labels, read in this order."""
+  # Paths as bytes: a file name that is not valid UTF-8 must still be readable.
+  paths = np.asarray([os.fsencode(path) for path in files], object)
+  labels = np.asarray(labels, np.int32)
+
+  def read(shard_index, num_shards):
+    examples = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), labels))
+    examples = examples.shard(num_shards, shard_index)
+    return examples.map(lambda path, label: (
+        image_ops.decode_image(tf.io.read_file(path)), label),
+        num_parallel_calls=tf.data.AUTOTUNE)
+  return Split(read, _counts(labels, num_classes), paths=paths)
 
 
 def _load_tfrecord(data, seed):

@@ -2,6 +2,7 @@
 
     evaluate_workdir(W)            the run's restored model on exactly the validation batches
                                    training used (same split, same evaluation view) -> W/eval/
+                                   and the HTML report W/report/index.html
     evaluate_export(E/1, config, OUT)  an export's predict_images signature on the validation
                                    split of a data config -> OUT/
 """
@@ -15,10 +16,9 @@ import tensorflow as tf
 
 from tftransfer import config as config_lib, errors
 from tftransfer.data import pipeline, sources
-from tftransfer.evaluation import metrics as metrics_lib
+from tftransfer.evaluation import metrics as metrics_lib, predictions
+from tftransfer.evaluation import report as report_lib
 from tftransfer.serving import prediction, signatures
-from tftransfer.training import restore
-from tftransfer.workdir import Workdir
 
 
 def _validation_data(config: ml_collections.ConfigDict,
@@ -31,36 +31,32 @@ def _validation_data(config: ml_collections.ConfigDict,
   return data
 
 
-def evaluate_workdir(workdir: str, *, allow_unfinished: bool = False) -> dict:
-  """Evaluates a run's restored model on its own validation split; writes workdir/eval/.
+def evaluate_workdir(workdir: str, *, allow_unfinished: bool = False,
+                     report: bool = True, command: str | None = None) -> dict:
+  """Evaluates a run's restored model on its own validation split; writes workdir/eval/ and,
+  with `report`, the HTML report workdir/report/index.html (report.py) from the same
+  predictions.
+
+  Args:
+    workdir: the training run's directory.
+    allow_unfinished: use the newest checkpoint of a run without final_metrics.json.
+    report: also write the HTML report.
+    command: the command line, for the report's header.
 
   Returns:
     The metrics written to workdir/eval/metrics.json.
   """
-  trained = restore.restore(workdir, allow_unfinished=allow_unfinished)
-  config = trained.config
-  run = Workdir(workdir)
-  # The run's scan cache: an unchanged folder is not decoded again.
-  data = sources.load(config.data, seed=config.seed, scan_cache=run.file('folder_scan.json'))
-  changes = run.data_changes(data.summary())
-  if changes:
-    raise errors.InvalidValueError(
-        f'The data changed since {workdir} was trained ({"; ".join(changes)}), so its '
-        'validation split would no longer be the images it held out (some may be training '
-        'images). Evaluate on the data as it was, or on a separate test set with --model '
-        'and a data config.')
-  batches = pipeline.eval_batches(data.val, image_size=trained.image_size,
-                                  batch_size=config.train.batch_size, cache=False)
-  logits = tf.function(lambda images: trained.model(images, training=False),
-                       reduce_retracing=True)
-  metrics = metrics_lib.classification_metrics(
-      ((logits(images).numpy(), labels.numpy()) for images, labels in batches),
-      trained.class_names)
+  result = predictions.predict_workdir(workdir, allow_unfinished=allow_unfinished)
+  trained = result.trained
+  metrics = metrics_lib.classification_metrics([(result.logits, result.labels)],
+                                               trained.class_names)
   metrics['model'] = {'workdir': os.path.abspath(workdir), 'checkpoint': trained.checkpoint,
                       'step': trained.step}
-  metrics['data'] = f'{data.description}, validation split'
+  metrics['data'] = result.description
   metrics_lib.write_report(os.path.join(workdir, 'eval'), metrics,
                title=f'{os.path.basename(os.path.abspath(workdir))} (step {trained.step})')
+  if report:
+    report_lib.write_report(result, workdir, os.path.join(workdir, 'report'), command=command)
   return metrics
 
 
