@@ -17,6 +17,8 @@ import numpy as np
 
 # Guo et al.'s number of bins.
 NUM_BINS = 15
+# A model whose mean confidence is within this of its accuracy is called calibrated.
+CALIBRATED_WITHIN = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,9 +34,10 @@ class Calibration:
 
   @property
   def verdict(self) -> str:
-    """'over-confident', 'under-confident' or 'calibrated' (mean confidence = accuracy)."""
+    """'over-confident', 'under-confident', or 'calibrated' when the mean confidence is
+    within CALIBRATED_WITHIN of the accuracy."""
     gap = self.mean_confidence - self.overall_accuracy
-    if abs(gap) < 0.5 / max(int(self.counts.sum()), 1):
+    if abs(gap) < CALIBRATED_WITHIN:
       return 'calibrated'
     return 'over-confident' if gap > 0 else 'under-confident'
 

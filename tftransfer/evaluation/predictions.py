@@ -59,17 +59,21 @@ def validation_data(trained: restore.TrainedModel, workdir: str) -> sources.Data
 
 
 def folder_data(path: str, class_names: tuple[str, ...]) -> tuple[sources.Split, dict]:
-  """Every decodable image of `path`/<class>/... as one split, and its data report.
+  """Every decodable image of `path`/<class>/... as one split, labelled by the model's class
+  order, and its data report. The folder may hold a subset of the model's classes.
 
   Raises:
-    errors.InvalidValueError: the folder's classes are not the model's.
+    errors.InvalidValueError: a class folder that is not one of the model's classes.
   """
   scan = folders.scan_folder(path, on_bad_image='skip')
-  if tuple(scan.class_names) != tuple(class_names):
+  unknown = sorted(set(scan.class_names) - set(class_names))
+  if unknown:
     raise errors.InvalidValueError(
-        f'--data={path!r} has class folders {list(scan.class_names)}, the model '
-        f'{list(class_names)}; give a folder with one sub-folder per class of the model.')
-  split = sources.file_split(scan.files, scan.labels, len(class_names))
+        f'--data={path!r} has class folders {unknown} that are not classes of the model '
+        f'({", ".join(class_names)}); give a folder with one sub-folder per class of the model.')
+  labels = np.asarray([class_names.index(name) for name in scan.class_names],
+                      np.int32)[scan.labels]
+  split = sources.file_split(scan.files, labels, len(class_names))
   report = {'description': f'image folder {path!r}', 'scan': scan.summary(), 'warnings': [],
             'split_sizes': {'judged': split.num_examples},
             'classes': [{'name': name, 'judged': count}
