@@ -3,6 +3,8 @@ exactly the model's own misclassified images, ordered by loss."""
 
 import html.parser
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -126,3 +128,22 @@ def test_a_folder_of_the_run_classes_is_judged_with_its_file_paths(tiny_run, tmp
   with pytest.raises(ValueError, match=r"class folders \['cat', 'dog', 'frog'\] that are not"):
     report.report_workdir(str(tiny_run), data=str(write_image_folder(tmp_path / 'other')),
                           output_dir=str(tmp_path / 'other_out'))
+
+
+def test_the_report_command(tiny_run, tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(tiny_run, workdir)
+  command = [sys.executable, '-m', 'tftransfer.report', f'--workdir={workdir}',
+             '--num_mistakes=3']
+  result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip() == str(workdir / 'report' / 'index.html')
+  page = _parse(workdir / 'report' / 'index.html')
+  assert len(page.mistakes) == 3
+  assert (f'tftransfer-report --workdir={workdir} --num_mistakes=3'
+          in (workdir / 'report' / 'index.html').read_text())
+  cats = write_image_folder(tmp_path / 'cats')
+  wrong = subprocess.run(command[:3] + [f'--workdir={workdir}', f'--data={cats}'],
+                         capture_output=True, text=True, timeout=300)
+  assert wrong.returncode == 2, wrong.stderr[-3000:]
+  assert wrong.stderr.splitlines()[-1].startswith('tftransfer-report: error: --data=')
