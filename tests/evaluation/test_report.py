@@ -2,6 +2,7 @@
 exactly the model's own misclassified images, ordered by loss."""
 
 import html.parser
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ class _Page(html.parser.HTMLParser):
   def __init__(self):
     super().__init__()
     self.ids, self.images, self.mistakes, self.open_tags = [], [], [], []
-    self.paths, self._in_path = [], False
+    self.paths, self.true_classes, self._in_path = [], [], False
 
   def handle_starttag(self, tag, attrs):
     attrs = dict(attrs)
@@ -37,6 +38,7 @@ class _Page(html.parser.HTMLParser):
       self.images.append(attrs.get('src', ''))
     if 'mistake' in attrs.get('class', '').split():
       self.mistakes.append((int(attrs['data-index']), float(attrs['data-loss'])))
+      self.true_classes.append(attrs['data-true'])
     self._in_path = ('path' in attrs.get('class', '').split()
                      and getattr(self, 'section', None) == 'mistakes')
 
@@ -123,8 +125,10 @@ def test_a_folder_of_the_run_classes_is_judged_with_its_file_paths(tiny_run, tmp
                         output_dir=str(tmp_path / 'out'))
   page = _parse(tmp_path / 'out' / 'index.html')
   assert page.mistakes and len(page.paths) == len(page.mistakes)
-  for path in page.paths:
+  for path, true_class in zip(page.paths, page.true_classes):
+    # The image's class folder is the true class shown: labels follow the model's class order.
     assert path.startswith(str(folder)) and (tmp_path / path).exists()
+    assert pathlib.Path(path).parent.name == true_class
   with pytest.raises(ValueError, match=r"class folders \['cat', 'dog', 'frog'\] that are not"):
     report.report_workdir(str(tiny_run), data=str(write_image_folder(tmp_path / 'other')),
                           output_dir=str(tmp_path / 'other_out'))
