@@ -60,10 +60,17 @@ def test_the_report_renders_in_headless_chromium(tiny_run, tmp_path):
 
 
 def test_a_broken_page_is_caught(tmp_path):
-  """The checks above can fail: a missing image is a failed load and a console error."""
+  """The checks above can fail: a missing image is a console error and a failed load, and a
+  script's console.error and exception are reported too."""
   page_file = tmp_path / 'broken.html'
-  page_file.write_text('<!DOCTYPE html><html><body><img src="missing.png"></body></html>')
+  page_file.write_text('<!DOCTYPE html><html><body><img src="missing.png"><script>'
+                       'console.error("broken on purpose"); undefined_function();</script>'
+                       '</body></html>')
   with browser.Chromium(CHROMIUM) as page:
     page.open(page_file.as_uri())
     problems = page.problems()
-  assert any('ERR_FILE_NOT_FOUND' in problem for problem in problems), problems
+  assert any(problem.startswith('Failed to load resource: net::ERR_FILE_NOT_FOUND')
+             for problem in problems), problems
+  assert 'load failed: net::ERR_FILE_NOT_FOUND' in problems, problems
+  assert any('broken on purpose' in problem for problem in problems), problems
+  assert any('undefined_function is not defined' in problem for problem in problems), problems
