@@ -134,7 +134,7 @@ TASKS = {
                             {'train': 600, 'validation': 100}),
     'textures_target': Task(('zigzag', 'spiral', 'diamonds', 'waves', 'hatch'),
                             {'train': 200, 'validation': 100}),
-    'patches': Task(tuple(_PATCH_COLOURS), {'train': 500, 'validation': 50}, patch_size=16),
+    'patches': Task(tuple(_PATCH_COLOURS), {'train': 500, 'validation': 50}, patch_size=10),
 }
 
 
