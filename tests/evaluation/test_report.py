@@ -120,10 +120,15 @@ def test_the_default_report_shows_the_top_of_the_same_ranking(tiny_run, tiny_rep
 
 def test_a_folder_of_the_run_classes_is_judged_with_its_file_paths(tiny_run, tmp_path):
   classes = ('zigzag', 'spiral', 'diamonds', 'waves', 'hatch')
-  folder = write_image_folder(tmp_path / 'test', classes=classes, per_class=4)
+  folder = write_image_folder(tmp_path / 'test', classes=classes[:4], per_class=4)
+  (folder / 'zigzag' / 'broken.jpg').write_bytes(b'not an image')
   report.report_workdir(str(tiny_run), data=str(folder), num_mistakes=1000,
                         output_dir=str(tmp_path / 'out'))
   page = _parse(tmp_path / 'out' / 'index.html')
+  text = (tmp_path / 'out' / 'index.html').read_text()
+  # The data section lists the skipped file with its reason; the folder may lack a class.
+  assert 'zigzag/broken.jpg' in text and 'Unknown image file format' in text
+  assert 'hatch' not in {pathlib.Path(path).parent.name for path in page.paths}
   assert page.mistakes and len(page.paths) == len(page.mistakes)
   for path, true_class in zip(page.paths, page.true_classes):
     # The image's class folder is the true class shown: labels follow the model's class order.
