@@ -144,6 +144,8 @@ def test_the_report_command(tiny_run, tmp_path):
   shutil.copytree(tiny_run, workdir)
   command = [sys.executable, '-m', 'tftransfer.report', f'--workdir={workdir}',
              '--num_mistakes=3']
+  for script in ('tftransfer-report', 'tftransfer-explain'):  # Console scripts (setup.cfg).
+    assert (pathlib.Path(sys.executable).parent / script).is_file()
   result = subprocess.run(command, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip() == str(workdir / 'report' / 'index.html')

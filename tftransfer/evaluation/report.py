@@ -102,10 +102,13 @@ def _mistake_cards(result: predictions_lib.Predictions, probabilities: np.ndarra
   names = result.trained.class_names
   explain = gradcam.GradCam(result.trained.model)
   stacked = np.stack([images[int(i)] for i in indices]) if len(indices) else None
+  # The class each card shows as predicted (from the float view; the stored image is uint8).
+  shown = probabilities[indices].argmax(axis=-1)
   heatmaps = []
   batch_size = result.trained.config.train.batch_size
   for start in range(0, len(indices), batch_size):
-    heatmaps.extend(gradcam.upsample(explain(stacked[start:start + batch_size])[0],
+    batch = slice(start, start + batch_size)
+    heatmaps.extend(gradcam.upsample(explain(stacked[batch], shown[batch])[0],
                                      result.trained.image_size))
   cards = []
   for index, heatmap in zip(indices, heatmaps):
