@@ -32,8 +32,9 @@ def _check_report(directory, metrics):
 def test_evaluate_workdir_agrees_with_training(tiny_run, tmp_path):
   workdir = tmp_path / 'run'
   shutil.copytree(tiny_run, workdir)
-  metrics = evaluate.evaluate_workdir(str(workdir))
+  metrics = evaluate.evaluate_workdir(str(workdir), report=False)
   written = _check_report(workdir / 'eval', metrics)
+  assert not (workdir / 'report').exists()
   final = json.loads((workdir / 'final_metrics.json').read_text())
   # The same split and view as training's own validation: the same accuracy.
   assert written['num_examples'] == final['num_val_examples']
@@ -75,6 +76,9 @@ def test_evaluate_command_writes_the_workdir_report(tiny_run, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'Top-1 accuracy' in result.stderr
   assert (workdir / 'eval' / 'metrics.json').exists()
+  # The HTML report from the same predictions, naming the command that made it.
+  assert (f'tftransfer-evaluate --workdir={workdir}'
+          in (workdir / 'report' / 'index.html').read_text())
   misuse = subprocess.run(command + [f'--model={workdir}'], capture_output=True, text=True,
                           timeout=300)
   assert misuse.returncode != 0 and 'exactly one of --workdir' in misuse.stderr

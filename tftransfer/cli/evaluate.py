@@ -1,9 +1,11 @@
 r"""Evaluates a trained model: metrics.json and a confusion-matrix PNG.
 
 Usage:
-  # A run's selected (best) epoch on exactly its own validation split; writes WORKDIR/eval/:
+  # A run's selected (best) epoch on exactly its own validation split; writes WORKDIR/eval/
+  # and the HTML report WORKDIR/report/index.html (see tftransfer-report):
   python -m tftransfer.evaluate --workdir=/tmp/run [--checkpoint=best|last|STEP]
-  # ... or on every image of a held-out folder; writes WORKDIR/eval/<folder name>/:
+  # ... or on every image of a held-out folder; writes WORKDIR/eval/<folder name>/ and
+  # WORKDIR/report/<folder name>/:
   python -m tftransfer.evaluate --workdir=/tmp/run --data=/data/my_test_images
   # An export, on the validation split of a data config; writes OUTPUT_DIR/:
   python -m tftransfer.evaluate --model=/models/my_model/1 --config=configs/folder.py \
@@ -18,6 +20,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from tftransfer import errors
+from tftransfer.cli import launch
 from tftransfer.evaluation import evaluate
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run to evaluate on its own '
@@ -38,6 +41,8 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where metrics.json and '
                                   'confusion_matrix.png go (required with --model).')
 _ALLOW_UNFINISHED = flags.DEFINE_bool('allow_unfinished', False, 'With --workdir: evaluate a '
                                       'run that has not finished.')
+_REPORT = flags.DEFINE_bool('report', True, 'With --workdir: also write the HTML report, '
+                            'WORKDIR/report/[<folder name>/]index.html.')
 
 
 def main(argv):
@@ -51,7 +56,8 @@ def main(argv):
           "--config goes with --model; --workdir evaluates with the run's own config.")
     metrics = evaluate.evaluate_workdir(
         _WORKDIR.value, checkpoint=_CHECKPOINT.value, data_dir=_DATA.value,
-        output_dir=_OUTPUT_DIR.value, allow_unfinished=_ALLOW_UNFINISHED.value)
+        output_dir=_OUTPUT_DIR.value, allow_unfinished=_ALLOW_UNFINISHED.value,
+        report=_REPORT.value, command=launch.command_line('evaluate'))
   else:
     if not _CONFIG.value or not _OUTPUT_DIR.value:
       raise errors.InvalidValueError(

@@ -17,6 +17,7 @@ import importlib
 import logging as python_logging
 import os
 import re
+import shlex
 import sys
 import time
 
@@ -24,7 +25,8 @@ from tftransfer import __version__, errors, tf_noise
 
 _STARTED = time.time()  # The command's start, for a time budget (before TensorFlow loads).
 
-COMMANDS = ('train', 'export', 'predict', 'evaluate', 'make_tfrecords', 'audit')
+COMMANDS = ('train', 'export', 'predict', 'evaluate', 'make_tfrecords', 'audit', 'report',
+            'explain')
 
 def _load(module_name: str):
   """Imports `module_name`, and TensorFlow with it, quietly unless the user set
@@ -45,6 +47,20 @@ def versions() -> str:
   import keras  # pylint: disable=g-import-not-at-top
   return (f'tftransfer {__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}, '
           f'Python {sys.version.split()[0]}')
+
+
+def _program(command: str) -> str:
+  """The name a user typed for `command`: its console script, or tftransfer-<command> when
+  started as `python -m tftransfer.<command>`."""
+  program = os.path.basename(sys.argv[0]) if sys.argv else command
+  if program in ('__main__.py', f'{command}.py', '-c', ''):
+    program = f'tftransfer-{command.replace("_", "-")}'
+  return program
+
+
+def command_line(command: str) -> str:
+  """The running command as a user could type it again, e.g. for a report to show."""
+  return shlex.join([_program(command), *sys.argv[1:]])
 
 
 def _fail(program: str, message: str) -> None:
@@ -90,9 +106,7 @@ def _parse_flags(program: str):
 def run(command: str) -> None:
   """Runs `command` (one of COMMANDS) as its console script does, and never returns."""
   from absl import app, logging  # pylint: disable=g-import-not-at-top
-  program = os.path.basename(sys.argv[0]) if sys.argv else command
-  if program in ('__main__.py', f'{command}.py', '-c', ''):
-    program = f'tftransfer-{command.replace("_", "-")}'
+  program = _program(command)
   module = _load(f'tftransfer.cli.{command}')
   from tftransfer import runtime  # pylint: disable=g-import-not-at-top
   from tftransfer.training import interrupts  # pylint: disable=g-import-not-at-top
@@ -145,3 +159,13 @@ def make_tfrecords():
 def audit():
   """Console script tftransfer-audit."""
   run('audit')
+
+
+def report():
+  """Console script tftransfer-report."""
+  run('report')
+
+
+def explain():
+  """Console script tftransfer-explain."""
+  run('explain')

@@ -152,10 +152,11 @@ def _load_synthetic(data, seed):
               f'synthetic task {data.name!r}')
 
 
-def _file_split(files, labels: np.ndarray, num_classes: int) -> Split:
-  """Image files (paths) and their labels, in that order, as a Split."""
+def file_split(files, labels: np.ndarray, num_classes: int) -> Split:
+  """A split of image files (str or bytes paths) with their int labels, read in this order."""
   # Paths as bytes: a file name that is not valid UTF-8 must still be readable.
   encoded = tf.constant(np.asarray([os.fsencode(file) for file in files], object), tf.string)
+  labels = np.asarray(labels, np.int32)
 
   def read(shard_index, num_shards):
     examples = tf.data.Dataset.from_tensor_slices((encoded, labels))
@@ -163,7 +164,7 @@ def _file_split(files, labels: np.ndarray, num_classes: int) -> Split:
     return examples.map(lambda path, label: (
         image_ops.decode_image(tf.io.read_file(path)), label),
         num_parallel_calls=tf.data.AUTOTUNE)
-  return Split(read, _counts(labels, num_classes), paths=tuple(files))
+  return Split(read, _counts(labels, num_classes), paths=tuple(map(os.fsdecode, files)))
 
 
 def _load_folder(data, seed, *, scan_cache):
@@ -181,7 +182,7 @@ def _load_folder(data, seed, *, scan_cache):
 
   def split(indices):
     indices = order.permutation(indices)
-    return _file_split([usable[index] for index in indices], usable_labels[indices],
+    return file_split([usable[index] for index in indices], usable_labels[indices],
                        num_classes)
 
   described = f'{len(scan.files)} usable images'
@@ -201,7 +202,7 @@ def whole_folder(path: str) -> tuple[tuple[str, ...], Split]:
     errors.NotFoundError, errors.InvalidValueError: as folders.scan_folder.
   """
   scan = folders.scan_folder(path)
-  return scan.class_names, _file_split(scan.files, scan.labels, len(scan.class_names))
+  return scan.class_names, file_split(scan.files, scan.labels, len(scan.class_names))
 
 
 def _check_classes_kept(class_names, labels: np.ndarray, exclude_file: str) -> None:

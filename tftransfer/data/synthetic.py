@@ -1,9 +1,13 @@
-"""Procedurally generated texture-classification tasks, for offline runs and tests.
+"""Procedurally generated classification tasks, for offline runs and tests.
 
-Two tasks share one generator but no classes: 'textures_source' (10 pattern families, many
-labels) is what a small backbone is pretrained on; 'textures_target' (5 other families, few
-labels) is what it is transferred to. Whether features learned on the first help with the
+Two texture tasks share one generator but no classes: 'textures_source' (10 pattern families,
+many labels) is what a small backbone is pretrained on; 'textures_target' (5 other families,
+few labels) is what it is transferred to. Whether features learned on the first help with the
 second is exactly the question transfer learning answers, asked without any download.
+
+A third task, 'patches', decides the class by a small coloured square at a random place on
+grey clutter, and `patch_boxes` says where each square is: the ground truth against which
+Grad-CAM's heat maps are checked (evaluation/gradcam.py).
 
 Images are 32x32 RGB: a two-colour pattern of random scale, phase and colours with pixel
 noise. Orientation is part of some classes (stripes at 45 vs 135 degrees), so runs on these
@@ -109,11 +113,19 @@ _PATTERNS = {
 }
 
 
+# The 'patches' task's class colours (RGB): saturated, so grey clutter never looks like one.
+_PATCH_COLOURS = {'red': (220, 40, 40), 'green': (40, 200, 60), 'blue': (50, 70, 230),
+                  'yellow': (230, 210, 30)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
   """A synthetic classification task: its classes and examples per class in each split."""
   class_names: tuple[str, ...]
   examples_per_class: dict[str, int]
+  # > 0: the class is a coloured square of this side (pixels) at a random place on grey
+  # clutter; 0: the class is a texture filling the whole image.
+  patch_size: int = 0
 
 
 TASKS = {
@@ -122,6 +134,7 @@ TASKS = {
                             {'train': 600, 'validation': 100}),
     'textures_target': Task(('zigzag', 'spiral', 'diamonds', 'waves', 'hatch'),
                             {'train': 200, 'validation': 100}),
+    'patches': Task(tuple(_PATCH_COLOURS), {'train': 500, 'validation': 50}, patch_size=10),
 }
 
 
@@ -145,8 +158,21 @@ def _render(pattern: str, rng: np.random.Generator) -> np.ndarray:
   return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
-def generate(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """Returns (uint8 images [N, 32, 32, 3], int32 labels [N]) of one split, class-interleaved."""
+def _render_patch(colour: str, size: int, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+  """Grey clutter (blocks and noise) with a `size`-pixel square of `colour` somewhere on it:
+  (uint8 [32, 32, 3], the square's (top, left, bottom, right), bottom and right exclusive)."""
+  clutter = np.kron(rng.uniform(40, 215, size=(8, 8)), np.ones((4, 4)))
+  image = np.repeat(clutter[..., None], 3, axis=-1) + rng.normal(0, 12, size=(32, 32, 1))
+  top, left = rng.integers(0, IMAGE_SIZE - size + 1, size=2)
+  image[top:top + size, left:left + size] = (np.asarray(_PATCH_COLOURS[colour])
+                                             + rng.normal(0, 12, size=(size, size, 3)))
+  return (np.clip(np.round(image), 0, 255).astype(np.uint8),
+          (int(top), int(left), int(top + size), int(left + size)))
+
+
+def _generate(name: str, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(images, labels, boxes [N, 4]) of one split; a texture's box is the whole image."""
   task = get_task(name)
   if split not in task.examples_per_class:
     raise errors.InvalidValueError(
@@ -155,5 +181,23 @@ def generate(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
   rng = np.random.default_rng(zlib.crc32(f'{name}/{split}'.encode()))
   labels = np.tile(np.arange(len(task.class_names), dtype=np.int32),
                    task.examples_per_class[split])
-  images = np.stack([_render(task.class_names[label], rng) for label in labels])
+  if task.patch_size:
+    images, boxes = zip(*(_render_patch(task.class_names[label], task.patch_size, rng)
+                          for label in labels))
+  else:
+    images = [_render(task.class_names[label], rng) for label in labels]
+    boxes = [(0, 0, IMAGE_SIZE, IMAGE_SIZE)] * len(labels)
+  return np.stack(images), labels, np.asarray(boxes, np.int32).reshape(-1, 4)
+
+
+def generate(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+  """Returns (uint8 images [N, 32, 32, 3], int32 labels [N]) of one split, class-interleaved."""
+  images, labels, _ = _generate(name, split)
   return images, labels
+
+
+def patch_boxes(name: str, split: str) -> np.ndarray:
+  """Where the class is drawn in each image of `generate(name, split)`: int32 [N, 4] of
+  (top, left, bottom, right) in pixels of the 32x32 image, bottom and right exclusive (the
+  whole image for texture tasks)."""
+  return _generate(name, split)[2]

@@ -2,6 +2,7 @@
 
     evaluate_workdir(W)            the run's restored model on exactly the validation batches
                                    training used (same split, same evaluation view) -> W/eval/
+                                   and the HTML report W/report/index.html
     evaluate_export(E/1, config, OUT)  an export's predict_images signature on the validation
                                    split of a data config -> OUT/
 """
@@ -15,9 +16,9 @@ import tensorflow as tf
 
 from tftransfer import config as config_lib, errors
 from tftransfer.data import pipeline, sources
-from tftransfer.evaluation import metrics as metrics_lib
+from tftransfer.evaluation import metrics as metrics_lib, predictions
+from tftransfer.evaluation import report as report_lib
 from tftransfer.serving import prediction, signatures
-from tftransfer.training import restore
 
 
 def _validation_data(config: ml_collections.ConfigDict,
@@ -31,10 +32,11 @@ def _validation_data(config: ml_collections.ConfigDict,
 
 
 def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: str | None = None,
-                     output_dir: str | None = None, allow_unfinished: bool = False) -> dict:
+                     output_dir: str | None = None, allow_unfinished: bool = False,
+                     report: bool = True, command: str | None = None) -> dict:
   """Evaluates a run's restored model on its own validation split, or on every image of
-  `data_dir` (a held-out test folder with the same classes); writes metrics.json and the
-  confusion matrix PNG.
+  `data_dir` (a held-out test folder of the model's classes); writes metrics.json, the
+  confusion matrix PNG and, with `report`, the HTML report from the same predictions.
 
   Args:
     workdir: the training run.
@@ -43,42 +45,35 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
     output_dir: where the files go; default workdir/eval/ (validation) or
       workdir/eval/<folder name>/.
     allow_unfinished: evaluate a run that has not finished.
+    report: also write the HTML report (report.py) from the same predictions, in
+      workdir/report/ (or workdir/report/<folder name>/).
+    command: the command line, for the report's header.
 
   Returns:
     The metrics written to metrics.json.
 
   Raises:
     errors.InvalidValueError: the run's data changed since training (validation), or the
-      folder's classes are not the model's.
+      folder has a class the model does not.
     errors.NotFoundError: no run, no checkpoint, or no such folder.
   """
-  trained = restore.restore(workdir, checkpoint=checkpoint, allow_unfinished=allow_unfinished)
-  config = trained.config
-  if data_dir:
-    class_names, split = sources.whole_folder(data_dir)
-    if tuple(class_names) != tuple(trained.class_names):
-      raise errors.InvalidValueError(
-          f'--data={data_dir!r} has classes {list(class_names)}, the model '
-          f'{list(trained.class_names)}; judge it on a folder of the same classes.')
-    description = f'every image of {os.path.abspath(data_dir)!r}'
-    default_output = os.path.join(workdir, 'eval', os.path.basename(os.path.abspath(data_dir)))
-  else:
-    split = restore.run_data(workdir, config).val
-    description = 'its validation split'
-    default_output = os.path.join(workdir, 'eval')
-  batches = pipeline.eval_batches(split, image_size=trained.image_size,
-                                  batch_size=config.train.batch_size, cache=False)
-  logits = tf.function(lambda images: trained.model(images, training=False),
-                       reduce_retracing=True)
-  metrics = metrics_lib.classification_metrics(
-      ((logits(images).numpy(), labels.numpy()) for images, labels in batches),
-      trained.class_names)
+  result = predictions.predict_workdir(
+      workdir, data=data_dir or predictions.VALIDATION, checkpoint=checkpoint,
+      allow_unfinished=allow_unfinished)
+  trained = result.trained
+  metrics = metrics_lib.classification_metrics([(result.logits, result.labels)],
+                                               trained.class_names)
   metrics['model'] = {'workdir': os.path.abspath(workdir), 'checkpoint': trained.checkpoint,
                       'step': trained.step}
-  metrics['data'] = description
-  metrics_lib.write_report(output_dir or default_output, metrics,
+  metrics['data'] = result.description
+  # A test folder's files go beside the validation split's, under the folder's name.
+  subdirectory = os.path.basename(os.path.abspath(data_dir)) if data_dir else ''
+  metrics_lib.write_report(output_dir or os.path.join(workdir, 'eval', subdirectory), metrics,
                            title=f'{os.path.basename(os.path.abspath(workdir))} (step '
-                           f'{trained.step}) on {description}')
+                           f'{trained.step}) on {result.description}')
+  if report:
+    report_lib.write_report(result, workdir, os.path.join(workdir, 'report', subdirectory),
+                            command=command)
   return metrics
 
 

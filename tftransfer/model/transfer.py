@@ -68,6 +68,26 @@ def build_model(*, backbone: str, num_classes: int, image_size: int, width: floa
       head=head)
 
 
+def classifier_parts(model: keras.Model) -> tuple[keras.layers.Layer, keras.Model,
+                                                  keras.layers.Layer, keras.Model]:
+  """(preprocess, backbone, pool, head): the stages of a `build_model` classifier, so a caller
+  can stop at the backbone's feature map and go on from it (Grad-CAM does).
+
+  Raises:
+    ValueError: `model` was not built by `build_model`.
+  """
+  try:
+    preprocess, pool, head = (model.get_layer(name) for name in ('preprocess', 'pool', 'head'))
+  except ValueError:
+    raise ValueError(f'{model.name} is not a tftransfer classifier (no preprocess, pool and '
+                     'head layers).') from None
+  backbone = [layer for layer in model.layers
+              if isinstance(layer, keras.Model) and layer is not head]
+  if len(backbone) != 1:
+    raise ValueError(f'{model.name} has {len(backbone)} backbone models, not one.')
+  return preprocess, backbone[0], pool, head
+
+
 def _all_layers(layer: keras.layers.Layer):
   yield layer
   for child in getattr(layer, 'layers', ()):

@@ -1,0 +1,116 @@
+"""A run's restored model applied to the data it is judged on: its validation split (the same
+images and view training validated on) or an image folder of the same classes.
+
+    predict_workdir(W)              -> Predictions over W's validation split
+    predict_workdir(W, data=DIR)    -> Predictions over every image of DIR/<class>/...
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tftransfer import errors
+from tftransfer.data import folders, image_ops, pipeline, sources
+from tftransfer.training import restore
+from tftransfer.workdir import Workdir
+
+# --data value meaning the run's own validation split.
+VALIDATION = 'val'
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+  """The model's outputs on every example of a split, in the split's order."""
+  trained: restore.TrainedModel
+  split: sources.Split  # the examples judged
+  description: str  # what they are, e.g. "image folder '/data' (5000 images), validation split"
+  logits: np.ndarray  # float32 [N, num_classes]
+  labels: np.ndarray  # int32 [N]
+  data_report: dict | None  # Data.report() of the judged data (counts, skipped files)
+
+  @property
+  def probabilities(self) -> np.ndarray:
+    """float64 [N, num_classes], softmax of the logits."""
+    logits = self.logits.astype(np.float64)
+    exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+def folder_data(path: str, class_names: tuple[str, ...]) -> tuple[sources.Split, dict]:
+  """Every decodable image of `path`/<class>/... as one split, labelled by the model's class
+  order, and its data report. The folder may hold a subset of the model's classes.
+
+  Raises:
+    errors.InvalidValueError: a class folder that is not one of the model's classes.
+  """
+  scan = folders.scan_folder(path, on_bad_image='skip')
+  unknown = sorted(set(scan.class_names) - set(class_names))
+  if unknown:
+    raise errors.InvalidValueError(
+        f'--data={path!r} has class folders {unknown} that are not classes of the model '
+        f'({", ".join(class_names)}); give a folder with one sub-folder per class of the model.')
+  labels = np.asarray([class_names.index(name) for name in scan.class_names],
+                      np.int32)[scan.labels]
+  split = sources.file_split(scan.files, labels, len(class_names))
+  report = {'description': f'image folder {path!r}', 'scan': scan.summary(), 'warnings': [],
+            'split_sizes': {'judged': split.num_examples},
+            'classes': [{'name': name, 'judged': count}
+                        for name, count in zip(class_names, split.class_counts)]}
+  return split, report
+
+
+def predict(trained: restore.TrainedModel, split: sources.Split) -> tuple[np.ndarray,
+                                                                         np.ndarray]:
+  """(float32 logits [N, K], int32 labels [N]) of the model on `split`'s evaluation view, in
+  the split's order, batched by the run's train.batch_size."""
+  batches = pipeline.eval_batches(split, image_size=trained.image_size,
+                                  batch_size=trained.config.train.batch_size, cache=False)
+  logits = tf.function(lambda images: trained.model(images, training=False),
+                       reduce_retracing=True)
+  outputs, labels = [], []
+  for images, batch_labels in batches:
+    outputs.append(logits(images).numpy())
+    labels.append(batch_labels.numpy())
+  if not outputs:
+    raise errors.InvalidValueError('The data to judge is empty: nothing to evaluate.')
+  return np.concatenate(outputs), np.concatenate(labels).astype(np.int32)
+
+
+def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | int = 'best',
+                    allow_unfinished: bool = False) -> Predictions:
+  """Restores the run in `workdir` and predicts `data`: 'val' (its validation split) or a
+  folder of images with the run's classes. `checkpoint`: 'best' (the run's selected epoch),
+  'last' or a step (restore.restore).
+
+  Raises:
+    errors.UserError: no run, an unfinished run (unless allow_unfinished), changed data, a
+      folder of other classes.
+  """
+  trained = restore.restore(workdir, checkpoint=checkpoint, allow_unfinished=allow_unfinished)
+  if data == VALIDATION:
+    loaded = restore.run_data(workdir, trained.config)
+    split, description = loaded.val, f'{loaded.description}, validation split'
+    report = Workdir(workdir, create=False).read_json('data_report.json')
+  else:
+    split, report = folder_data(data, trained.class_names)
+    description = f'image folder {os.path.abspath(data)!r} ({split.num_examples} images)'
+  logits, labels = predict(trained, split)
+  return Predictions(trained, split, description, logits, labels, report)
+
+
+def evaluation_images(split: sources.Split, indices: np.ndarray, image_size: int
+                      ) -> np.ndarray:
+  """uint8 [len(indices), S, S, 3]: the evaluation view of the examples at `indices` of
+  `split` (positions in its order), in the order of `indices`."""
+  wanted = np.asarray(indices, np.int64)
+  if not len(wanted):
+    return np.zeros((0, image_size, image_size, 3), np.uint8)
+  keep = tf.constant(np.unique(wanted))
+  examples = pipeline.stored_examples(split, image_size=image_size, cache=False).enumerate()
+  examples = examples.filter(lambda index, _: tf.reduce_any(tf.equal(index, keep)))
+  found = {int(index): np.clip(np.round(image_ops.center_crop_resize(image, image_size)),
+                               0, 255).astype(np.uint8)
+           for index, (image, _) in examples}
+  return np.stack([found[int(index)] for index in wanted])

@@ -1,0 +1,217 @@
+"""One self-contained HTML page per run: what the model learned and where it fails.
+
+    report_workdir(W)   restores W's model, predicts its validation split (or --data=DIR)
+                        and writes W/report/index.html
+    write_report(p, …)  the same page from predictions already made (tftransfer-evaluate)
+
+Sections, in order: header (run, data, backbone, accuracy, top-5, balanced accuracy, the
+command); training curves (curves.py); per-class table, worst first, and the confusion matrix
+normalised by true class (only the classes of the most confused pairs beyond
+MAX_MATRIX_CLASSES); the worst mistakes with Grad-CAM (gradcam.py) and the most confused pairs
+with examples (mistakes.py); calibration (calibration.py); the data report. Images and plots
+are embedded as data: URIs and the page has no script, so it opens from a file:// URL or an
+artifact store without any network. The page is rendered by Jinja2 from
+templates/report.html.j2.
+"""
+
+import base64
+import datetime
+import io
+import os
+import time
+
+from absl import logging
+import jinja2
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+import numpy as np
+import tensorflow as tf
+
+from tftransfer import files
+from tftransfer.evaluation import calibration as calibration_lib
+from tftransfer.evaluation import curves, gradcam, metrics as metrics_lib, mistakes
+from tftransfer.evaluation import predictions as predictions_lib
+from tftransfer.workdir import Workdir
+
+# Defaults of the command's flags: how many worst mistakes and confused pairs to show.
+NUM_MISTAKES = 24
+NUM_PAIRS = 24
+# Example images shown per confused pair.
+EXAMPLES_PER_PAIR = 2
+# Beyond this many classes the confusion matrix shows only those of the most confused pairs.
+MAX_MATRIX_CLASSES = 30
+# Images shown in the page are JPEGs of this quality (plots stay PNG).
+JPEG_QUALITY = 90
+
+
+def _image_uri(image: np.ndarray) -> str:
+  """uint8 [H, W, 3] -> a JPEG data: URI."""
+  data = tf.io.encode_jpeg(image, quality=JPEG_QUALITY).numpy()
+  return 'data:image/jpeg;base64,' + base64.b64encode(data).decode('ascii')
+
+
+def _figure_uri(figure: Figure) -> str:
+  """A matplotlib figure -> a PNG data: URI."""
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format='png')
+  return 'data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode('ascii')
+
+
+def _path_text(split, index: int) -> str:
+  if split.paths is None:
+    return '(no file path)'
+  # A file name that is not valid UTF-8 shows its bytes escaped.
+  return os.fsencode(split.paths[index]).decode('utf-8', 'backslashreplace')
+
+
+def _per_class(metrics: dict, confusion: np.ndarray) -> list[dict]:
+  """Per-class rows, worst F1 first, each with the class it is most often mistaken for."""
+  rows = []
+  for label, (name, values) in enumerate(metrics['per_class'].items()):
+    wrong = confusion[label].copy()
+    wrong[label] = 0
+    rows.append({'name': name, **values, 'mistaken_for': (
+        f'{metrics["confusion_matrix"]["class_names"][int(wrong.argmax())]} '
+        f'({int(wrong.max())})' if wrong.max() else '')})
+  return sorted(rows, key=lambda row: (row['f1'], row['recall'], row['name']))
+
+
+def _matrix(confusion: np.ndarray, class_names: tuple[str, ...]) -> dict:
+  """The confusion matrix as table cells: counts, coloured by the fraction of the true class."""
+  shown = mistakes.matrix_classes(confusion, MAX_MATRIX_CLASSES)
+  totals = np.maximum(confusion.sum(axis=1), 1)
+  colours = colormaps['Blues']
+  rows = []
+  for true in shown:
+    cells = []
+    for predicted in shown:
+      count, fraction = int(confusion[true, predicted]), confusion[true, predicted] / totals[true]
+      red, green, blue, _ = colours(0.05 + 0.95 * fraction)
+      cells.append({'count': count, 'background': f'#{int(red * 255):02x}{int(green * 255):02x}'
+                                                   f'{int(blue * 255):02x}',
+                    'dark': fraction > 0.5, 'diagonal': true == predicted,
+                    'title': f'true {class_names[true]}, predicted {class_names[predicted]}: '
+                             f'{count} of {int(totals[true])} ({100 * fraction:.1f} %)'})
+    rows.append({'name': class_names[true], 'cells': cells})
+  return {'rows': rows, 'columns': [class_names[i] for i in shown],
+          'num_shown': len(shown), 'num_classes': len(class_names)}
+
+
+def _mistake_cards(result: predictions_lib.Predictions, probabilities: np.ndarray,
+                   losses: np.ndarray, indices: np.ndarray, images: dict) -> list[dict]:
+  """One card per worst mistake: image, Grad-CAM of the predicted class, labels, top-3."""
+  names = result.trained.class_names
+  explain = gradcam.GradCam(result.trained.model)
+  stacked = np.stack([images[int(i)] for i in indices]) if len(indices) else None
+  # The class each card shows as predicted (from the float view; the stored image is uint8).
+  shown = probabilities[indices].argmax(axis=-1)
+  heatmaps = []
+  batch_size = result.trained.config.train.batch_size
+  for start in range(0, len(indices), batch_size):
+    batch = slice(start, start + batch_size)
+    heatmaps.extend(gradcam.upsample(explain(stacked[batch], shown[batch])[0],
+                                     result.trained.image_size))
+  cards = []
+  for index, heatmap in zip(indices, heatmaps):
+    index = int(index)
+    ranked = np.argsort(-probabilities[index], kind='stable')[:3]
+    cards.append({
+        'index': index, 'loss': float(losses[index]), 'path': _path_text(result.split, index),
+        'true': names[result.labels[index]], 'predicted': names[ranked[0]],
+        'probability': float(probabilities[index, ranked[0]]),
+        'true_probability': float(probabilities[index, result.labels[index]]),
+        'top3': [(names[k], float(probabilities[index, k])) for k in ranked],
+        'image': _image_uri(images[index]),
+        'gradcam': _image_uri(gradcam.overlay(images[index], heatmap))})
+  return cards
+
+
+def _header(result: predictions_lib.Predictions, metrics: dict, run: Workdir,
+            command: str | None) -> dict:
+  config, final = result.trained.config, result.trained.final_metrics or {}
+  recalls = [values['recall'] for values in metrics['per_class'].values()
+             if values['support'] > 0]
+  backbone = config.model.backbone + (f' (width {config.model.width:g})'
+                                      if config.model.width != 1.0 else '')
+  return {
+      'run': run.path, 'data': result.description, 'backbone': backbone,
+      'image_size': config.model.image_size, 'best': final.get('best'),
+      'checkpoint': os.path.basename(result.trained.checkpoint),
+      'step': result.trained.step, 'finished': bool(final),
+      'accuracy': metrics['top1_accuracy'], 'top5': metrics.get('top5_accuracy'),
+      # Mean per-class recall (classes with examples), as sklearn's balanced_accuracy_score.
+      'balanced_accuracy': float(np.mean(recalls)), 'num_images': metrics['num_examples'],
+      'command': command or '(called from Python, not from a command)',
+      'generated': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+  }
+
+
+def write_report(result: predictions_lib.Predictions, workdir: str, output_dir: str, *,
+                 command: str | None = None, num_mistakes: int = NUM_MISTAKES,
+                 num_pairs: int = NUM_PAIRS) -> str:
+  """Writes output_dir/index.html from a run's predictions; returns its path.
+
+  Args:
+    result: the model's predictions on the judged data (predictions.predict_workdir).
+    workdir: the run's directory (metrics.jsonl, final_metrics.json).
+    output_dir: created if missing; index.html is replaced atomically.
+    command: the command line that made the report, shown in its header.
+    num_mistakes: how many of the highest-loss misclassified images to show.
+    num_pairs: how many of the most confused class pairs to show, each with two examples.
+  """
+  started = time.monotonic()
+  run = Workdir(workdir, create=False)
+  names = result.trained.class_names
+  probabilities = result.probabilities
+  metrics = metrics_lib.classification_metrics([(result.logits, result.labels)], names)
+  confusion = np.asarray(metrics['confusion_matrix']['counts'])
+  losses = mistakes.losses(probabilities, result.labels)
+  worst = mistakes.worst_mistakes(probabilities, result.labels, num_mistakes)
+  pairs = [(true, predicted, count, mistakes.pair_examples(
+      probabilities, result.labels, true, predicted, EXAMPLES_PER_PAIR))
+           for true, predicted, count in mistakes.confused_pairs(confusion, num_pairs)]
+  wanted = np.unique(np.concatenate([worst, *(examples for *_, examples in pairs),
+                                     np.zeros(0, np.int64)]).astype(np.int64))
+  images = dict(zip(wanted.tolist(), predictions_lib.evaluation_images(
+      result.split, wanted, result.trained.image_size)))
+  rows = run.read_metrics()
+  reliability = calibration_lib.calibration(probabilities, result.labels)
+  page = {
+      'header': _header(result, metrics, run, command),
+      'curves': _figure_uri(curves.plot_training_curves(rows)) if rows else None,
+      'per_class': _per_class(metrics, confusion),
+      'matrix': _matrix(confusion, names),
+      'num_misclassified': int(np.sum(probabilities.argmax(-1) != result.labels)),
+      'mistakes': _mistake_cards(result, probabilities, losses, worst, images),
+      'pairs': [{'true': names[true], 'predicted': names[predicted], 'count': count,
+                 'examples': [{'index': int(i), 'image': _image_uri(images[int(i)]),
+                               'probability': float(probabilities[i, predicted]),
+                               'path': _path_text(result.split, int(i))} for i in examples]}
+                for true, predicted, count, examples in pairs],
+      'calibration': reliability, 'num_bins': len(reliability.counts),
+      'reliability': _figure_uri(calibration_lib.plot_reliability(reliability)),
+      'data_reports': [report for report in (result.data_report,) if report],
+  }
+  environment = jinja2.Environment(
+      loader=jinja2.PackageLoader('tftransfer.evaluation', 'templates'),
+      autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+  html = environment.get_template('report.html.j2').render(**page)
+  os.makedirs(output_dir, exist_ok=True)
+  path = os.path.join(output_dir, 'index.html')
+  files.write_text(path, html)
+  logging.info('Wrote %s (%d images judged, %d KB) in %.1f s.', path,
+               metrics['num_examples'], len(html) // 1024, time.monotonic() - started)
+  return path
+
+
+def report_workdir(workdir: str, *, data: str = predictions_lib.VALIDATION,
+                   output_dir: str | None = None, checkpoint: str | int = 'best',
+                   allow_unfinished: bool = False, **options) -> str:
+  """Restores the run in `workdir`, predicts `data` ('val' = its validation split, or a folder
+  of its classes) with its `checkpoint` ('best', 'last' or a step) and writes the report (default workdir/report/index.html); returns its path.
+  `options` are write_report's command, num_mistakes and num_pairs.
+  """
+  result = predictions_lib.predict_workdir(workdir, data=data, checkpoint=checkpoint,
+                                           allow_unfinished=allow_unfinished)
+  return write_report(result, workdir, output_dir or os.path.join(workdir, 'report'),
+                      **options)
