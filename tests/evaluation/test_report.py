@@ -77,7 +77,7 @@ def tiny_report(tiny_run, tmp_path_factory):
   shutil.copytree(tiny_run, workdir)
   path = report.report_workdir(str(workdir), num_mistakes=1000, command='tftransfer-report x')
   assert path == str(workdir / 'report' / 'index.html')
-  return workdir, _parse(path)
+  return workdir, _parse(pathlib.Path(path))
 
 
 def test_the_report_parses_in_section_order_with_every_image_embedded(tiny_report):
