@@ -8,6 +8,7 @@ import importlib.util
 import io
 import os
 import pathlib
+import sys
 
 import keras
 import numpy as np
@@ -219,3 +220,9 @@ def smooth_picture(seed: int, side: int = 32) -> np.ndarray:
   coarse = rng.uniform(0, 255, (1, 6, 6, 3)).astype(np.float32)
   picture = tf.image.resize(coarse, (side, side), method='bicubic')[0].numpy()
   return np.clip(picture + rng.normal(0, 6, picture.shape), 0, 255).astype(np.uint8)
+
+
+def console_script(name: str) -> str:
+  """The path of an installed console script (saved_model_cli, tftransfer-*) of the Python
+  running the tests, whether or not its environment is activated (on PATH)."""
+  return str(pathlib.Path(sys.executable).parent / name)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import encode_image, expected_probabilities, gif_bytes, random_image
+from helpers import console_script, encode_image, expected_probabilities, gif_bytes, random_image
 
 # Graph and eager kernels round differently (measured up to 1.2e-5); a preprocessing mismatch
 # (another crop or resize) moves probabilities by 1e-2 and more.
@@ -17,7 +17,8 @@ CLASSES = ['zigzag', 'spiral', 'diamonds', 'waves', 'hatch']  # textures_target,
 
 
 def test_saved_model_cli_shows_the_contract(tiny_export):
-  shown = subprocess.run(['saved_model_cli', 'show', '--dir', str(tiny_export), '--all'],
+  shown = subprocess.run([console_script('saved_model_cli'), 'show', '--dir', str(tiny_export),
+                          '--all'],
                          capture_output=True, text=True, check=True).stdout
   for signature, name, dtype, shape in (('serving_default', 'image_bytes', 'DT_STRING', '(-1)'),
                                         ('predict_images', 'images', 'DT_UINT8',
