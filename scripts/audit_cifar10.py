@@ -27,7 +27,7 @@ import time
 from absl import app, flags
 import numpy as np
 
-from tftransfer.auditing import calibration
+from tftransfer.auditing import thresholds
 
 flags.DEFINE_string('train_dir', '../shared/data/cifar10/train', 'CIFAR-10 image folder.')
 flags.DEFINE_string('weights', '../shared/weights/mobilenet_2_5_224_tf_no_top.h5',
@@ -42,7 +42,7 @@ flags.DEFINE_integer('test_images', 1000, 'Images held out into the test folder.
 flags.DEFINE_integer('seed', 0, 'Seeds what is planted where.')
 FLAGS = flags.FLAGS
 
-NEAR_KINDS = calibration.COPY_KINDS  # 'jpeg', 'resize', 'crop', 'mirror'
+NEAR_KINDS = thresholds.COPY_KINDS  # 'jpeg', 'resize', 'crop', 'mirror'
 
 
 def _save(image, path, **options):
@@ -111,7 +111,7 @@ def plant(train_dir: pathlib.Path, out: pathlib.Path, rng) -> dict:
         shutil.copyfile(path, target)
       else:
         near_kind = NEAR_KINDS[number % 4] if kind == 'near_test' else kind
-        data, suffix = calibration.near_copy(path.read_bytes(), near_kind, rng)
+        data, suffix = thresholds.near_copy(path.read_bytes(), near_kind, rng)
         target = target.with_suffix(suffix)
         target.write_bytes(data)
       truth['copies'].append({'kind': kind, 'copy': str(target), 'original': str(original)})

@@ -4,7 +4,7 @@ r"""Re-derives the audit's near-duplicate thresholds (config.audit) on CIFAR-10.
       --weights=../shared/weights/mobilenet_2_5_224_tf_no_top.h5
 
 takes the first 400 images of each class (4,000 originals), makes 100 near copies of each
-kind (auditing/calibration.py: JPEG quality 20-50, resized 0.5-1.5x, cropped 10 %,
+kind (auditing/thresholds.py: JPEG quality 20-50, resized 0.5-1.5x, cropped 10 %,
 mirrored), describes everything as the audit does (pretrained MobileNet-0.25 at 96 px,
 configs/cifar10_mobilenet_cpu.py; thumbnails and their crop windows), and prints, per
 signal, the recall of each kind and the fraction of originals with a partner at thresholds
@@ -43,7 +43,7 @@ FLAGS = flags.FLAGS
 def derive(train_dir, weights, *, per_class, copies, partner_rates, seed):
   """(calibration, {signal: derived threshold}, the config used, the originals' paths) on
   train_dir's images, with at most partner_rates[signal] of the originals given a partner."""
-  from tftransfer.auditing import calibration
+  from tftransfer.auditing import thresholds
   from tftransfer.model import transfer
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'configs'))
   import cifar10_mobilenet_cpu
@@ -57,12 +57,12 @@ def derive(train_dir, weights, *, per_class, copies, partner_rates, seed):
   extract = tf.function(lambda images: model.features(images, training=False),
                         reduce_retracing=True, autograph=False)
   with tempfile.TemporaryDirectory() as scratch:
-    measured = calibration.measure(
+    measured = thresholds.measure(
         paths, scratch, extract=extract, image_size=config.model.image_size,
         batch_size=config.train.batch_size, crop=config.audit.near_duplicate_crop,
         neighbours=config.audit.neighbours, copies_per_kind=copies, seed=seed)
   derived = {signal: measured.threshold(signal, max_partner_rate=partner_rates[signal])
-             for signal in calibration.SIGNALS}
+             for signal in thresholds.SIGNALS}
   return measured, derived, config, paths
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from helpers import SHARED_WEIGHTS, tiny_config
-from tftransfer.auditing import calibration, run
+from tftransfer.auditing import run, thresholds
 
 
 def _png(pixels):
@@ -80,7 +80,7 @@ def plant(originals: dict[str, list[bytes]], root: pathlib.Path, *, copies: int,
       elif kind.startswith('exact'):
         copy = write(folder / target / f'{kind}_{number}.png', data)
       else:
-        data, suffix = calibration.near_copy(data, kind, rng)
+        data, suffix = thresholds.near_copy(data, kind, rng)
         copy = write(folder / target / f'{kind}_{number}{suffix}', data)
       truth['copies'].append({'kind': kind, 'copy': copy, 'original': original})
   for number, data in enumerate(outliers):

@@ -4,7 +4,7 @@ Exact: the same file bytes, or the same decoded pixels (descriptors.py hashes bo
 Near: a pair of images whose pooled backbone features, or whose thumbnails (allowing a
 crop: descriptors.aligned_similarity), reach a calibrated cosine similarity
 (config.audit.near_duplicate_similarity and near_duplicate_pixel_similarity, measured by
-auditing/calibration.py); candidates are each image's nearest neighbours by either
+auditing/thresholds.py); candidates are each image's nearest neighbours by either
 (search.py). Groups are the connected components of the pairs (union-find), so three
 copies of one photo form one group however the pairs were found.
 """

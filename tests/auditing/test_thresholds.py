@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from helpers import REPO, SHARED_TRAIN, SHARED_WEIGHTS, smooth_picture
 from tftransfer import config as config_lib
-from tftransfer.auditing import calibration
+from tftransfer.auditing import thresholds
 
 
 def _smooth_png(seed):
@@ -28,22 +28,22 @@ def _decoded(data):
 def test_near_copies_are_what_their_kind_says():
   picture, data = _smooth_png(0)
   rng = np.random.default_rng(0)
-  mirrored, suffix = calibration.near_copy(data, 'mirror', rng)
+  mirrored, suffix = thresholds.near_copy(data, 'mirror', rng)
   assert suffix == '.png' and np.array_equal(_decoded(mirrored), picture[:, ::-1])
-  cropped = _decoded(calibration.near_copy(data, 'crop', rng)[0])
+  cropped = _decoded(thresholds.near_copy(data, 'crop', rng)[0])
   assert cropped.shape == (29, 29, 3)
   assert any(np.array_equal(cropped, picture[top:top + 29, left:left + 29])
              for top in range(4) for left in range(4))
-  resized = _decoded(calibration.near_copy(data, 'resize', rng)[0])
+  resized = _decoded(thresholds.near_copy(data, 'resize', rng)[0])
   assert 16 <= resized.shape[0] == resized.shape[1] <= 48
-  jpeg, suffix = calibration.near_copy(data, 'jpeg', rng)
+  jpeg, suffix = thresholds.near_copy(data, 'jpeg', rng)
   assert suffix == '.jpg' and jpeg[:2] == b'\xff\xd8' and _decoded(jpeg).shape == picture.shape
   with pytest.raises(ValueError, match='blur'):
-    calibration.near_copy(data, 'blur', rng)
+    thresholds.near_copy(data, 'blur', rng)
 
 
 def test_threshold_is_the_smallest_that_pairs_few_enough_originals():
-  measured = calibration.Calibration(
+  measured = thresholds.Calibration(
       copy_similarity={'pixels': {'crop': np.array([0.97, 0.985, 0.995, 1.0])}},
       nearest_distinct={'pixels': np.array([0.5, 0.9, 0.9812, 0.9812, 0.991, 0.991] + [0.6] * 94)},
       nearest_index={'pixels': np.array([1, 0, 3, 2, 5, 4] + [0] * 94)})
@@ -68,11 +68,11 @@ def test_measure_pairs_each_copy_with_its_original(tmp_path):
   def extract(images):  # 'features': the images' colours on a 4x4 grid
     return tf.reshape(tf.image.resize(images, (4, 4), method='area'), [tf.shape(images)[0], -1])
 
-  measured = calibration.measure(paths, str(tmp_path / 'copies'), extract=extract,
+  measured = thresholds.measure(paths, str(tmp_path / 'copies'), extract=extract,
                                  image_size=32, batch_size=16, crop=0.1, neighbours=5,
                                  copies_per_kind=6, seed=0)
   pixels = measured.copy_similarity['pixels']
-  assert set(pixels) == set(calibration.COPY_KINDS) and len(pixels['crop']) == 6
+  assert set(pixels) == set(thresholds.COPY_KINDS) and len(pixels['crop']) == 6
   # Mirror-symmetric thumbnails: a mirrored copy's is its original's.
   np.testing.assert_allclose(pixels['mirror'], 1.0, atol=1e-5)
   # Measured: resize >= 0.9997, JPEG >= 0.9935, crop 0.961-0.99997.
