@@ -5,7 +5,7 @@ r"""Measures the data audit on CIFAR-10 with planted faults of every kind; or au
 
 builds OUT/train (every image symlinked, then faults planted) and OUT/test (1,000 images
 held out of train, plus copies of train images), runs the audit as `tftransfer-audit` would
-(configs/cifar10_mobilenet_cpu.py: pretrained MobileNet-0.25 features at 96 px), and prints
+(configs/mobilenet_cpu.py at 96 px: pretrained MobileNet-0.25 features), and prints
 precision and recall per fault kind and the audit's wall time. Planted, from disjoint sets
 of originals (seeded):
   exact copies   byte-identical, in the same class, in another class, and in the test folder;
@@ -180,7 +180,7 @@ def main(argv):
   del argv
   from tftransfer.auditing import findings as findings_lib, run
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'configs'))
-  import cifar10_mobilenet_cpu
+  import mobilenet_cpu
   out = pathlib.Path(FLAGS.out).resolve()
   shutil.rmtree(out, ignore_errors=True)
   out.mkdir(parents=True)
@@ -200,7 +200,9 @@ def main(argv):
         for p in sorted((train_dir / c).iterdir())[:FLAGS.per_class]:
           os.symlink(p, out / 'train' / c / p.name)
       data_path = out / 'train'
-  config = cifar10_mobilenet_cpu.get_config()
+  config = mobilenet_cpu.get_config()
+  with config.unlocked():
+    config.model.image_size = 96  # The resolution the audit's README numbers were measured at.
   with config.unlocked():
     config.data.path = str(data_path)
     config.model.weights = str(pathlib.Path(FLAGS.weights).resolve())

@@ -6,7 +6,7 @@ r"""Re-derives the audit's near-duplicate thresholds (config.audit) on CIFAR-10.
 takes the first 400 images of each class (4,000 originals), makes 100 near copies of each
 kind (auditing/thresholds.py: JPEG quality 20-50, resized 0.5-1.5x, cropped 10 %,
 mirrored), describes everything as the audit does (pretrained MobileNet-0.25 at 96 px,
-configs/cifar10_mobilenet_cpu.py; thumbnails and their crop windows), and prints, per
+configs/mobilenet_cpu.py at 96 px; thumbnails and their crop windows), and prints, per
 signal, the recall of each kind and the fraction of originals with a partner at thresholds
 around the derived one: the smallest at which at most that signal's --*_partner_rate of the
 originals have a partner. Then the partners at the derived thresholds, to look at, and the
@@ -46,8 +46,10 @@ def derive(train_dir, weights, *, per_class, copies, partner_rates, seed):
   from tftransfer.auditing import thresholds
   from tftransfer.model import transfer
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'configs'))
-  import cifar10_mobilenet_cpu
-  config = cifar10_mobilenet_cpu.get_config()
+  import mobilenet_cpu
+  config = mobilenet_cpu.get_config()
+  with config.unlocked():
+    config.model.image_size = 96  # The resolution the audit's README numbers were measured at.
   root = pathlib.Path(train_dir)
   paths = [str(path) for folder in sorted(p for p in root.iterdir() if p.is_dir())
            for path in sorted(folder.iterdir())[:per_class]]
