@@ -103,8 +103,10 @@ class _Run:
 
 def _count_train_images(train_dir: str) -> int:
   """Training images of the peer's split: keras keeps int(0.1 * N) for validation."""
+  from tftransfer import config as config_lib  # pylint: disable=g-import-not-at-top
   from tftransfer.data import folders  # pylint: disable=g-import-not-at-top
-  total = len(folders.scan_folder(train_dir).files)
+  limit = config_lib.default_config().data.max_image_pixels
+  total = len(folders.scan_folder(train_dir, max_image_pixels=limit).files)
   return total - int(0.1 * total)
 
 
@@ -142,14 +144,16 @@ def _test_accuracy(workdir: pathlib.Path) -> float:
   from tftransfer.data import folders, image_ops  # pylint: disable=g-import-not-at-top
   from tftransfer.training import restore  # pylint: disable=g-import-not-at-top
   trained = restore.restore(str(workdir), allow_unfinished=True)
-  scan = folders.scan_folder(_TEST_DIR.value)
+  limit = trained.config.data.max_image_pixels
+  scan = folders.scan_folder(_TEST_DIR.value, max_image_pixels=limit)
   if scan.class_names != trained.class_names:
     raise ValueError(f'--test_dir classes {scan.class_names} differ from the training '
                      f'classes {trained.class_names}.')
   images = tf.data.Dataset.from_tensor_slices(
       [os.fsencode(path) for path in scan.files]).map(
           lambda path: image_ops.evaluation_view(
-              image_ops.decode_image(tf.io.read_file(path)), trained.image_size),
+              image_ops.decode_image(tf.io.read_file(path), max_pixels=limit),
+              trained.image_size),
           num_parallel_calls=tf.data.AUTOTUNE).batch(256)
   predictions = np.concatenate([np.argmax(trained.model(batch, training=False), -1)
                                 for batch in images])

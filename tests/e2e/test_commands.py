@@ -160,3 +160,13 @@ def test_console_scripts_are_installed(tmp_path):
   assert result.stderr.splitlines() == [
       f"tftransfer-evaluate: error: --workdir='{tmp_path / 'nothing'}' holds no training run "
       '(no config.json). Pass the workdir given to `tftransfer-train --workdir`.']
+
+
+def test_a_folder_of_one_class_is_one_line(tmp_path):
+  root = write_image_folder(tmp_path / 'images', classes=('cat',), per_class=3)
+  result = _command('tftransfer.train', f'--config={FOLDER_CONFIG}', f'--workdir={tmp_path / "w"}',
+                    f'--config.data.path={root}', '--config.model.weights=none')
+  _one_line_error(result, f"tftransfer-train: error: config.data.path='{root}' has 1 class "
+                  "folder(s) ('cat'); a classifier needs at least two. Lay the images out as "
+                  'root/<class>/<image>, one folder per class.')
+  assert not (tmp_path / 'w' / 'checkpoints').exists()

@@ -12,25 +12,67 @@ image goes through exactly the steps a validation image went through:
 
 import tensorflow as tf
 
-
-# Signatures of JPEG XL (bare codestream, ISO container), which TensorFlow 2.21 also decodes.
-_JPEG_XL = (b'\xff\x0a', b'\x00\x00\x00\x0cJXL ')
+from tftransfer.data import bmp, exif, image_headers
 
 
-def decode_image(encoded: tf.Tensor) -> tf.Tensor:
-  """Decodes JPEG/PNG/GIF/BMP/WebP bytes to uint8 RGB [H, W, 3] (first frame of a GIF).
+def decode_image(encoded: tf.Tensor, *, max_pixels: int,
+                 name: str | tf.Tensor = 'image') -> tf.Tensor:
+  """Decodes JPEG/PNG/GIF/BMP/WebP bytes to uint8 RGB [H, W, 3] as viewers display them.
 
-  JPEG XL is refused (InvalidArgument): the exported model could not check its size before
-  decoding it, so serving would refuse what training accepted.
+  The one decode of tftransfer: the folder scan, every tf.data source and the exported
+  serving graph call it, so training and serving see the same pixels.
+
+  - JPEGs are decoded with libjpeg's accurate integer IDCT (`dct_method='INTEGER_ACCURATE'`,
+    JDCT_ISLOW), the default of libjpeg, Pillow and browsers, rather than TensorFlow's faster
+    default (JDCT_IFAST), which is off by up to 5 levels: a client decoding with Pillow gets
+    the same pixels, bit for bit.
+  - A JPEG's EXIF orientation is applied (exif.py): a portrait phone photo comes out upright.
+  - Palette BMPs are decoded through their colour table (bmp.py).
+  - Images TensorFlow would decode wrongly or could not size are refused
+    (image_headers.read's refusals), and so is anything with more than `max_pixels` pixels
+    (all frames of an animated GIF), from its headers *before* it is decoded, so a
+    decompression bomb never allocates its pixels.
+  - The first frame of an animated GIF; alpha is dropped (transparent GIF pixels are black).
+
+  Args:
+    encoded: scalar tf.string, the file's bytes.
+    max_pixels: largest frames x height x width accepted (config.data.max_image_pixels);
+      0 = no limit.
+    name: how error messages name the image (e.g. 'image_bytes[3]').
+
+  Returns:
+    uint8 [H, W, 3].
+
+  Raises:
+    tf.errors.InvalidArgumentError (when run): data TensorFlow cannot decode (with its reason),
+      a refused variant, or too many pixels.
   """
-  jpeg_xl = tf.reduce_any([tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
-                           for magic in _JPEG_XL])
-  refuse = tf.debugging.Assert(tf.logical_not(jpeg_xl), [
-      'JPEG XL is not supported; convert the image to JPEG, PNG or WebP.'])
-  with tf.control_dependencies([refuse]):
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+  facts = image_headers.read(encoded)
+  checks = [tf.debugging.Assert(tf.equal(facts.refusal, ''), [tf.strings.join(
+      [name, ' is ', facts.refusal, '; convert it to PNG or JPEG.'])])]
+  if max_pixels:
+    frames, height, width = tf.unstack(facts.shape)
+    size = tf.strings.format('{} frame(s) of {} x {} pixels', [frames, width, height])
+    checks.append(tf.debugging.Assert(frames * height * width <= max_pixels, [
+        tf.strings.join([name, ' is ', size, f', more than the {max_pixels} of '
+                         'data.max_image_pixels; use a smaller image.'])]))
+  # The checks run before decoding, so a refused image is never allocated.
+  with tf.control_dependencies(checks):
+    image = tf.cond(tf.equal(tf.strings.substr(encoded, 0, 3), b'\xff\xd8\xff'),
+                    lambda: _decode_jpeg(encoded), lambda: _decode_other(encoded))
   image.set_shape([None, None, 3])
   return image
+
+
+def _decode_jpeg(encoded: tf.Tensor) -> tf.Tensor:
+  pixels = tf.io.decode_jpeg(encoded, channels=3, dct_method='INTEGER_ACCURATE')
+  return exif.apply_orientation(pixels, exif.jpeg_orientation(encoded))
+
+
+def _decode_other(encoded: tf.Tensor) -> tf.Tensor:
+  return tf.cond(bmp.is_indexed(encoded), lambda: bmp.decode_indexed(encoded),
+                 lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False,
+                                            dtype=tf.uint8))
 
 
 def fit_to_storage(image: tf.Tensor, max_size: int) -> tf.Tensor:

@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import config as config_lib, errors
+from tftransfer import config as config_lib, errors, files
 from tftransfer.data import folders, image_ops, splits, synthetic, tfrecords
 
 
@@ -91,11 +91,30 @@ def load(data: ml_collections.ConfigDict, *, seed: int, scan_cache: str | None =
     raise errors.InvalidValueError(f'Unknown config.data.source={data.source!r}; valid: '
                                    f'{", ".join(config_lib.SOURCES)}.')
   loaded = loaders[data.source](data, seed)
+  require_two_classes(loaded.class_names, loaded.train.class_counts, loaded.description)
   warnings = imbalance_warnings(loaded.class_names, loaded.train.class_counts,
                                 ratio=data.imbalance_warning_ratio)
   for warning in warnings:
     logging.warning('%s', warning)
   return dataclasses.replace(loaded, warnings=warnings)
+
+
+def require_two_classes(class_names, counts, description: str) -> None:
+  """Refuses training data with examples of fewer than two classes.
+
+  One class trains a model that answers it for everything, with a validation accuracy of
+  1.0. Every source comes here (a TFDS split filter or per-class settings can leave one class
+  of many) once its labels are counted, before anything is decoded or trained.
+
+  Raises:
+    InvalidValueError: naming the classes found.
+  """
+  found = [f'{name!r}: {count}' for name, count in zip(class_names, counts) if count]
+  if len(found) < 2:
+    raise errors.InvalidValueError(
+        f'The training split of {description} has examples of {len(found)} class(es) '
+        f'({", ".join(found) or "none"}); a classifier needs at least two. Use data with '
+        'several classes, or widen the split or per-class settings that left one.')
 
 
 def imbalance_warnings(class_names, counts, *, ratio: float) -> tuple[str, ...]:
@@ -147,8 +166,15 @@ def _load_synthetic(data, seed):
               f'synthetic task {data.name!r}')
 
 
+def _max_image_pixels(data) -> int:
+  # Runs saved before data.max_image_pixels existed had no limit on training images.
+  return data.get('max_image_pixels', 0)
+
+
 def _load_folder(data, seed, *, scan_cache):
-  scan = folders.scan_folder(data.path, on_bad_image=data.on_bad_image, cache_path=scan_cache)
+  max_pixels = _max_image_pixels(data)
+  scan = folders.scan_folder(data.path, max_image_pixels=max_pixels,
+                             on_bad_image=data.on_bad_image, cache_path=scan_cache)
   num_classes = len(scan.class_names)
   train, val = splits.train_val_indices(scan.labels, data, seed)
   # The scan is class-sorted; a seeded permutation keeps batches from being one class even
@@ -159,14 +185,15 @@ def _load_folder(data, seed, *, scan_cache):
 
   def split(indices):
     indices = order.permutation(indices)
-    files = paths[indices]
+    split_paths = paths[indices]
     labels = scan.labels[indices]
 
     def read(shard_index, num_shards):
-      examples = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), labels))
+      examples = tf.data.Dataset.from_tensor_slices((tf.constant(split_paths, tf.string),
+                                                     labels))
       examples = examples.shard(num_shards, shard_index)
       return examples.map(lambda path, label: (
-          image_ops.decode_image(tf.io.read_file(path)), label),
+          image_ops.decode_image(tf.io.read_file(path), max_pixels=max_pixels), label),
           num_parallel_calls=tf.data.AUTOTUNE)
     return Split(read, _counts(labels, num_classes))
 
@@ -177,14 +204,23 @@ def _load_folder(data, seed, *, scan_cache):
 
 def _load_tfrecord(data, seed):
   description = tfrecords.read_description(data.path)
-  class_names = tuple(description['class_names'])
+  # Conversions before class names became text kept non-UTF-8 names' surrogates.
+  class_names = tuple(files.text_name(name) for name in description['class_names'])
   labels = tfrecords.folder_labels(description)
+  max_pixels = _max_image_pixels(data)
+  largest = description['scan'].get('largest_image_pixels', 0)
+  if max_pixels and largest > max_pixels:
+    raise errors.InvalidValueError(
+        f'The TFRecords in {data.path} hold an image of {largest} pixels, more than '
+        f'config.data.max_image_pixels={max_pixels}: raise the limit to at least {largest}, '
+        f'or convert the folder again with --max_image_pixels={max_pixels}.')
   train, val = splits.train_val_indices(labels, data, seed)
 
   def split(indices):
     keep = np.zeros(len(labels), bool)
     keep[indices] = True
-    return Split(functools.partial(tfrecords.read_examples, data.path, description, keep),
+    return Split(functools.partial(tfrecords.read_examples, data.path, description, keep,
+                                   max_pixels=max_pixels),
                  _counts(labels[indices], len(class_names)))
 
   return Data(class_names, split(train), split(val),
@@ -211,17 +247,23 @@ def _load_tfds(data, seed):
     return np.concatenate([batch.numpy() for batch in batches] or [np.zeros([0])]
                           ).astype(np.int32)
 
+  max_pixels = _max_image_pixels(data)
+
   def split_of(split, indices, labels):
     keep = np.zeros(len(labels), bool)
     keep[indices] = True
     keep = tf.constant(keep)
 
     def read(shard_index, num_shards):
-      examples = builder.as_dataset(split=split, shuffle_files=False)
+      # The encoded images, decoded by the decode training and serving share (TFDS's own
+      # decoder uses TensorFlow's fast, less accurate JPEG IDCT).
+      examples = builder.as_dataset(split=split, shuffle_files=False,
+                                    decoders={image_key: tfds.decode.SkipDecoding()})
       examples = examples.enumerate().filter(lambda index, _: keep[index])
       examples = examples.shard(num_shards, shard_index)
       return examples.map(lambda _, example: (
-          example[image_key], tf.cast(example[label_key], tf.int32)))
+          image_ops.decode_image(example[image_key], max_pixels=max_pixels),
+          tf.cast(example[label_key], tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
     return Split(read, _counts(labels[indices], num_classes))
 
   try:

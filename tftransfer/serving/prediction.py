@@ -12,8 +12,8 @@ from typing import Any, Iterator
 
 import tensorflow as tf
 
-from tftransfer import errors, tf_noise
-from tftransfer.data import folders
+from tftransfer import errors, files, tf_noise
+from tftransfer.data import walk
 from tftransfer.serving import export as export_lib, signatures
 
 
@@ -48,9 +48,9 @@ def load_export(path: str) -> LoadedExport:
     raise errors.InvalidValueError(
         f'{path} lacks the signatures {missing} of a tftransfer export; write '
         'one with `tftransfer-export --workdir=W --export_dir=E`.')
-  with open(os.path.join(path, 'assets', signatures.LABELS_FILE), encoding='utf-8',
-            errors='surrogateescape') as f:
-    class_names = tuple(line.rstrip('\n') for line in f)
+  # Exports written before class names became text may hold other bytes than UTF-8.
+  with open(os.path.join(path, 'assets', signatures.LABELS_FILE), 'rb') as f:
+    class_names = tuple(files.text_name(line.rstrip(b'\n')) for line in f)
   with open(os.path.join(path, 'assets.extra', export_lib.METADATA_FILE)) as f:
     metadata = json.load(f)
   return LoadedExport(path, saved_model, class_names, metadata)
@@ -63,17 +63,18 @@ def image_files(paths: list[str]) -> list[str]:
     FileNotFoundError: a path does not exist.
     ValueError: no image was found.
   """
-  files = []
+  found = []
   for path in paths:
     if os.path.isdir(path):
-      files += folders.walk_images(path)[0]
+      found += walk.walk_images(path).images  # linked folders followed, as training does
     elif os.path.isfile(path):
-      files.append(path)
+      found.append(path)
     else:
       raise errors.NotFoundError(f'{path!r} is neither an image file nor a folder.')
-  if not files:
-    raise errors.InvalidValueError(f'No images ({", ".join(folders.IMAGE_EXTENSIONS)}) in {paths}.')
-  return files
+  if not found:
+    raise errors.InvalidValueError(
+        f'No images ({", ".join(walk.IMAGE_EXTENSIONS)}) in {paths}.')
+  return found
 
 
 def error_reason(error: tf.errors.OpError) -> str:
@@ -86,28 +87,29 @@ def error_reason(error: tf.errors.OpError) -> str:
   return match.group(1) if match else reason.strip()
 
 
-def _predict_batch(serve, files: list[str], contents: list[bytes]) -> Iterator[dict]:
+def _predict_batch(serve, paths: list[str], contents: list[bytes]) -> Iterator[dict]:
   try:
     # A rejected image is reported in its result line; TF's own echo of the failure is not.
     with tf_noise.filtered(tf_noise.expected_failure_dropper()):
       outputs = serve(**{signatures.IMAGE_BYTES: tf.constant(contents, tf.string)})
   except tf.errors.InvalidArgumentError as error:
-    if len(files) == 1:
-      yield {'path': files[0], 'error': error_reason(error)}
+    if len(paths) == 1:
+      yield {'path': paths[0], 'error': error_reason(error)}
       return
     # One bad file fails its whole batch: send the files one by one to keep the others.
-    for file, content in zip(files, contents):
-      yield from _predict_batch(serve, [file], [content])
+    for path, content in zip(paths, contents):
+      yield from _predict_batch(serve, [path], [content])
     return
   classes, scores = outputs['classes'].numpy(), outputs['scores'].numpy()
-  for file, names, values in zip(files, classes, scores):
-    top_k = [{'class': name.decode(), 'score': float(value)}
+  for path, names, values in zip(paths, classes, scores):
+    # Class names as text the one way labels.txt and data.json hold them (files.text_name).
+    top_k = [{'class': files.text_name(name), 'score': float(value)}
              for name, value in zip(names, values)]
-    yield {'path': file, 'class': top_k[0]['class'], 'score': top_k[0]['score'],
+    yield {'path': path, 'class': top_k[0]['class'], 'score': top_k[0]['score'],
            'top_k': top_k}
 
 
-def predict_files(export: LoadedExport, files: list[str], *,
+def predict_files(export: LoadedExport, paths: list[str], *,
                   batch_size: int = 32) -> Iterator[dict]:
   """Classifies image files through the export's serving_default signature, in batches.
 
@@ -117,10 +119,10 @@ def predict_files(export: LoadedExport, files: list[str], *,
   if batch_size < 1:
     raise errors.InvalidValueError(f'--batch_size={batch_size} must be >= 1.')
   serve = export.signature(signatures.SERVING_DEFAULT)
-  for start in range(0, len(files), batch_size):
-    batch = files[start:start + batch_size]
+  for start in range(0, len(paths), batch_size):
+    batch = paths[start:start + batch_size]
     contents = []
-    for file in batch:
-      with open(file, 'rb') as f:
+    for path in batch:
+      with open(path, 'rb') as f:
         contents.append(f.read())
     yield from _predict_batch(serve, batch, contents)
