@@ -62,13 +62,6 @@ class FolderListing:
     """`path` (under the root) relative to the root, as reports name it."""
     return path[len(self.root) + 1:]
 
-  def links_summary(self) -> dict:
-    """The links followed and skipped (with why), as the scan report lists them."""
-    return {'followed': [{'link': self.relative(link.path), 'target': link.target}
-                         for link in self.links if not link.reason],
-            'skipped': [{'link': self.relative(link.path), 'target': link.target,
-                         'reason': link.reason} for link in self.links if link.reason]}
-
   def fingerprint(self) -> str:
     """A hash of every candidate's path, size and modification time, and of where every link
     leads: cheap, no reading."""
@@ -94,7 +87,7 @@ class FolderScan:
   hidden: int  # hidden files and folders passed over
   from_cache: bool  # the verdicts came from the scan cache; nothing was decoded
   seconds: float  # wall time of the listing and scan
-  links: dict = dataclasses.field(default_factory=dict)  # FolderListing.links_summary()
+  links: dict = dataclasses.field(default_factory=dict)  # walk.links_summary()
   max_image_pixels: int = 0  # the pixel limit the scan applied (0 = none)
   largest_image_pixels: int = 0  # frames x height x width of the largest usable image
 
@@ -175,21 +168,8 @@ def list_folder(root: str) -> FolderListing:
     links += tree.links
   listing = FolderListing(root, tuple(class_names), tuple(paths), np.asarray(labels, np.int32),
                           dict(ignored), hidden, tuple(links))
-  _log_links(listing)
+  walk.log_links(listing.links, root)
   return listing
-
-
-def _log_links(listing: FolderListing) -> None:
-  followed = [link for link in listing.links if not link.reason]
-  if followed:
-    logging.info('Followed %d linked folders under %s: %s', len(followed), listing.root,
-                 ', '.join(f'{listing.relative(link.path)} -> {link.target}'
-                           for link in followed[:_MAX_NAMED]))
-  skipped = [link for link in listing.links if link.reason]
-  if skipped:
-    logging.warning('Skipped %d links under %s:\n  %s', len(skipped), listing.root, '\n  '.join(
-        f'{listing.relative(link.path)} -> {link.target}: {link.reason}'
-        for link in skipped[:_MAX_NAMED]))
 
 
 def scan_folder(root: str, *, max_image_pixels: int, on_bad_image: str = 'skip',
@@ -236,7 +216,7 @@ def scan_folder(root: str, *, max_image_pixels: int, on_bad_image: str = 'skip',
       labels=listing.labels[keep],
       skipped=tuple((path, failures[path]) for path in relative if path in failures),
       ignored=listing.ignored, hidden=listing.hidden, from_cache=cached is not None,
-      seconds=time.time() - started, links=listing.links_summary(),
+      seconds=time.time() - started, links=walk.links_summary(listing.links, listing.root),
       max_image_pixels=max_image_pixels, largest_image_pixels=largest)
   _check(scan, listing, on_bad_image=on_bad_image, cache_path=cache_path)
   logging.info('Folder scan of %s: %d usable images in %d classes, %d unusable, %d '

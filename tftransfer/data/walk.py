@@ -15,7 +15,11 @@ import collections
 import dataclasses
 import os
 
+from absl import logging
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp', '.webp')
+# Links a log line names; the scan report lists all.
+_MAX_LOGGED = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,3 +122,27 @@ class Walker:
 def walk_images(directory: str) -> Tree:
   """The images under `directory`, walked as the root of its own listing."""
   return Walker(directory).walk([directory])[0]
+
+
+def links_summary(links, root: str) -> dict:
+  """The links followed and skipped (with why), paths relative to `root`, as the scan report
+  lists them."""
+  def relative(path):
+    return os.path.relpath(path, root)
+  return {'followed': [{'link': relative(link.path), 'target': link.target}
+                       for link in links if not link.reason],
+          'skipped': [{'link': relative(link.path), 'target': link.target,
+                       'reason': link.reason} for link in links if link.reason]}
+
+
+def log_links(links, root: str) -> None:
+  """Logs the links followed (INFO) and skipped (WARNING) under `root`."""
+  summary = links_summary(links, root)
+  if summary['followed']:
+    logging.info('Followed %d linked folders under %s: %s', len(summary['followed']), root,
+                 ', '.join(f'{row["link"]} -> {row["target"]}'
+                           for row in summary['followed'][:_MAX_LOGGED]))
+  if summary['skipped']:
+    logging.warning('Skipped %d links under %s:\n  %s', len(summary['skipped']), root,
+                    '\n  '.join(f'{row["link"]} -> {row["target"]}: {row["reason"]}'
+                                for row in summary['skipped'][:_MAX_LOGGED]))
