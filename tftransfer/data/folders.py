@@ -24,7 +24,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import time
 
 from absl import logging
@@ -32,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors, files, tf_noise
-from tftransfer.data import image_headers, image_ops, walk
+from tftransfer.data import image_ops, walk
 
 IMAGE_EXTENSIONS = walk.IMAGE_EXTENSIONS
 # Bump when what the scan accepts changes, so that cached verdicts of an older scan are redone.
@@ -277,10 +276,9 @@ def _undecodable(listing: FolderListing, max_image_pixels: int) -> tuple[dict[st
   """
 
   def decode(index, path):
-    encoded = tf.io.read_file(path)
-    image = image_ops.decode_image(encoded, max_pixels=max_image_pixels)
-    with tf.control_dependencies([image]):
-      return index, tf.reduce_prod(image_headers.read(encoded).shape)
+    _, pixels = image_ops.decode_image_and_size(tf.io.read_file(path),
+                                                max_pixels=max_image_pixels)
+    return index, pixels  # an error when the file does not decode
 
   # Paths as bytes: a file name that is not valid UTF-8 must not stop the scan.
   paths = [os.fsencode(path) for path in listing.files]
@@ -312,10 +310,5 @@ def _decode_error(path: str, max_image_pixels: int) -> str | None:
   try:
     image_ops.decode_image(tf.io.read_file(os.fsencode(path)), max_pixels=max_image_pixels)
   except tf.errors.OpError as error:
-    # Keep TensorFlow's message, without the op and device decoration around it (nor a
-    # failed assertion's preamble).
-    message = re.sub(r'\{\{function_node [^}]*\}\}|\[Op:\w+\].*$', '', error.message)
-    message = re.sub(r"^Expected '.*' to be true\. Summarized data: b'(.*)'$", r'\1',
-                     message.strip())
-    return message.strip() or type(error).__name__
+    return image_ops.error_reason(error)
   return None

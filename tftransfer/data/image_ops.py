@@ -10,6 +10,8 @@ image goes through exactly the steps a validation image went through:
                   (model/backbones.py, BackbonePreprocess).
 """
 
+import re
+
 import tensorflow as tf
 
 from tftransfer.data import bmp, exif, image_headers
@@ -47,32 +49,69 @@ def decode_image(encoded: tf.Tensor, *, max_pixels: int,
     tf.errors.InvalidArgumentError (when run): data TensorFlow cannot decode (with its reason),
       a refused variant, or too many pixels.
   """
+  return decode_image_and_size(encoded, max_pixels=max_pixels, name=name)[0]
+
+
+def decode_image_and_size(encoded: tf.Tensor, *, max_pixels: int,
+                          name: str | tf.Tensor = 'image') -> tuple[tf.Tensor, tf.Tensor]:
+  """decode_image's image, and the int64 frames x height x width its limit was checked on,
+  which is computed only once the image has decoded (a caller may keep just the size)."""
+  return _decode(encoded, tf.constant(max_pixels, tf.int64), tf.convert_to_tensor(name))
+
+
+# One traced function for every caller: the decode is a thousand graph ops, which would
+# otherwise be built again, and cost seconds, each time a dataset maps it (a scan, every
+# split). Control flow stays one level deep, which keeps its optimisation cheap too.
+@tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int64),
+                              tf.TensorSpec([], tf.string)], autograph=False)
+def _decode(encoded: tf.Tensor, max_pixels: tf.Tensor,
+            name: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   facts = image_headers.read(encoded)
-  checks = [tf.debugging.Assert(tf.equal(facts.refusal, ''), [tf.strings.join(
-      [name, ' is ', facts.refusal, '; convert it to PNG or JPEG.'])])]
-  if max_pixels:
-    frames, height, width = tf.unstack(facts.shape)
-    size = tf.strings.format('{} frame(s) of {} x {} pixels', [frames, width, height])
-    checks.append(tf.debugging.Assert(frames * height * width <= max_pixels, [
-        tf.strings.join([name, ' is ', size, f', more than the {max_pixels} of '
-                         'data.max_image_pixels; use a smaller image.'])]))
+  frames, height, width = tf.unstack(facts.shape)
+  pixels = frames * height * width
+  checks = [
+      _require(tf.equal(facts.refusal, ''), lambda: tf.strings.join(
+          [name, ' is ', facts.refusal, '; convert it to PNG or JPEG.'])),
+      _require(tf.logical_or(max_pixels <= 0, pixels <= max_pixels), lambda: tf.strings.join([
+          name, ' is ', tf.strings.format('{} frame(s) of {} x {} pixels, more than the {} '
+                                          'of data.max_image_pixels; use a smaller image.',
+                                          [frames, width, height, max_pixels])]))]
+  orientation = tf.where(tf.equal(facts.decoder, image_headers.JPEG_DECODER),
+                         exif.jpeg_orientation(encoded), 1)
   # The checks run before decoding, so a refused image is never allocated.
   with tf.control_dependencies(checks):
-    image = tf.cond(tf.equal(tf.strings.substr(encoded, 0, 3), b'\xff\xd8\xff'),
-                    lambda: _decode_jpeg(encoded), lambda: _decode_other(encoded))
+    image = tf.switch_case(facts.decoder, {
+        image_headers.JPEG_DECODER: lambda: tf.io.decode_jpeg(
+            encoded, channels=3, dct_method='INTEGER_ACCURATE'),
+        image_headers.PALETTE_BMP_DECODER: lambda: bmp.decode_indexed(encoded),
+        image_headers.TENSORFLOW_DECODER: lambda: tf.io.decode_image(
+            encoded, channels=3, expand_animations=False, dtype=tf.uint8)})
+  image = exif.apply_orientation(image, orientation)
   image.set_shape([None, None, 3])
-  return image
+  # Inlined into a caller's graph, a function's unused outputs are pruned, and a control
+  # dependency on the call waits only for its Asserts: the size must wait for the decode.
+  with tf.control_dependencies([image]):
+    return image, tf.identity(pixels)
 
 
-def _decode_jpeg(encoded: tf.Tensor) -> tf.Tensor:
-  pixels = tf.io.decode_jpeg(encoded, channels=3, dct_method='INTEGER_ACCURATE')
-  return exif.apply_orientation(pixels, exif.jpeg_orientation(encoded))
+def _require(ok: tf.Tensor, message) -> tf.Tensor:
+  """A check that fails with the text `message()` unless `ok`; the text is built only then."""
+  def fail():
+    with tf.control_dependencies([tf.debugging.Assert(ok, [message()])]):
+      return tf.constant(False)
+  return tf.cond(ok, lambda: tf.constant(True), fail)
 
 
-def _decode_other(encoded: tf.Tensor) -> tf.Tensor:
-  return tf.cond(bmp.is_indexed(encoded), lambda: bmp.decode_indexed(encoded),
-                 lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False,
-                                            dtype=tf.uint8))
+def error_reason(error: tf.errors.OpError) -> str:
+  """The line of a failed decode_image's error that says what is wrong with the image (its
+  refusal, or TensorFlow's decoder's reason), without the graph's trace around it."""
+  lines = error.message.splitlines()
+  # The reason is the line just before the failing node's name, '\t [[{{node ...}}]]'.
+  reason = next((lines[i - 1] for i in range(1, len(lines))
+                 if lines[i].lstrip().startswith('[[')), lines[0] if lines else '')
+  reason = re.sub(r'\{\{function_node [^}]*\}\}|\[Op:\w+\].*$', '', reason).strip()
+  match = re.fullmatch(r'assertion failed: \[(.*)\]', reason)
+  return (match.group(1) if match else reason) or type(error).__name__
 
 
 def fit_to_storage(image: tf.Tensor, max_size: int) -> tf.Tensor:

@@ -7,13 +7,12 @@ files go to its `serving_default` signature as raw bytes, batched, as TF Serving
 import dataclasses
 import json
 import os
-import re
 from typing import Any, Iterator
 
 import tensorflow as tf
 
 from tftransfer import errors, files, tf_noise
-from tftransfer.data import walk
+from tftransfer.data import image_ops, walk
 from tftransfer.serving import export as export_lib, signatures
 
 
@@ -77,16 +76,6 @@ def image_files(paths: list[str]) -> list[str]:
   return found
 
 
-def error_reason(error: tf.errors.OpError) -> str:
-  """The line of a signature's error that says what was wrong with the request."""
-  lines = error.message.splitlines()
-  # The reason is the line just before the failing node's name, '\t [[{{node ...}}]]'.
-  reason = next((lines[i - 1] for i in range(1, len(lines))
-                 if lines[i].lstrip().startswith('[[')), lines[0])
-  match = re.fullmatch(r'assertion failed: \[(.*)\]', reason.strip())
-  return match.group(1) if match else reason.strip()
-
-
 def _predict_batch(serve, paths: list[str], contents: list[bytes]) -> Iterator[dict]:
   try:
     # A rejected image is reported in its result line; TF's own echo of the failure is not.
@@ -94,7 +83,7 @@ def _predict_batch(serve, paths: list[str], contents: list[bytes]) -> Iterator[d
       outputs = serve(**{signatures.IMAGE_BYTES: tf.constant(contents, tf.string)})
   except tf.errors.InvalidArgumentError as error:
     if len(paths) == 1:
-      yield {'path': paths[0], 'error': error_reason(error)}
+      yield {'path': paths[0], 'error': image_ops.error_reason(error)}
       return
     # One bad file fails its whole batch: send the files one by one to keep the others.
     for path, content in zip(paths, contents):

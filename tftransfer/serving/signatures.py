@@ -18,7 +18,6 @@ Also here: assets/labels.txt, the source of the graph's label -> class name tabl
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors, files
