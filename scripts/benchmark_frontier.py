@@ -41,7 +41,8 @@ def run_budget(minutes: float, args) -> dict:
   final = json.loads((workdir / 'final_metrics.json').read_text())
   config = json.loads((workdir / 'config.json').read_text())
   from tftransfer.data import folders  # pylint: disable=g-import-not-at-top
-  scan = folders.scan_folder(args.test_dir)
+  scan = folders.scan_folder(args.test_dir,
+                             max_image_pixels=config['data'].get('max_image_pixels', 0))
   snapshot = f'{workdir}@{final["selected"]["step"]}'
   return {'system': 'tftransfer', 'budget_minutes': minutes, 'seconds': round(seconds, 1),
           'minutes': round(seconds / 60, 2), 'val_accuracy': final['val_accuracy'],

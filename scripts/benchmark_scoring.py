@@ -37,7 +37,8 @@ def predict(snapshot: str, files: list[str]) -> np.ndarray:
   from tftransfer.data import image_ops  # pylint: disable=g-import-not-at-top
   model, preprocess = load_snapshot(snapshot)
   images = tf.data.Dataset.from_tensor_slices([os.fsencode(path) for path in files]).map(
-      lambda path: preprocess(image_ops.decode_image(tf.io.read_file(path))),
+      # Every file passed score_points' folder scan and its size limit.
+      lambda path: preprocess(image_ops.decode_image(tf.io.read_file(path), max_pixels=0)),
       num_parallel_calls=tf.data.AUTOTUNE).batch(256)
   classify = tf.function(lambda batch: tf.argmax(model(batch, training=False), axis=-1))
   return np.concatenate([classify(batch).numpy() for batch in images])
@@ -51,8 +52,10 @@ def score(snapshot: str, files: list[str], labels: np.ndarray, class_names) -> f
 
 def score_points(points: list[dict], test_dir: str, class_names) -> None:
   """Adds test_accuracy to every point, scoring its snapshot on every image of `test_dir`."""
+  from tftransfer import config as config_lib  # pylint: disable=g-import-not-at-top
   from tftransfer.data import folders  # pylint: disable=g-import-not-at-top
-  scan = folders.scan_folder(test_dir)
+  scan = folders.scan_folder(
+      test_dir, max_image_pixels=config_lib.default_config().data.max_image_pixels)
   if tuple(scan.class_names) != tuple(class_names):
     raise ValueError(f'--test_dir classes {scan.class_names} differ from the training '
                      f'classes {class_names}.')

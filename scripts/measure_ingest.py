@@ -27,6 +27,8 @@ import tensorflow as tf  # noqa: E402
 from tftransfer import config as config_lib  # noqa: E402
 from tftransfer.data import folders, sources, tfrecords  # noqa: E402
 
+MAX_IMAGE_PIXELS = config_lib.default_config().data.max_image_pixels
+
 SHARED_TRAIN = pathlib.Path(__file__).resolve().parents[1].parent / 'shared/data/cifar10/train'
 
 
@@ -59,7 +61,7 @@ def main():
   scans = []
   for _ in range(args.repeats):
     started = time.perf_counter()
-    scan = folders.scan_folder(args.folder)
+    scan = folders.scan_folder(args.folder, max_image_pixels=MAX_IMAGE_PIXELS)
     scans.append(round(time.perf_counter() - started, 2))
   result.update(num_images=len(scan.files), num_skipped=len(scan.skipped),
                 scan_seconds=scans, scan_seconds_median=statistics.median(scans))
@@ -68,7 +70,8 @@ def main():
   try:
     output = os.path.join(scratch, 'records')
     started = time.perf_counter()
-    tfrecords.convert_folder(args.folder, output, num_shards=args.shards)
+    tfrecords.convert_folder(args.folder, output, num_shards=args.shards,
+                             max_image_pixels=MAX_IMAGE_PIXELS)
     result['convert_seconds'] = round(time.perf_counter() - started, 2)
     result['tfrecord_bytes'] = sum(f.stat().st_size for f in pathlib.Path(output).iterdir())
     cache = os.path.join(scratch, 'folder_scan.json')  # Time reading, not scanning, below.

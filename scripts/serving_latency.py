@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer.data import image_ops
-from tftransfer.serving import prediction, signatures
+from tftransfer.serving import export as export_lib, prediction, signatures
 from tftransfer.training import restore
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The training run the export came from.')
@@ -73,11 +73,12 @@ def main(argv):
   serve = export.signature(signatures.SERVING_DEFAULT)
   predict_images = export.signature(signatures.PREDICT_IMAGES)
   encoded = _encoded_images(trained.image_size)
+  limit = export_lib.max_image_pixels(trained.config)
   results = {}
   for batch_size in BATCH_SIZES:
     batch = encoded[:batch_size]
     # predict_images takes one shape per call: the images as sent, when they share a size.
-    pixels = [image_ops.decode_image(data).numpy() for data in batch]
+    pixels = [image_ops.decode_image(data, max_pixels=limit).numpy() for data in batch]
     same_shape = len({image.shape for image in pixels}) == 1
     views = np.stack([image_ops.evaluation_view(image, trained.image_size).numpy()
                       for image in pixels])

@@ -41,7 +41,7 @@ def messy_folder(tmp_path):
 
 @pytest.fixture(scope='session')
 def tiny_run(tmp_path_factory):
-  """A finished tiny run (5 classes, export.top_k=3, export.max_image_pixels=64*64) from
+  """A finished tiny run (5 classes, export.top_k=3, data.max_image_pixels=64*64) from
   calibrated 'pretrained' weights, so its outputs depend on the image; trained once per session
   for the export and evaluation tests. Copy it before changing it."""
   from tftransfer.training import loop  # Imported here: only these fixtures train.
@@ -50,7 +50,7 @@ def tiny_run(tmp_path_factory):
   write_calibrated_weights(weights)
   loop.train_and_evaluate(
       tiny_config(model__weights=str(weights), export__top_k=3,
-                  export__max_image_pixels=64 * 64), str(root / 'run'))
+                  data__max_image_pixels=64 * 64), str(root / 'run'))
   return root / 'run'
 
 

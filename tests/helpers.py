@@ -9,6 +9,7 @@ import io
 import os
 import pathlib
 import sys
+import zlib
 
 import keras
 import numpy as np
@@ -23,6 +24,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get('TFTRANSFER_SHARED', REPO.parent / 'shared'))
 SHARED_TRAIN = SHARED / 'data' / 'cifar10' / 'train'
 SHARED_WEIGHTS = SHARED / 'weights' / 'mobilenet_2_5_224_tf_no_top.h5'
+# config.data.max_image_pixels by default: what a scan or decode in a test allows.
+MAX_IMAGE_PIXELS = config_lib.default_config().data.max_image_pixels
 
 
 def tiny_config(**overrides):
@@ -157,7 +160,7 @@ def write_messy_folder(root):
       'dog/nested/truncated.png': (png[:len(png) // 2], 'PNG'),
       # A valid JPEG XL codestream: TensorFlow decodes it, but serving could not size it.
       'dog/jpeg_xl.jpg': (base64.b64decode('/woAEBAJCAABACgASxiLFcJJQU5/AA=='),
-                          'JPEG XL is not supported'),
+                          'is JPEG XL, which is not supported'),
   }
   files.update({path: data for path, (data, _) in broken.items()})
   # Clutter the scan must pass over: non-images, hidden files and folders (even valid ones).
@@ -197,13 +200,20 @@ def gif_bytes(frames, height, width, *, canvas=None):
   return bytes(encoded)
 
 
+def png_claiming(width, height):
+  """A PNG signature and IHDR declaring width x height, with no image data after it."""
+  header = width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([8, 2, 0, 0, 0])
+  chunk = b'IHDR' + header
+  return (b'\x89PNG\r\n\x1a\n' + len(header).to_bytes(4, 'big') + chunk
+          + zlib.crc32(chunk).to_bytes(4, 'big'))
+
+
 def expected_probabilities(model, encoded_images, image_size=32):
   """The in-memory model on the evaluation view, built from the image ops: what an export's
   signatures must answer for `encoded_images`."""
   from tftransfer.data import image_ops
-  views = [image_ops.center_crop_resize(
-      image_ops.fit_to_storage(image_ops.decode_image(data), image_size), image_size)
-      for data in encoded_images]
+  views = [image_ops.evaluation_view(image_ops.decode_image(data, max_pixels=MAX_IMAGE_PIXELS),
+                                     image_size) for data in encoded_images]
   return tf.nn.softmax(model(tf.stack(views), training=False)).numpy()
 
 
@@ -213,6 +223,8 @@ def load_config(path, arg=None):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg) if arg else module.get_config()
+
+
 def smooth_picture(seed: int, side: int = 32) -> np.ndarray:
   """uint8 [side, side, 3]: bicubic-upsampled 6x6 random colours plus a little noise, a
   photo-like picture unlike any other seed's."""

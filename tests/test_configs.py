@@ -112,3 +112,12 @@ def test_every_field_is_documented_and_helpfull_shows_it():
                             capture_output=True, text=True, timeout=120).stdout
   assert '--config.train.unfreeze=' in helpfull
   assert docs['train.unfreeze'][:40] in ' '.join(helpfull.split())
+
+
+def test_one_image_size_limit_for_scan_training_and_serving():
+  # Issue 11 kind 6: one field, admitting 48-50 MP phone photos (8064 x 6048 to 8192 x 6144)
+  # and 108 MP ones (12000 x 9000).
+  config = config_lib.default_config()
+  assert 'max_image_pixels' not in config.export
+  assert config.data.max_image_pixels >= 12000 * 9000
+  assert '8064 x 6048' in config_lib.field_docs()['data.max_image_pixels']  # sized for

@@ -106,6 +106,14 @@ def _data_section() -> ml_collections.ConfigDict:
   # What the folder scan does with undecodable images: 'skip' (leave them out, listed in the
   # workdir's data_report.json) | 'fail' (stop before training, naming them).
   data.on_bad_image = 'skip'
+  # The one image-size limit, in frames x height x width pixels, of the folder scan, training
+  # and the exported serving signature alike; larger images are refused from their headers
+  # before decoding (decompression bombs). 0 = no limit. 120 MP admits every phone and camera
+  # photo up to 108 MP (12000 x 9000) and 102 MP medium format (11648 x 8736), so 48-50 MP
+  # (8064 x 6048, 8192 x 6144) and 64 MP (9248 x 6936) phones with margin; 200 MP phone modes
+  # (16320 x 12240) need it raised. An image at the limit needs about 2.2 GB while it is
+  # decoded and shrunk.
+  data.max_image_pixels = 120_000_000
   # Warn (log and data_report.json) when the largest training class has more than this many
   # times the examples of the smallest; 0 = never. 10 is a common mark of severe imbalance:
   # accuracy can then look good while the small classes are mostly misclassified.
@@ -228,9 +236,8 @@ def _export_section() -> ml_collections.ConfigDict:
   """What the exported serving signatures return and accept."""
   export = ml_collections.ConfigDict()
   # Number of best classes the serving signatures return (capped at the number of classes).
+  # (The largest image a request may carry is data.max_image_pixels, as in training.)
   export.top_k = 5
-  # Largest image (width x height, in pixels) a serving request may carry; 0 = no limit.
-  export.max_image_pixels = 40_000_000
   return export
 
 def _audit_section() -> ml_collections.ConfigDict:
@@ -362,8 +369,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _validate_train(config.train)
   _one_of(config.distribute.strategy, 'distribute.strategy', (AUTO,) + STRATEGIES)
   _check(config.export.top_k >= 1, f'config.export.top_k={config.export.top_k} must be >= 1.')
-  _check(config.export.max_image_pixels >= 0, 'config.export.max_image_pixels must be >= 0 '
-         '(0 = no limit).')
   _validate_audit(config.audit)
 
 
@@ -385,6 +390,8 @@ def _validate_data(data: ml_collections.ConfigDict) -> None:
   _check(0 < data.crop_min_area <= 1, f'config.data.crop_min_area={data.crop_min_area} must be '
          'in (0, 1]; 1.0 disables cropping.')
   _one_of(data.on_bad_image, 'data.on_bad_image', BAD_IMAGE_POLICIES)
+  _check(data.max_image_pixels >= 0, f'config.data.max_image_pixels={data.max_image_pixels} '
+         'must be >= 0 (0 = no limit).')
   _check(data.imbalance_warning_ratio == 0 or data.imbalance_warning_ratio >= 1,
          f'config.data.imbalance_warning_ratio={data.imbalance_warning_ratio} must be 0 '
          '(never warn) or >= 1 (largest / smallest class).')

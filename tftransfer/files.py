@@ -6,6 +6,8 @@
     staged_directory         a directory (an export version, a TFRecord set) filled under a
                              hidden name beside its target and renamed to it when complete
 
+Also here: text_name, the one form a file or folder name takes as text (class names).
+
 A killed process leaves at worst a hidden temporary beside the target, never a target that
 looks complete.
 """
@@ -21,6 +23,20 @@ import uuid
 import tensorflow as tf
 
 from tftransfer import errors
+
+
+def text_name(name: str | bytes) -> str:
+  """A file or folder name as text: valid UTF-8 as it is, other bytes as \\xNN escapes.
+
+  A name that is not valid UTF-8 (cp1252's 0x93 from a Windows archive) reaches Python as
+  os.fsdecode's lone surrogates ('caf\\udc93'), which JSON, labels.txt, TF Serving's outputs
+  and plots cannot hold. Every class name is turned into text this one way (Python's
+  'backslashreplace'): b'caf\\x93' -> 'caf\\\\x93', the same from bytes and from os.fsdecode's
+  string, and names that are valid UTF-8 are unchanged.
+  """
+  if isinstance(name, str):
+    name = name.encode('utf-8', 'surrogateescape')
+  return name.decode('utf-8', 'backslashreplace')
 
 
 def _hidden_sibling(path: str, tag: str) -> str:

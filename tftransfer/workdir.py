@@ -29,14 +29,16 @@ import tensorflow as tf
 from tftransfer import errors, files
 
 # Fields that may change between a run and its resumption: they steer how a run executes
-# (or when it stops, or what it reports, as the data audit's settings do), not what it learns. data.on_bad_image only decides
-# whether a run with undecodable files starts at all.
+# (or when it stops, or what it reports, as the data audit's settings do), not what it learns.
+# data.on_bad_image only decides whether a run with undecodable files starts at all;
+# data.max_image_pixels also sets what the export serves, and if it changes which images the
+# run trains on, the data check refuses.
 RESUMABLE_CHANGES = ('train.max_steps', 'train.mixed_precision', 'train.jit_compile',
                      'train.steps_per_loop', 'train.log_every_steps',
                      'train.checkpoint_every_secs', 'train.keep_checkpoints',
                      'train.early_stopping_patience',
                      'data.on_bad_image', 'data.imbalance_warning_ratio',
-                     'distribute.', 'export.', 'audit.')
+                     'data.max_image_pixels', 'distribute.', 'export.', 'audit.')
 
 
 def flatten(tree: dict, prefix: str = '') -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 import tensorflow as tf
 
-from helpers import smooth_picture
+from helpers import MAX_IMAGE_PIXELS, smooth_picture
 from tftransfer.auditing import descriptors, duplicates
 from tftransfer.data import sources
 
@@ -70,7 +70,7 @@ def test_hashes_tell_a_byte_copy_from_the_same_pixels_saved_again(tmp_path):
   (tmp_path / 'pictures').mkdir()
   for name, data in files.items():
     (tmp_path / 'pictures' / name).write_bytes(data)
-  _, split = sources.whole_folder(str(tmp_path))
+  _, split = sources.whole_folder(str(tmp_path), max_pixels=MAX_IMAGE_PIXELS)
   described = descriptors.compute(split, crop=0.1)
   index = {path.rsplit('/', 1)[-1]: number for number, path in enumerate(split.paths)}
   byte, pixel = described.byte_hashes, described.pixel_hashes

@@ -11,7 +11,8 @@ import tensorflow as tf
 from tftransfer.data import folders, image_ops, sources
 from tftransfer.evaluation import evaluate
 from tftransfer.training import loop
-from helpers import SHARED_TRAIN, tiny_config
+from helpers import (MAX_IMAGE_PIXELS, SHARED_TRAIN, png_claiming, tiny_config,
+                     write_image_folder)
 
 
 def _relative(scan, root):
@@ -25,7 +26,7 @@ def _folder_config(root, **overrides):
 
 def test_scan_keeps_exactly_the_decodable_images(messy_folder, caplog):
   root, valid, broken = messy_folder
-  scan = folders.scan_folder(str(root))
+  scan = folders.scan_folder(str(root), max_image_pixels=MAX_IMAGE_PIXELS)
   assert re.search(r'1 files directly under .* belong to no class folder .*\(unsorted\.jpg\)',
                    caplog.text)
   assert scan.class_names == ('cat', 'dog', 'émeu')
@@ -47,7 +48,8 @@ def test_odd_formats_decode_to_the_right_rgb(messy_folder):
   root, _, _ = messy_folder
 
   def decode(path):
-    image = image_ops.decode_image(tf.io.read_file(str(root / path))).numpy()
+    image = image_ops.decode_image(tf.io.read_file(str(root / path)),
+                                   max_pixels=MAX_IMAGE_PIXELS).numpy()
     assert image.shape == (24, 20, 3) and image.dtype == np.uint8, path
     return image
 
@@ -71,7 +73,7 @@ def test_a_class_without_usable_images_is_an_error_naming_it(messy_folder):
   (root / 'ruined' / 'zero.jpg').write_bytes(b'')
   with pytest.raises(ValueError, match=r'without any usable image.*empty \(no image files\), '
                      r'ruined \(1 undecodable image files\)'):
-    folders.scan_folder(str(root))
+    folders.scan_folder(str(root), max_image_pixels=MAX_IMAGE_PIXELS)
 
 
 def test_training_on_a_messy_folder_skips_and_reports(messy_folder, tmp_path):
@@ -122,17 +124,20 @@ def test_on_bad_image_fail_stops_before_training_naming_the_files(messy_folder, 
 def test_unchanged_folder_is_served_from_the_scan_cache(messy_folder, tmp_path, monkeypatch):
   root, _, broken = messy_folder
   cache = str(tmp_path / 'folder_scan.json')
-  first = folders.scan_folder(str(root), cache_path=cache)
+  first = folders.scan_folder(str(root), max_image_pixels=MAX_IMAGE_PIXELS,
+                              cache_path=cache)
   decodes = []
   real = folders._undecodable
   monkeypatch.setattr(folders, '_undecodable',
-                      lambda listing: decodes.append(listing) or real(listing))
-  again = folders.scan_folder(str(root), cache_path=cache)
+                      lambda *args: decodes.append(args) or real(*args))
+  again = folders.scan_folder(str(root), max_image_pixels=MAX_IMAGE_PIXELS,
+                              cache_path=cache)
   assert again.from_cache and not decodes
   assert again.files == first.files and again.skipped == first.skipped
   # A repaired file changes the fingerprint (size, modification time): scanned again.
   (root / 'cat' / 'zero.jpg').write_bytes((root / 'dog' / 'UPPER.JPG').read_bytes())
-  repaired = folders.scan_folder(str(root), cache_path=cache)
+  repaired = folders.scan_folder(str(root), max_image_pixels=MAX_IMAGE_PIXELS,
+                              cache_path=cache)
   assert len(decodes) == 1 and not repaired.from_cache
   assert len(repaired.files) == len(first.files) + 1
   assert [path for path, _ in repaired.skipped] == sorted(set(broken) - {'cat/zero.jpg'})
@@ -143,7 +148,7 @@ def test_resumed_run_does_not_scan_again(messy_folder, tmp_path, monkeypatch):
   workdir = tmp_path / 'run'
   config = _folder_config(root, train__max_steps=1)
   loop.train_and_evaluate(config, str(workdir))
-  monkeypatch.setattr(folders, '_undecodable', lambda listing: pytest.fail('scanned again'))
+  monkeypatch.setattr(folders, '_undecodable', lambda *args: pytest.fail('scanned again'))
   loop.train_and_evaluate(_folder_config(root, train__max_steps=2), str(workdir))
   assert json.loads((workdir / 'data_report.json').read_text())['scan']['from_cache']
 
@@ -160,7 +165,27 @@ def test_badly_imbalanced_classes_are_warned_about(messy_folder):
 
 @pytest.mark.shared_data
 def test_shared_cifar10_folder_scans_clean():
-  scan = folders.scan_folder(str(SHARED_TRAIN))
+  scan = folders.scan_folder(str(SHARED_TRAIN), max_image_pixels=MAX_IMAGE_PIXELS)
   assert scan.class_names[:3] == ('airplane', 'automobile', 'bird')
   assert scan.class_counts == (5000,) * 10
   assert not scan.skipped and not scan.ignored
+
+
+def test_the_scan_applies_the_one_pixel_limit_before_decoding(tmp_path):
+  # Issue 11 kind 6: the scan admits a 48 MP phone photo (8064 x 6048) under the default
+  # limit that serving applies too, and refuses a decompression bomb from its header.
+  root = write_image_folder(tmp_path / 'images', classes=('cat', 'dog'), per_class=2)
+  (root / 'cat' / 'phone.jpg').write_bytes(tf.io.encode_jpeg(
+      tf.fill([6048, 8064, 3], tf.constant(90, tf.uint8)), quality=50).numpy())
+  (root / 'dog' / 'bomb.png').write_bytes(png_claiming(100_000, 100_000))
+  cache = str(tmp_path / 'folder_scan.json')
+  scan = folders.scan_folder(str(root), max_image_pixels=MAX_IMAGE_PIXELS, cache_path=cache)
+  assert scan.class_counts == (3, 2)
+  assert scan.skipped == (('dog/bomb.png', 'image is 1 frame(s) of 100000 x 100000 pixels, '
+                           f'more than the {MAX_IMAGE_PIXELS} of data.max_image_pixels; use a '
+                           'smaller image.'),)
+  assert scan.summary()['largest_image_pixels'] == 8064 * 6048
+  # Another limit is another scan, not the cached verdicts.
+  smaller = folders.scan_folder(str(root), max_image_pixels=8064 * 6048 - 1, cache_path=cache)
+  assert not smaller.from_cache and smaller.class_counts == (2, 2)
+  assert [path for path, _ in smaller.skipped] == ['cat/phone.jpg', 'dog/bomb.png']

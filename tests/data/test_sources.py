@@ -7,9 +7,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tftransfer import config as config_lib
-from tftransfer.data import sources, splits
+from tftransfer import config as config_lib, errors
+from tftransfer.data import folders, sources, splits
 from helpers import tiny_config, write_image_folder
+import image_variants
 
 
 def _labels(split, shard=0, shards=1):
@@ -87,3 +88,48 @@ def test_shards_partition_the_split():
   whole = sorted(_labels(data.val))
   parts = sorted(np.concatenate([_labels(data.val, i, 3) for i in range(3)]))
   assert whole == parts
+
+
+def test_one_class_folder_is_refused_before_anything_is_decoded(tmp_path, monkeypatch):
+  # Issue 11 kind 3: one class trains a model that answers it for everything, with a
+  # validation accuracy of 1.0.
+  root = write_image_folder(tmp_path / 'images', classes=('cat',), per_class=6)
+  monkeypatch.setattr(folders, '_undecodable', lambda *args: pytest.fail('decoded'))
+  config = tiny_config(data__source='folder', data__path=str(root))
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"has 1 class folder\(s\) \('cat'\); a classifier needs at least two"):
+    sources.load(config.data, seed=0)
+
+
+def test_a_tfds_split_filter_leaving_one_class_is_refused():
+  config = config_lib.default_config()  # TFDS cifar10
+  config.data.train_split = 'train[:20]'
+
+  def only_cats(builder, split, decoders=None, **kwargs):
+    image = tf.io.encode_png(tf.zeros([32, 32, 3], tf.uint8))
+    return tf.data.Dataset.from_tensors({'id': tf.constant('x'), 'image': image,
+                                         'label': tf.constant(3, tf.int64)}).repeat(20)
+
+  with tfds.testing.mock_data(as_dataset_fn=only_cats):
+    with pytest.raises(errors.InvalidValueError,
+                       match=r"The training split of TFDS 'cifar10' .* has examples of 1 "
+                             r"class\(es\) \('3': 18\); a classifier needs at least two"):
+      sources.load(config.data, seed=0)
+
+
+def test_tfds_images_are_decoded_by_the_shared_decode(monkeypatch):
+  # Issue 11 kind 8: TFDS decodes JPEGs with TensorFlow's fast IDCT; tftransfer's own decode
+  # (accurate IDCT, EXIF orientation) must read TFDS data as it reads folders and requests.
+  photo = image_variants.jpeg_with_exif(image_variants.picture(40, 32), 6)
+
+  def photos(builder, split, decoders=None, **kwargs):
+    assert decoders and isinstance(decoders['image'], tfds.decode.SkipDecoding)
+    return tf.data.Dataset.from_tensor_slices({
+        'id': tf.constant(['a', 'b']), 'image': tf.constant([photo, photo]),
+        'label': tf.constant([1, 2], tf.int64)})
+
+  config = config_lib.default_config()
+  config.data.val_fraction = 0.5
+  with tfds.testing.mock_data(as_dataset_fn=photos):
+    image, _ = next(iter(sources.load(config.data, seed=0).train.dataset()))
+  np.testing.assert_array_equal(image.numpy(), image_variants.pillow_decode(photo))

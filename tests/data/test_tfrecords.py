@@ -1,6 +1,7 @@
 """Image folder -> TFRecords -> training: same examples, file-level sharding, atomic output."""
 
 import collections
+import functools
 import hashlib
 import json
 import os
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer.data import sources, tfrecords
+from tftransfer.data import image_ops, sources, tfrecords
 from tftransfer.training import loop
-from helpers import tiny_config, write_image_folder
+from helpers import MAX_IMAGE_PIXELS, tiny_config, write_image_folder
 
 
 def _config(source, path, **overrides):
@@ -43,7 +44,8 @@ def _records(directory):
 def converted(messy_folder, tmp_path):
   root, valid, broken = messy_folder
   output = tmp_path / 'records'
-  description = tfrecords.convert_folder(str(root), str(output), num_shards=4, seed=1)
+  description = tfrecords.convert_folder(str(root), str(output), num_shards=4, seed=1,
+                                         max_image_pixels=MAX_IMAGE_PIXELS)
   return root, output, description, valid, broken
 
 
@@ -51,10 +53,11 @@ def test_tfrecords_give_the_same_examples_and_split_as_the_folder(tmp_path):
   # Every image distinct, so each decoded example names the one file it came from.
   root = write_image_folder(tmp_path / 'images', per_class=12, size=(20, 17))
   output = tmp_path / 'records'
-  tfrecords.convert_folder(str(root), str(output), num_shards=3, seed=1)
+  tfrecords.convert_folder(str(root), str(output), num_shards=3, seed=1,
+                           max_image_pixels=MAX_IMAGE_PIXELS)
   file_of = {}
   for path in sorted(root.glob('*/*')):
-    pixels = tf.io.decode_image(path.read_bytes(), channels=3).numpy()
+    pixels = image_ops.decode_image(path.read_bytes(), max_pixels=MAX_IMAGE_PIXELS).numpy()
     file_of[hashlib.sha256(pixels.tobytes()).hexdigest()] = str(path.relative_to(root))
   assert len(file_of) == 36
 
@@ -117,19 +120,19 @@ def test_every_file_mixes_the_classes(converted):
 def test_workers_read_their_own_files(converted):
   _, output, description, _, _ = converted
   keep = np.ones(description['num_examples'], bool)
-  whole = _examples(tfrecords.read_examples(str(output), description, keep))
-  by_file = {name: _examples((tf.io.decode_image(r['image/encoded'], channels=3,
-                                                 expand_animations=False),
+  read = functools.partial(tfrecords.read_examples, str(output), description, keep,
+                           max_pixels=MAX_IMAGE_PIXELS)
+  whole = _examples(read())
+  by_file = {name: _examples((image_ops.decode_image(r['image/encoded'],
+                                                     max_pixels=MAX_IMAGE_PIXELS),
                               tf.cast(r['image/class/label'], tf.int32)) for r in rows)
              for name, rows in _records(output).items()}
   names = sorted(by_file)
-  shards = [_examples(tfrecords.read_examples(str(output), description, keep, index, 2))
-            for index in range(2)]
+  shards = [_examples(read(index, 2)) for index in range(2)]
   assert shards[0] == by_file[names[0]] + by_file[names[2]]
   assert shards[1] == by_file[names[1]] + by_file[names[3]]
   # More workers than files: each reads every file and keeps its share of the examples.
-  shards = [_examples(tfrecords.read_examples(str(output), description, keep, index, 6))
-            for index in range(6)]
+  shards = [_examples(read(index, 6)) for index in range(6)]
   assert sum(shards, collections.Counter()) == whole
   assert all(sum(shard.values()) in (3, 4) for shard in shards)
 
@@ -158,7 +161,8 @@ def test_a_crash_leaves_no_output_that_looks_complete(messy_folder, tmp_path, mo
   real = tfrecords._example
   monkeypatch.setattr(tfrecords, '_example', crash_after_five)
   with pytest.raises(KeyboardInterrupt):
-    tfrecords.convert_folder(str(root), str(output), num_shards=4)
+    tfrecords.convert_folder(str(root), str(output), num_shards=4,
+                             max_image_pixels=MAX_IMAGE_PIXELS)
   assert not output.exists()
   assert sorted(os.listdir(tmp_path)) == ['messy']  # the temporary directory is gone too
   with pytest.raises(FileNotFoundError, match='make_tfrecords --input=FOLDER'):
@@ -171,14 +175,15 @@ def test_an_existing_output_is_never_overwritten(messy_folder, tmp_path):
   output.mkdir()
   (output / 'keep.txt').write_text('mine')
   with pytest.raises(FileExistsError, match='not empty'):
-    tfrecords.convert_folder(str(root), str(output))
+    tfrecords.convert_folder(str(root), str(output), max_image_pixels=MAX_IMAGE_PIXELS)
   assert os.listdir(output) == ['keep.txt']
 
 
 def test_bad_images_fail_the_conversion_when_asked(messy_folder, tmp_path):
   root, _, broken = messy_folder
   with pytest.raises(ValueError, match='cat/truncated.jpg'):
-    tfrecords.convert_folder(str(root), str(tmp_path / 'records'), on_bad_image='fail')
+    tfrecords.convert_folder(str(root), str(tmp_path / 'records'), on_bad_image='fail',
+                             max_image_pixels=MAX_IMAGE_PIXELS)
   assert not (tmp_path / 'records').exists()
 
 
@@ -200,3 +205,17 @@ def test_make_tfrecords_command(messy_folder, tmp_path):
   description = json.loads((output / 'dataset.json').read_text())
   assert [file['name'] for file in description['files']] == [
       'images-00000-of-00002.tfrecord', 'images-00001-of-00002.tfrecord']
+
+
+def test_records_with_images_over_the_training_limit_are_refused_before_training(tmp_path):
+  # Issue 11 kind 6: the records' largest image is in dataset.json, so a run whose
+  # data.max_image_pixels is lower fails at once, not when the image comes up mid-epoch.
+  root = write_image_folder(tmp_path / 'images', per_class=4, size=(40, 36))
+  output = tmp_path / 'records'
+  description = tfrecords.convert_folder(str(root), str(output), num_shards=2,
+                                         max_image_pixels=MAX_IMAGE_PIXELS)
+  assert description['scan']['largest_image_pixels'] == 40 * 36
+  assert sources.load(_config('tfrecord', output, data__max_image_pixels=40 * 36).data, seed=0)
+  with pytest.raises(ValueError, match=r'hold an image of 1440 pixels, more than '
+                                       r'config.data.max_image_pixels=1439'):
+    sources.load(_config('tfrecord', output, data__max_image_pixels=40 * 36 - 1).data, seed=0)

@@ -10,7 +10,8 @@ import pytest
 from tftransfer.data import folders
 from tftransfer.evaluation import evaluate
 from tftransfer.training import loop, restore
-from helpers import REPO, tiny_config, write_calibrated_weights, write_image_folder
+from helpers import (MAX_IMAGE_PIXELS, REPO, tiny_config, write_calibrated_weights,
+                     write_image_folder)
 
 sys.path.insert(0, str(REPO / 'scripts'))
 import benchmark_scoring  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -35,7 +36,7 @@ def folder_run(tmp_path_factory):
 
 def test_a_tftransfer_snapshot_scores_as_the_run_evaluates(folder_run, tmp_path):
   workdir, test_folder = folder_run
-  scan = folders.scan_folder(str(test_folder))
+  scan = folders.scan_folder(str(test_folder), max_image_pixels=MAX_IMAGE_PIXELS)
   step = restore.restore(str(workdir)).step
   predicted = benchmark_scoring.predict(f'{workdir}@{step}', list(scan.files))
   metrics = evaluate.evaluate_workdir(str(workdir), checkpoint=step, data_dir=str(test_folder),
@@ -65,7 +66,7 @@ def test_a_keras_snapshot_scores_as_keras_evaluates(folder_run, tmp_path):
   model.fit(dataset, epochs=3, verbose=0, shuffle=False)
   path = str(tmp_path / 'head_1.keras')
   model.save(path)
-  scan = folders.scan_folder(str(test_folder))
+  scan = folders.scan_folder(str(test_folder), max_image_pixels=MAX_IMAGE_PIXELS)
   accuracy = benchmark_scoring.score(path, list(scan.files), scan.labels, scan.class_names)
   assert accuracy == pytest.approx(model.evaluate(dataset, verbose=0)[1], abs=1e-6)
 

@@ -174,3 +174,13 @@ def test_audit_of_a_workdir_without_a_run_or_a_config_is_one_line(tmp_path):
                   f'tftransfer-audit: error: --workdir={tmp_path} holds no training run (no '
                   'config.json); pass --config=configs/X.py (and --config.data.path=...) to '
                   'audit data before training.')
+
+
+def test_a_folder_of_one_class_is_one_line(tmp_path):
+  root = write_image_folder(tmp_path / 'images', classes=('cat',), per_class=3)
+  result = _command('tftransfer.train', f'--config={FOLDER_CONFIG}', f'--workdir={tmp_path / "w"}',
+                    f'--config.data.path={root}', '--config.model.weights=none')
+  _one_line_error(result, f"tftransfer-train: error: config.data.path='{root}' has 1 class "
+                  "folder(s) ('cat'); a classifier needs at least two. Lay the images out as "
+                  'root/<class>/<image>, one folder per class.')
+  assert not (tmp_path / 'w' / 'checkpoints').exists()

@@ -1,5 +1,8 @@
 """Classification metrics: everything follows from the confusion matrix."""
 
+import json
+import os
+
 import numpy as np
 
 from tftransfer.evaluation import metrics as metrics_lib
@@ -28,3 +31,20 @@ def test_metrics_follow_from_the_confusion_matrix():
   assert metrics['per_class']['d']['support'] == 0
   assert 'top5_accuracy' not in metrics_lib.classification_metrics(
       [(scores[:, :5], np.zeros(6, int))], names[:5])
+
+
+def test_class_names_become_text_one_way_and_plot_as_they_are(tmp_path):
+  # Issue 11 kind 4: a name that is not UTF-8 (os.fsdecode's surrogates, as runs trained
+  # before names became text stored it) is written as labels.txt writes it; a '$' in a name
+  # does not start matplotlib's math mode.
+  names = (os.fsdecode(b'caf\x93'), '$5 bill$', 'a\\b')
+  metrics = metrics_lib.classification_metrics(
+      [(np.eye(3), np.arange(3))], names)
+  assert list(metrics['per_class']) == ['caf\\x93', '$5 bill$', 'a\\b']
+  metrics_lib.write_report(str(tmp_path), metrics, title='names')
+  assert json.loads((tmp_path / 'metrics.json').read_text())['confusion_matrix'][
+      'class_names'] == ['caf\\x93', '$5 bill$', 'a\\b']
+  figure = metrics_lib.confusion_matrix_figure(metrics, title='names')
+  labels = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+  assert labels == ['caf\\x93', '$5 bill$', 'a\\b']
+  assert not any(label.get_parse_math() for label in figure.axes[0].get_xticklabels())

@@ -216,3 +216,18 @@ def test_bad_formats_are_refused_before_anything_is_read(tmp_path, formats, quan
   with pytest.raises(ValueError, match=message):
     export.export(str(tmp_path / 'no_run'), str(tmp_path / 'models'), formats=formats,
                   quantize=quantize)
+def test_a_run_from_before_the_shared_pixel_limit_keeps_its_serving_limit(tiny_run, tmp_path):
+  # Runs trained before data.max_image_pixels held the serving limit in export.
+  workdir = tmp_path / 'run'
+  shutil.copytree(tiny_run, workdir)
+  config = json.loads((workdir / 'config.json').read_text())
+  del config['data']['max_image_pixels']
+  config['export']['max_image_pixels'] = 3100  # the warmup request's 48 x 64 fit
+  (workdir / 'config.json').write_text(json.dumps(config))
+  version = export.export(str(workdir), str(tmp_path / 'models'))
+  metadata = json.loads((tmp_path / 'models' / '1' / 'assets.extra' / 'tftransfer.json'
+                         ).read_text())
+  assert metadata['max_image_pixels'] == 3100
+  served = tf.saved_model.load(version).signatures['serving_default']
+  with pytest.raises(tf.errors.InvalidArgumentError, match='60 x 60 pixels, more than the 3100'):
+    served(image_bytes=tf.constant([encode_image(random_image(60, 60))]))

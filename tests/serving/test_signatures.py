@@ -2,18 +2,21 @@
 every image format, and bad requests refused as bad requests."""
 
 import subprocess
-import zlib
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow as tf
 
-from helpers import console_script, encode_image, expected_probabilities, gif_bytes, random_image
+from helpers import (console_script, encode_image, expected_probabilities, gif_bytes,
+                     png_claiming, random_image)
+import image_variants
 
 # Graph and eager kernels round differently (measured up to 1.2e-5); a preprocessing mismatch
 # (another crop or resize) moves probabilities by 1e-2 and more.
 TOLERANCE = 1e-4
 CLASSES = ['zigzag', 'spiral', 'diamonds', 'waves', 'hatch']  # textures_target, label order
+VARIANTS = image_variants.variants()
 
 
 def test_saved_model_cli_shows_the_contract(tiny_export):
@@ -76,31 +79,63 @@ def test_classes_and_scores_are_the_top_k_probabilities(served):
   assert outputs['classes'].numpy().astype(str).tolist() == np.array(CLASSES)[best].tolist()
 
 
-def _png_claiming(width, height):
-  """A PNG signature and IHDR declaring width x height, with no image data after it."""
-  header = width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([8, 2, 0, 0, 0])
-  chunk = b'IHDR' + header
-  return (b'\x89PNG\r\n\x1a\n' + len(header).to_bytes(4, 'big') + chunk
-          + zlib.crc32(chunk).to_bytes(4, 'big'))
-
-
 @pytest.mark.parametrize('bad,message', [
     (b'', r'image_bytes\[1\] is empty'),
     (b'definitely not an image', r'image_bytes\[1\] is not a JPEG, PNG, GIF, BMP or WebP'),
-    (encode_image(random_image(100, 70)),
-     r'image_bytes\[1\] is 1 frame\(s\) of 70 x 100 pixels, more than this model accepts '
-     r'\(4096 pixels'),
+    (encode_image(random_image(100, 70)), r'image_bytes\[1\] is 1 frame\(s\) of 70 x 100 '
+                                          r'pixels, more than the 4096 of data.max_image_pixels'),
     # 10^10 pixels declared in 33 bytes: rejected from the header, before any decoding.
-    (_png_claiming(100_000, 100_000), r'is 1 frame\(s\) of 100000 x 100000 pixels'),
+    (png_claiming(100_000, 100_000), r'is 1 frame\(s\) of 100000 x 100000 pixels'),
     # The decoder allocates every frame of a GIF, and each frame grown to the largest one.
     (gif_bytes(3, 40, 40), r'is 3 frame\(s\) of 40 x 40 pixels'),
     (gif_bytes(1, 80, 80, canvas=(1, 1)), r'is 1 frame\(s\) of 80 x 80 pixels'),
     (encode_image(random_image(20, 20))[:60], r'PNG'),  # truncated: the decoder's own error
+    # Variants TensorFlow would decode to wrong pixels are refused, named (issue 11 kind 5).
+    (VARIANTS['bmp_8bit_rle'][0], r'image_bytes\[1\] is an RLE-compressed BMP'),
+    (VARIANTS['bmp_32bit_rgba_bitfields'][0], r'image_bytes\[1\] is a 32-bit BMP whose bit-field'),
+    (VARIANTS['gif_frame_offset'][0], r'image_bytes\[1\] is a GIF whose first frame does not'),
 ], ids=['empty', 'garbage', 'over_limit', 'decompression_bomb', 'gif_frames',
-        'gif_frame_beyond_canvas', 'truncated'])
+        'gif_frame_beyond_canvas', 'truncated', 'bmp_rle', 'bmp_rgba_masks', 'gif_offset'])
 def test_bad_requests_fail_as_invalid_argument_and_serving_goes_on(served, bad, message):
   serve = served.signatures['serving_default']
   good = encode_image(random_image(32, 32))
   with pytest.raises(tf.errors.InvalidArgumentError, match=message):
     serve(image_bytes=tf.constant([good, bad]))
   assert serve(image_bytes=tf.constant([good]))['probabilities'].shape == (1, 5)
+
+
+def _photo(seed):
+  """A 48 x 40 JPEG 'photo' (gradients and noise, 4:2:0, quality 75: where IDCTs differ)."""
+  return image_variants.pillow_bytes(PIL.Image.fromarray(image_variants.picture(48, 40, seed)),
+                                     'JPEG', quality=75)
+
+
+def test_serving_default_answers_as_predict_images_on_pillows_pixels(served):
+  # Issue 11 kind 8: a client decoding with Pillow (libjpeg's accurate IDCT) and calling
+  # predict_images must get what serving_default answers for the same file's bytes; with
+  # TensorFlow's fast IDCT the pixels differed by up to 5 levels.
+  photos = [_photo(seed) for seed in range(4)]
+  by_bytes = served.signatures['serving_default'](image_bytes=tf.constant(photos))
+  pixels = np.stack([image_variants.pillow_decode(photo) for photo in photos])
+  by_pixels = served.signatures['predict_images'](images=tf.constant(pixels))
+  np.testing.assert_allclose(by_bytes['probabilities'].numpy(),
+                             by_pixels['probabilities'].numpy(), rtol=0, atol=1e-6)
+
+
+def test_serving_turns_photos_upright_as_training_does(served, trained):
+  # Issue 11 kind 1: a portrait photo stored sideways with EXIF Orientation 6 is classified
+  # upright, in the graph, exactly as training's decode sees it.
+  upright = image_variants.picture(64, 48, seed=5)  # portrait: 64 high, 48 wide
+  for orientation, stored in ((6, np.rot90(upright, 1)), (8, np.rot90(upright, -1)),
+                              (3, np.rot90(upright, 2))):
+    photo = image_variants.jpeg_with_exif(np.ascontiguousarray(stored), orientation)
+    served_probabilities = served.signatures['serving_default'](
+        image_bytes=tf.constant([photo]))['probabilities'].numpy()
+    np.testing.assert_allclose(served_probabilities,
+                               expected_probabilities(trained.model, [photo]), atol=TOLERANCE)
+    by_pixels = served.signatures['predict_images'](images=tf.constant(
+        image_variants.pillow_decode(photo)[np.newaxis]))['probabilities'].numpy()
+    np.testing.assert_allclose(served_probabilities, by_pixels, rtol=0, atol=1e-6)
+    sideways = served.signatures['predict_images'](images=tf.constant(
+        np.ascontiguousarray(stored)[np.newaxis]))['probabilities'].numpy()
+    assert np.abs(sideways - served_probabilities).max() > 1e-3, orientation

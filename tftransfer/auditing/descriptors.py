@@ -148,4 +148,5 @@ def compute(split: Split, *, crop: float) -> Descriptors:
 
 
 def _read(encoded):
-  return _fingerprint(encoded), image_ops.decode_image(encoded)
+  # Every file here passed a folder scan's size limit (data.max_image_pixels) already.
+  return _fingerprint(encoded), image_ops.decode_image(encoded, max_pixels=0)

@@ -124,8 +124,8 @@ def _run_config(run: Workdir, config: ml_collections.ConfigDict | None):
   return resolved, False
 
 
-def _test_split(test_dir: str, class_names) -> Split:
-  names, split = sources.whole_folder(test_dir)
+def _test_split(test_dir: str, class_names, max_pixels: int) -> Split:
+  names, split = sources.whole_folder(test_dir, max_pixels=max_pixels)
   if tuple(names) != tuple(class_names):
     raise errors.InvalidValueError(
         f'--test_dir={test_dir!r} has classes {list(names)}, the data {list(class_names)}; '
@@ -163,7 +163,8 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
         f'config.data.source={config.data.source!r}.')
   data = sources.load(config.data, seed=config.seed,
                       scan_cache=run.file('folder_scan.json') if is_run else None)
-  test = _test_split(test_dir, data.class_names) if test_dir else None
+  test = (_test_split(test_dir, data.class_names, sources.max_image_pixels(config.data))
+          if test_dir else None)
   weights = config.model.weights
   if is_run and run.exists('final_metrics.json') and run.exists('backbone.weights.h5'):
     weights = run.file('backbone.weights.h5')

@@ -22,7 +22,8 @@ _DPI = 90  # the sheet's pixels per inch
 
 
 def _image(path: str) -> np.ndarray:
-  image = image_ops.decode_image(tf.io.read_file(os.fsencode(path)))
+  # A finding's file passed the folder scan's size limit already.
+  image = image_ops.decode_image(tf.io.read_file(os.fsencode(path)), max_pixels=0)
   return tf.cast(image_ops.center_crop_resize(image, _SIDE), tf.uint8).numpy()
 
 

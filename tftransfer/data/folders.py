@@ -1,17 +1,22 @@
-"""Image folders: listing `root/<class>/**/<image>` and scanning it for undecodable files.
+"""Image folders: listing `root/<class>/**/<image>` and scanning it for unusable files.
 
 A folder of real images holds files that training cannot read: zero-byte files, text saved as
-`.jpg`, truncated downloads. `scan_folder` decodes every image once, in parallel, with the
-same op training uses (`image_ops.decode_image`), so a file it accepts cannot stop a run
-in epoch 3, and it reports the others with the reason TensorFlow gave. Its verdicts are
-cached under a fingerprint of the listing (paths, sizes, modification times), so a resumed
-run does not decode an unchanged folder again.
+`.jpg`, truncated downloads, variants TensorFlow would decode wrongly. `scan_folder` decodes
+every image once, in parallel, with the op training and serving use
+(`image_ops.decode_image`, under `data.max_image_pixels`), so a file it accepts cannot stop a
+run in epoch 3, and it reports the others with the reason TensorFlow gave. Its verdicts are
+cached under a fingerprint of the listing (paths, sizes, modification times, link targets), so
+a resumed run does not decode an unchanged folder again.
 
-What decodes is what `tf.io.decode_image(..., channels=3, expand_animations=False)` turns into
-RGB: JPEG (grayscale, CMYK), PNG (palette, RGBA, 16-bit), GIF (first frame), BMP, WebP. A
-truncated JPEG fails it (TensorFlow does not try to recover truncated JPEGs by default), so
-the scan reports it. A JPEG whose compressed data is damaged but complete still decodes (libjpeg
-prints 'Corrupt JPEG data' and fills in the damage); it is accepted, as training would read it.
+What decodes is what `image_ops.decode_image` turns into RGB: JPEG (grayscale, CMYK; EXIF
+orientation applied), PNG (palette, RGBA, 16-bit, interlaced), GIF (first frame), BMP (palette
+ones too), WebP. A truncated JPEG fails it (TensorFlow does not try to recover truncated JPEGs
+by default), so the scan reports it. A JPEG whose compressed data is damaged but complete still
+decodes (libjpeg prints 'Corrupt JPEG data' and fills in the damage); it is accepted, as
+training would read it.
+
+Class names are the class folders' names as text (files.text_name: bytes that are not UTF-8
+become \\xNN escapes), sorted; linked folders are followed as walk.py describes.
 """
 
 import collections
@@ -19,7 +24,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import time
 
 from absl import logging
@@ -27,11 +31,13 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors, files, tf_noise
-from tftransfer.data import image_ops
+from tftransfer.data import image_ops, walk
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp', '.webp')
+IMAGE_EXTENSIONS = walk.IMAGE_EXTENSIONS
 # Bump when what the scan accepts changes, so that cached verdicts of an older scan are redone.
-_SCAN_VERSION = 1
+# 2: palette BMPs decode through their colour table, misdecoded variants are refused, JPEGs
+# are decoded with the accurate IDCT and turned upright, images have a pixel limit.
+_SCAN_VERSION = 2
 # How many undecodable files an error message names; the scan cache and the report list all.
 _MAX_NAMED = 20
 
@@ -44,22 +50,27 @@ class BadImagesError(errors.InvalidValueError):
 class FolderListing:
   """The candidate images under a folder root (by extension), in a deterministic order."""
   root: str  # absolute
-  class_names: tuple[str, ...]  # sorted top-level folder names
+  class_names: tuple[str, ...]  # sorted class folder names, as text (files.text_name)
   files: tuple[str, ...]  # class by class, sorted paths within a class
   labels: np.ndarray  # int32, index into class_names, one per file
   ignored: dict[str, int]  # files that are not images, counted by extension ('' = none)
   hidden: int  # hidden files and folders (names starting with '.') passed over
+  links: tuple[walk.Link, ...] = ()  # symbolic links followed or skipped
 
   def relative(self, path: str) -> str:
-    """`path` (one of `files`) relative to the root, as reports name it."""
+    """`path` (under the root) relative to the root, as reports name it."""
     return path[len(self.root) + 1:]
 
   def fingerprint(self) -> str:
-    """A hash of every candidate's path, size and modification time: cheap, no reading."""
+    """A hash of every candidate's path, size and modification time, and of where every link
+    leads: cheap, no reading."""
     digest = hashlib.sha256()
     for path in self.files:
       stat = os.stat(path)
       digest.update(f'{self.relative(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n'.encode(
+          'utf-8', 'surrogateescape'))
+    for link in self.links:
+      digest.update(f'{link.path}\0{link.target}\0{link.reason}\n'.encode(
           'utf-8', 'surrogateescape'))
     return digest.hexdigest()
 
@@ -75,6 +86,9 @@ class FolderScan:
   hidden: int  # hidden files and folders passed over
   from_cache: bool  # the verdicts came from the scan cache; nothing was decoded
   seconds: float  # wall time of the listing and scan
+  links: dict = dataclasses.field(default_factory=dict)  # walk.links_summary()
+  max_image_pixels: int = 0  # the pixel limit the scan applied (0 = none)
+  largest_image_pixels: int = 0  # frames x height x width of the largest usable image
 
   @property
   def class_counts(self) -> tuple[int, ...]:
@@ -87,6 +101,9 @@ class FolderScan:
         'skipped': [{'file': path, 'reason': reason} for path, reason in self.skipped],
         'ignored_non_images': dict(sorted(self.ignored.items())),
         'ignored_hidden': self.hidden,
+        'links': self.links,
+        'max_image_pixels': self.max_image_pixels,
+        'largest_image_pixels': self.largest_image_pixels,
         'from_cache': self.from_cache,
         'seconds': round(self.seconds, 2),
     }
@@ -95,11 +112,14 @@ class FolderScan:
 def list_folder(root: str) -> FolderListing:
   """Lists `root/<class>/**/<image>` by extension (any case); hidden files are passed over.
 
-  Files in nested sub-folders belong to the top-level class folder. Nothing is decoded.
+  Files in nested sub-folders, linked ones included (walk.py), belong to the top-level class
+  folder. Nothing is decoded.
 
   Raises:
-    FileNotFoundError: `root` is not a directory.
-    ValueError: `root` has no class folders.
+    NotFoundError: `root` is not a directory.
+    InvalidValueError: `root` has fewer than two class folders (a classifier needs two), two
+      folders whose names are the same text, or a class folder that links to another one or
+      to a folder containing the root.
   """
   if not os.path.isdir(root):
     raise errors.NotFoundError(
@@ -107,81 +127,86 @@ def list_folder(root: str) -> FolderListing:
         'sub-folder of images per class, e.g. --config.data.path=/data/flowers.')
   root = os.path.abspath(root)
   entries = list(os.scandir(root))
-  class_names = sorted(entry.name for entry in entries
-                       if entry.is_dir() and not entry.name.startswith('.'))
-  if not class_names:
-    raise errors.InvalidValueError(f'config.data.path={root!r} has no class sub-folders; expected '
-                                   'root/<class>/<image>.')
+  folders = {}
+  for entry in entries:
+    if entry.is_dir() and not entry.name.startswith('.'):
+      name = files.text_name(entry.name)
+      if name in folders:
+        raise errors.InvalidValueError(
+            f'Class folders {folders[name]!r} and {entry.name!r} under {root} both read as '
+            f'class {name!r}; rename one of them.')
+      folders[name] = entry.name
+  class_names = sorted(folders)
+  if len(class_names) < 2:
+    # One class trains a model that answers it for everything (validation accuracy 1.0).
+    raise errors.InvalidValueError(
+        f'config.data.path={root!r} has {len(class_names)} class folder(s) '
+        f'({", ".join(map(repr, class_names)) or "none"}); a classifier needs at least two. '
+        'Lay the images out as root/<class>/<image>, one folder per class.')
   loose = sorted(entry.name for entry in entries
                  if not entry.is_dir() and not entry.name.startswith('.'))
   if loose:
     logging.warning('%d files directly under %s belong to no class folder and are left out '
                     '(%s); move them into a class folder to train on them.', len(loose),
                     root, ', '.join(loose[:5]) + (', ...' if len(loose) > 5 else ''))
-  files, labels = [], []
+  tops = [os.path.join(root, folders[name]) for name in class_names]
+  trees = walk.Walker(root).walk(tops)
+  paths, labels, links = [], [], []
   ignored = collections.Counter()
   hidden = sum(entry.name.startswith('.') for entry in entries)
-  for label, name in enumerate(class_names):
-    found, not_images, hidden_here = walk_images(os.path.join(root, name))
-    ignored.update(not_images)
-    hidden += hidden_here
-    files += found
-    labels += [label] * len(found)
-  return FolderListing(root, tuple(class_names), tuple(files), np.asarray(labels, np.int32),
-                       dict(ignored), hidden)
+  for label, (top, tree) in enumerate(zip(tops, trees)):
+    refused = [link for link in tree.links if link.path == top and link.reason]
+    if refused:
+      raise errors.InvalidValueError(
+          f'Class folder {top} links to {refused[0].target}: {refused[0].reason}. Remove the '
+          'link or point it at a folder of its own.')
+    ignored.update(tree.not_images)
+    hidden += tree.hidden
+    paths += tree.images
+    labels += [label] * len(tree.images)
+    links += tree.links
+  listing = FolderListing(root, tuple(class_names), tuple(paths), np.asarray(labels, np.int32),
+                          dict(ignored), hidden, tuple(links))
+  walk.log_links(listing.links, root)
+  return listing
 
 
-def walk_images(directory: str) -> tuple[list[str], collections.Counter, int]:
-  """Image files under `directory` at any depth, by extension (any case), sorted; plus the
-  non-image files passed over, counted by extension, and the number of hidden entries."""
-  images, not_images, hidden = [], collections.Counter(), 0
-  for parent, subdirs, names in os.walk(directory):
-    hidden += sum(n.startswith('.') for n in subdirs + names)
-    subdirs[:] = [d for d in subdirs if not d.startswith('.')]
-    for file_name in names:
-      if file_name.startswith('.'):
-        continue
-      extension = os.path.splitext(file_name)[1].lower()
-      if extension in IMAGE_EXTENSIONS:
-        images.append(os.path.join(parent, file_name))
-      else:
-        not_images[extension] += 1
-  return sorted(images), not_images, hidden
-
-
-def scan_folder(root: str, *, on_bad_image: str = 'skip',
+def scan_folder(root: str, *, max_image_pixels: int, on_bad_image: str = 'skip',
                 cache_path: str | None = None) -> FolderScan:
   """Lists `root` and decodes every candidate image once to find the ones training can read.
 
   Args:
     root: the folder, `root/<class>/**/<image>`.
-    on_bad_image: 'skip' leaves undecodable files out (they are in the result's `skipped`);
+    max_image_pixels: config.data.max_image_pixels: images with more pixels are left out,
+      refused from their headers before they are decoded; 0 = no limit.
+    on_bad_image: 'skip' leaves unusable files out (they are in the result's `skipped`);
       'fail' raises BadImagesError naming them.
     cache_path: a JSON file keeping the verdicts under the listing's fingerprint (the run's
       workdir holds it); an unchanged folder is then not decoded again. None = always decode.
 
   Raises:
-    BadImagesError: on_bad_image='fail' and some files cannot be decoded.
-    ValueError: class folders without any usable image (named), or no class folders.
-    FileNotFoundError: `root` is not a directory.
+    BadImagesError: on_bad_image='fail' and some files cannot be used.
+    InvalidValueError: class folders without any usable image (named), or what list_folder
+      raises.
+    NotFoundError: `root` is not a directory.
   """
   if on_bad_image not in ('skip', 'fail'):
     raise errors.InvalidValueError(
         f"on_bad_image={on_bad_image!r} is not valid; use 'skip' or 'fail'.")
   started = time.time()
   listing = list_folder(root)
-  fingerprint = listing.fingerprint()
-  cached = _read_cache(cache_path, listing.root, fingerprint)
+  key = {'version': _SCAN_VERSION, 'root': listing.root, 'fingerprint': listing.fingerprint(),
+         'max_image_pixels': max_image_pixels}
+  cached = _read_cache(cache_path, key)
   if cached is not None:
-    failures = cached
+    failures, largest = cached['skipped'], cached['largest_image_pixels']
     logging.info('Folder scan of %s: unchanged since the cached scan in %s; not decoding.',
                  root, cache_path)
   else:
-    failures = _undecodable(listing)
+    failures, largest = _undecodable(listing, max_image_pixels)
     if cache_path:
-      files.write_json(cache_path, {
-          'version': _SCAN_VERSION, 'root': listing.root, 'fingerprint': fingerprint,
-          'num_files': len(listing.files), 'skipped': failures})
+      files.write_json(cache_path, {**key, 'num_files': len(listing.files),
+                                    'largest_image_pixels': largest, 'skipped': failures})
   relative = [listing.relative(path) for path in listing.files]
   keep = np.array([path not in failures for path in relative], bool)
   scan = FolderScan(
@@ -190,9 +215,10 @@ def scan_folder(root: str, *, on_bad_image: str = 'skip',
       labels=listing.labels[keep],
       skipped=tuple((path, failures[path]) for path in relative if path in failures),
       ignored=listing.ignored, hidden=listing.hidden, from_cache=cached is not None,
-      seconds=time.time() - started)
+      seconds=time.time() - started, links=walk.links_summary(listing.links, listing.root),
+      max_image_pixels=max_image_pixels, largest_image_pixels=largest)
   _check(scan, listing, on_bad_image=on_bad_image, cache_path=cache_path)
-  logging.info('Folder scan of %s: %d usable images in %d classes, %d undecodable, %d '
+  logging.info('Folder scan of %s: %d usable images in %d classes, %d unusable, %d '
                'non-image and %d hidden files ignored (%.1f s).', root, len(scan.files),
                len(scan.class_names), len(scan.skipped), sum(scan.ignored.values()),
                scan.hidden, scan.seconds)
@@ -226,60 +252,63 @@ def _check(scan: FolderScan, listing: FolderListing, *, on_bad_image: str,
         f'{", ".join(empty)}. Add images to them or remove those folders.')
 
 
-def _read_cache(cache_path: str | None, root: str, fingerprint: str) -> dict | None:
-  """The cached {relative path: reason} of undecodable files, if it describes this listing."""
+def _read_cache(cache_path: str | None, key: dict) -> dict | None:
+  """The cached scan, if it describes this listing scanned with these settings (`key`)."""
   if not cache_path or not tf.io.gfile.exists(cache_path):
     return None
   with tf.io.gfile.GFile(cache_path) as f:
     cached = json.load(f)
-  if (cached.get('version'), cached.get('root'), cached.get('fingerprint')) != (
-      _SCAN_VERSION, root, fingerprint):
-    logging.info('Folder %s changed since the cached scan in %s: scanning again.', root,
-                 cache_path)
+  if any(cached.get(field) != value for field, value in key.items()):
+    logging.info('Folder %s or the scan settings changed since the cached scan in %s: '
+                 'scanning again.', key['root'], cache_path)
     return None
-  return cached['skipped']
+  return cached
 
 
-def _undecodable(listing: FolderListing) -> dict[str, str]:
-  """{path relative to the root: reason} of every file `image_ops.decode_image` rejects.
+def _undecodable(listing: FolderListing, max_image_pixels: int) -> tuple[dict[str, str], int]:
+  """({path relative to the root: reason} of every file `image_ops.decode_image` rejects,
+  frames x height x width of the largest file it accepts).
 
   All files are decoded in a parallel tf.data map that drops failures (`ignore_errors`) and
   yields the index of each file that decoded; the few that did not are then decoded again
   one by one to capture TensorFlow's reason. Per-file Python (a thread pool, or tf.py_function)
   measured twice as slow on the 50,000 CIFAR-10 JPEGs.
   """
+
+  def decode(index, path):
+    _, pixels = image_ops.decode_image_and_size(tf.io.read_file(path),
+                                                max_pixels=max_image_pixels)
+    return index, pixels  # an error when the file does not decode
+
   # Paths as bytes: a file name that is not valid UTF-8 must not stop the scan.
   paths = [os.fsencode(path) for path in listing.files]
   decoded = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).enumerate()
-  decoded = decoded.map(
-      lambda index, path: (index, tf.shape(image_ops.decode_image(tf.io.read_file(path)))),
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
+  decoded = decoded.map(decode, num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=False).ignore_errors()
   ok = np.zeros(len(paths), bool)
-  for indices, _ in decoded.batch(4096):
+  largest = 0
+  for indices, pixels in decoded.batch(4096):
     ok[indices.numpy()] = True
+    largest = max(largest, int(np.max(pixels.numpy(), initial=0)))
   failures = {}
   # TF logs every failing decode a second time ('Local rendezvous is aborting'); the reason is
   # reported below, once.
   with tf_noise.filtered(tf_noise.expected_failure_dropper()):
-    reasons = {index: _decode_error(listing.files[index]) for index in np.flatnonzero(~ok)}
+    reasons = {index: _decode_error(listing.files[index], max_image_pixels)
+               for index in np.flatnonzero(~ok)}
   for index, reason in reasons.items():
     if reason is None:
       logging.warning('%s failed to decode in the parallel scan but decoded on a second try '
                       '(a transient read error?); keeping it.', listing.files[index])
     else:
       failures[listing.relative(listing.files[index])] = reason
-  return failures
+  return failures, largest
 
 
-def _decode_error(path: str) -> str | None:
-  """Why `image_ops.decode_image` cannot decode the file at `path`, or None if it can."""
+def _decode_error(path: str, max_image_pixels: int) -> str | None:
+  """Why `image_ops.decode_image` rejects the file at `path`, or None if it does not."""
   try:
-    image_ops.decode_image(tf.io.read_file(os.fsencode(path)))
+    image_ops.decode_image(tf.io.read_file(os.fsencode(path)), max_pixels=max_image_pixels)
   except tf.errors.OpError as error:
-    # Keep TensorFlow's message, without the op and device decoration around it (nor a
-    # failed assertion's preamble).
-    message = re.sub(r'\{\{function_node [^}]*\}\}|\[Op:\w+\].*$', '', error.message)
-    message = re.sub(r"^Expected '.*' to be true\. Summarized data: b'(.*)'$", r'\1',
-                     message.strip())
-    return message.strip() or type(error).__name__
+    return image_ops.error_reason(error)
   return None

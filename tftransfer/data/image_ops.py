@@ -10,27 +10,108 @@ image goes through exactly the steps a validation image went through:
                   (model/backbones.py, BackbonePreprocess).
 """
 
+import re
+
 import tensorflow as tf
 
-
-# Signatures of JPEG XL (bare codestream, ISO container), which TensorFlow 2.21 also decodes.
-_JPEG_XL = (b'\xff\x0a', b'\x00\x00\x00\x0cJXL ')
+from tftransfer.data import bmp, exif, image_headers
 
 
-def decode_image(encoded: tf.Tensor) -> tf.Tensor:
-  """Decodes JPEG/PNG/GIF/BMP/WebP bytes to uint8 RGB [H, W, 3] (first frame of a GIF).
+def decode_image(encoded: tf.Tensor, *, max_pixels: int,
+                 name: str | tf.Tensor = 'image') -> tf.Tensor:
+  """Decodes JPEG/PNG/GIF/BMP/WebP bytes to uint8 RGB [H, W, 3] as viewers display them.
 
-  JPEG XL is refused (InvalidArgument): the exported model could not check its size before
-  decoding it, so serving would refuse what training accepted.
+  The one decode of tftransfer: the folder scan, every tf.data source and the exported
+  serving graph call it, so training and serving see the same pixels.
+
+  - JPEGs are decoded with libjpeg's accurate integer IDCT (`dct_method='INTEGER_ACCURATE'`,
+    JDCT_ISLOW), the default of libjpeg, Pillow and browsers, rather than TensorFlow's faster
+    default (JDCT_IFAST), which is off by up to 5 levels: a client decoding with Pillow gets
+    the same pixels, bit for bit.
+  - A JPEG's EXIF orientation is applied (exif.py): a portrait phone photo comes out upright.
+  - Palette BMPs are decoded through their colour table (bmp.py).
+  - Images TensorFlow would decode wrongly or could not size are refused
+    (image_headers.read's refusals), and so is anything with more than `max_pixels` pixels
+    (all frames of an animated GIF), from its headers *before* it is decoded, so a
+    decompression bomb never allocates its pixels.
+  - The first frame of an animated GIF; alpha is dropped (transparent GIF pixels are black).
+
+  Args:
+    encoded: scalar tf.string, the file's bytes.
+    max_pixels: largest frames x height x width accepted (config.data.max_image_pixels);
+      0 = no limit.
+    name: how error messages name the image (e.g. 'image_bytes[3]').
+
+  Returns:
+    uint8 [H, W, 3].
+
+  Raises:
+    tf.errors.InvalidArgumentError (when run): data TensorFlow cannot decode (with its reason),
+      a refused variant, or too many pixels.
   """
-  jpeg_xl = tf.reduce_any([tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
-                           for magic in _JPEG_XL])
-  refuse = tf.debugging.Assert(tf.logical_not(jpeg_xl), [
-      'JPEG XL is not supported; convert the image to JPEG, PNG or WebP.'])
-  with tf.control_dependencies([refuse]):
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+  return decode_image_and_size(encoded, max_pixels=max_pixels, name=name)[0]
+
+
+def decode_image_and_size(encoded: tf.Tensor, *, max_pixels: int,
+                          name: str | tf.Tensor = 'image') -> tuple[tf.Tensor, tf.Tensor]:
+  """decode_image's image, and the int64 frames x height x width its limit was checked on,
+  which is computed only once the image has decoded (a caller may keep just the size)."""
+  return _decode(encoded, tf.constant(max_pixels, tf.int64), tf.convert_to_tensor(name))
+
+
+# One traced function for every caller: the decode is a thousand graph ops, which would
+# otherwise be built again, and cost seconds, each time a dataset maps it (a scan, every
+# split). Control flow stays one level deep, which keeps its optimisation cheap too.
+@tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int64),
+                              tf.TensorSpec([], tf.string)], autograph=False)
+def _decode(encoded: tf.Tensor, max_pixels: tf.Tensor,
+            name: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  facts = image_headers.read(encoded)
+  frames, height, width = tf.unstack(facts.shape)
+  pixels = frames * height * width
+  checks = [
+      _require(tf.equal(facts.refusal, ''), lambda: tf.strings.join(
+          [name, ' is ', facts.refusal, '; convert it to PNG or JPEG.'])),
+      _require(tf.logical_or(max_pixels <= 0, pixels <= max_pixels), lambda: tf.strings.join([
+          name, ' is ', tf.strings.format('{} frame(s) of {} x {} pixels, more than the {} '
+                                          'of data.max_image_pixels; use a smaller image.',
+                                          [frames, width, height, max_pixels])]))]
+  orientation = tf.where(tf.equal(facts.decoder, image_headers.JPEG_DECODER),
+                         exif.jpeg_orientation(encoded), 1)
+  # The checks run before decoding, so a refused image is never allocated.
+  with tf.control_dependencies(checks):
+    image = tf.switch_case(facts.decoder, {
+        image_headers.JPEG_DECODER: lambda: tf.io.decode_jpeg(
+            encoded, channels=3, dct_method='INTEGER_ACCURATE'),
+        image_headers.PALETTE_BMP_DECODER: lambda: bmp.decode_indexed(encoded),
+        image_headers.TENSORFLOW_DECODER: lambda: tf.io.decode_image(
+            encoded, channels=3, expand_animations=False, dtype=tf.uint8)})
+  image = exif.apply_orientation(image, orientation)
   image.set_shape([None, None, 3])
-  return image
+  # Inlined into a caller's graph, a function's unused outputs are pruned, and a control
+  # dependency on the call waits only for its Asserts: the size must wait for the decode.
+  with tf.control_dependencies([image]):
+    return image, tf.identity(pixels)
+
+
+def _require(ok: tf.Tensor, message) -> tf.Tensor:
+  """A check that fails with the text `message()` unless `ok`; the text is built only then."""
+  def fail():
+    with tf.control_dependencies([tf.debugging.Assert(ok, [message()])]):
+      return tf.constant(False)
+  return tf.cond(ok, lambda: tf.constant(True), fail)
+
+
+def error_reason(error: tf.errors.OpError) -> str:
+  """The line of a failed decode_image's error that says what is wrong with the image (its
+  refusal, or TensorFlow's decoder's reason), without the graph's trace around it."""
+  lines = error.message.splitlines()
+  # The reason is the line just before the failing node's name, '\t [[{{node ...}}]]'.
+  reason = next((lines[i - 1] for i in range(1, len(lines))
+                 if lines[i].lstrip().startswith('[[')), lines[0] if lines else '')
+  reason = re.sub(r'\{\{function_node [^}]*\}\}|\[Op:\w+\].*$', '', reason).strip()
+  match = re.fullmatch(r'assertion failed: \[(.*)\]', reason)
+  return (match.group(1) if match else reason) or type(error).__name__
 
 
 def to_pixels(image: tf.Tensor) -> tf.Tensor:

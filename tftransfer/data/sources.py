@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import config as config_lib, errors
+from tftransfer import config as config_lib, errors, files
 from tftransfer.data import exclusions, folders, image_ops, splits, synthetic, tfrecords
 
 
@@ -96,11 +96,30 @@ def load(data: ml_collections.ConfigDict, *, seed: int, scan_cache: str | None =
     raise errors.InvalidValueError(f'Unknown config.data.source={data.source!r}; valid: '
                                    f'{", ".join(config_lib.SOURCES)}.')
   loaded = loaders[data.source](data, seed)
+  require_two_classes(loaded.class_names, loaded.train.class_counts, loaded.description)
   warnings = imbalance_warnings(loaded.class_names, loaded.train.class_counts,
                                 ratio=data.imbalance_warning_ratio)
   for warning in warnings:
     logging.warning('%s', warning)
   return dataclasses.replace(loaded, warnings=warnings)
+
+
+def require_two_classes(class_names, counts, description: str) -> None:
+  """Refuses training data with examples of fewer than two classes.
+
+  One class trains a model that answers it for everything, with a validation accuracy of
+  1.0. Every source comes here (a TFDS split filter or per-class settings can leave one class
+  of many) once its labels are counted, before anything is decoded or trained.
+
+  Raises:
+    InvalidValueError: naming the classes found.
+  """
+  found = [f'{name!r}: {count}' for name, count in zip(class_names, counts) if count]
+  if len(found) < 2:
+    raise errors.InvalidValueError(
+        f'The training split of {description} has examples of {len(found)} class(es) '
+        f'({", ".join(found) or "none"}); a classifier needs at least two. Use data with '
+        'several classes, or widen the split or per-class settings that left one.')
 
 
 def imbalance_warnings(class_names, counts, *, ratio: float) -> tuple[str, ...]:
@@ -152,23 +171,30 @@ def _load_synthetic(data, seed):
               f'synthetic task {data.name!r}')
 
 
-def file_split(files, labels: np.ndarray, num_classes: int) -> Split:
-  """A split of image files (str or bytes paths) with their int labels, read in this order."""
+def file_split(paths, labels: np.ndarray, num_classes: int, *, max_pixels: int = 0) -> Split:
+  """A split of image files (str or bytes paths) with their int labels, read in this order;
+  `max_pixels` is the decode's size limit (data.max_image_pixels; 0 = none)."""
   # Paths as bytes: a file name that is not valid UTF-8 must still be readable.
-  encoded = tf.constant(np.asarray([os.fsencode(file) for file in files], object), tf.string)
+  encoded = tf.constant(np.asarray([os.fsencode(path) for path in paths], object), tf.string)
   labels = np.asarray(labels, np.int32)
 
   def read(shard_index, num_shards):
     examples = tf.data.Dataset.from_tensor_slices((encoded, labels))
     examples = examples.shard(num_shards, shard_index)
     return examples.map(lambda path, label: (
-        image_ops.decode_image(tf.io.read_file(path)), label),
+        image_ops.decode_image(tf.io.read_file(path), max_pixels=max_pixels), label),
         num_parallel_calls=tf.data.AUTOTUNE)
-  return Split(read, _counts(labels, num_classes), paths=tuple(map(os.fsdecode, files)))
+  return Split(read, _counts(labels, num_classes), paths=tuple(map(os.fsdecode, paths)))
+def max_image_pixels(data: ml_collections.ConfigDict) -> int:
+  """The size limit of `data` (a config's data section), in pixels; 0 = none."""
+  # Runs saved before data.max_image_pixels existed had no limit on training images.
+  return data.get('max_image_pixels', 0)
 
 
 def _load_folder(data, seed, *, scan_cache):
-  scan = folders.scan_folder(data.path, on_bad_image=data.on_bad_image, cache_path=scan_cache)
+  max_pixels = max_image_pixels(data)
+  scan = folders.scan_folder(data.path, max_image_pixels=max_pixels,
+                             on_bad_image=data.on_bad_image, cache_path=scan_cache)
   num_classes = len(scan.class_names)
   usable, usable_labels, excluded = scan.files, scan.labels, None
   if data.exclude_file:
@@ -183,7 +209,7 @@ def _load_folder(data, seed, *, scan_cache):
   def split(indices):
     indices = order.permutation(indices)
     return file_split([usable[index] for index in indices], usable_labels[indices],
-                       num_classes)
+                      num_classes, max_pixels=max_pixels)
 
   described = f'{len(scan.files)} usable images'
   if excluded:
@@ -193,16 +219,17 @@ def _load_folder(data, seed, *, scan_cache):
               exclusions=excluded.summary() if excluded else None)
 
 
-def whole_folder(path: str) -> tuple[tuple[str, ...], Split]:
+def whole_folder(path: str, *, max_pixels: int) -> tuple[tuple[str, ...], Split]:
   """(class names, every usable image of the folder at `path`, in the scan's order), for
   judging data held out of training (a test folder); undecodable files are left out as in
-  training (on_bad_image='skip').
+  training (on_bad_image='skip'); `max_pixels` is data.max_image_pixels.
 
   Raises:
     errors.NotFoundError, errors.InvalidValueError: as folders.scan_folder.
   """
-  scan = folders.scan_folder(path)
-  return scan.class_names, file_split(scan.files, scan.labels, len(scan.class_names))
+  scan = folders.scan_folder(path, max_image_pixels=max_pixels)
+  return scan.class_names, file_split(scan.files, scan.labels, len(scan.class_names),
+                                      max_pixels=max_pixels)
 
 
 def _check_classes_kept(class_names, labels: np.ndarray, exclude_file: str) -> None:
@@ -216,14 +243,23 @@ def _check_classes_kept(class_names, labels: np.ndarray, exclude_file: str) -> N
 
 def _load_tfrecord(data, seed):
   description = tfrecords.read_description(data.path)
-  class_names = tuple(description['class_names'])
+  # Conversions before class names became text kept non-UTF-8 names' surrogates.
+  class_names = tuple(files.text_name(name) for name in description['class_names'])
   labels = tfrecords.folder_labels(description)
+  max_pixels = max_image_pixels(data)
+  largest = description['scan'].get('largest_image_pixels', 0)
+  if max_pixels and largest > max_pixels:
+    raise errors.InvalidValueError(
+        f'The TFRecords in {data.path} hold an image of {largest} pixels, more than '
+        f'config.data.max_image_pixels={max_pixels}: raise the limit to at least {largest}, '
+        f'or convert the folder again with --max_image_pixels={max_pixels}.')
   train, val = splits.train_val_indices(labels, data, seed)
 
   def split(indices):
     keep = np.zeros(len(labels), bool)
     keep[indices] = True
-    return Split(functools.partial(tfrecords.read_examples, data.path, description, keep),
+    return Split(functools.partial(tfrecords.read_examples, data.path, description, keep,
+                                   max_pixels=max_pixels),
                  _counts(labels[indices], len(class_names)))
 
   return Data(class_names, split(train), split(val),
@@ -250,17 +286,23 @@ def _load_tfds(data, seed):
     return np.concatenate([batch.numpy() for batch in batches] or [np.zeros([0])]
                           ).astype(np.int32)
 
+  max_pixels = max_image_pixels(data)
+
   def split_of(split, indices, labels):
     keep = np.zeros(len(labels), bool)
     keep[indices] = True
     keep = tf.constant(keep)
 
     def read(shard_index, num_shards):
-      examples = builder.as_dataset(split=split, shuffle_files=False)
+      # The encoded images, decoded by the decode training and serving share (TFDS's own
+      # decoder uses TensorFlow's fast, less accurate JPEG IDCT).
+      examples = builder.as_dataset(split=split, shuffle_files=False,
+                                    decoders={image_key: tfds.decode.SkipDecoding()})
       examples = examples.enumerate().filter(lambda index, _: keep[index])
       examples = examples.shard(num_shards, shard_index)
       return examples.map(lambda _, example: (
-          example[image_key], tf.cast(example[label_key], tf.int32)))
+          image_ops.decode_image(example[image_key], max_pixels=max_pixels),
+          tf.cast(example[label_key], tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
     return Split(read, _counts(labels[indices], num_classes))
 
   try:

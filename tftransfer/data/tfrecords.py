@@ -16,7 +16,7 @@ Example keys are the usual ones (TF object detection, TF-slim):
                        class, sorted paths): the train/validation split is carved over it
 
 Every format is stored as it came: the folder scan has already decoded each file with
-`tf.io.decode_image`, which reads them all, so re-encoding would only cost time and, for
+`image_ops.decode_image`, which reads them all, so re-encoding would only cost time and, for
 PNG/BMP/GIF to JPEG, change pixels (and the folder and TFRecord sources would no longer give
 the same examples). Examples are written in a seeded random order, so every file holds every
 class and a worker reading some of the files still sees all classes.
@@ -75,7 +75,7 @@ def _example(encoded: bytes, *, label: int, class_name: str, filename: str,
       'image/encoded': _bytes_feature(encoded),
       'image/format': _bytes_feature(image_format(encoded).encode()),
       'image/class/label': _int64_feature(label),
-      'image/class/text': _bytes_feature(class_name.encode('utf-8', 'surrogateescape')),
+      'image/class/text': _bytes_feature(class_name.encode('utf-8')),
       'image/filename': _bytes_feature(filename.encode('utf-8', 'surrogateescape')),
       'image/folder_index': _int64_feature(folder_index),
   })).SerializeToString()
@@ -86,13 +86,15 @@ def auto_num_shards(total_bytes: int, num_examples: int) -> int:
   return max(1, min(num_examples, max(_MIN_AUTO_SHARDS, math.ceil(total_bytes / _SHARD_BYTES))))
 
 
-def convert_folder(input_dir: str, output_dir: str, *, num_shards: int = 0, seed: int = 0,
-                   on_bad_image: str = 'skip') -> dict:
+def convert_folder(input_dir: str, output_dir: str, *, max_image_pixels: int,
+                   num_shards: int = 0, seed: int = 0, on_bad_image: str = 'skip') -> dict:
   """Scans an image folder and writes its usable images as sharded TFRecords.
 
   Args:
     input_dir: the folder, `input_dir/<class>/**/<image>` (see folders.scan_folder).
     output_dir: the directory to create; it must not exist yet (or be empty).
+    max_image_pixels: images with more pixels are left out (config.data.max_image_pixels;
+      0 = no limit); training from the records refuses a lower limit than the largest kept.
     num_shards: number of TFRecord files; 0 = automatic (see auto_num_shards).
     seed: seeds the order of the examples across and within the files.
     on_bad_image: 'skip' leaves undecodable files out (listed in dataset.json); 'fail'
@@ -111,7 +113,8 @@ def convert_folder(input_dir: str, output_dir: str, *, num_shards: int = 0, seed
                                     'directory or remove it (it is never overwritten in place).')
   if num_shards < 0:
     raise errors.InvalidValueError(f'--shards={num_shards} must be >= 1, or 0 for automatic.')
-  scan = folders.scan_folder(input_dir, on_bad_image=on_bad_image)
+  scan = folders.scan_folder(input_dir, max_image_pixels=max_image_pixels,
+                             on_bad_image=on_bad_image)
   if not num_shards:
     num_shards = auto_num_shards(sum(os.path.getsize(path) for path in scan.files),
                                  len(scan.files))
@@ -199,7 +202,8 @@ def _parse_kept(records: tf.Tensor, keep: tf.Tensor) -> tuple[tf.Tensor, tf.Tens
 
 
 def read_examples(directory: str, description: dict, keep: np.ndarray,
-                  shard_index: int = 0, num_shards: int = 1) -> tf.data.Dataset:
+                  shard_index: int = 0, num_shards: int = 1, *,
+                  max_pixels: int) -> tf.data.Dataset:
   """One shard's decoded (uint8 image, int32 label) examples, in a deterministic order.
 
   Args:
@@ -210,6 +214,7 @@ def read_examples(directory: str, description: dict, keep: np.ndarray,
     num_shards: number of workers reading. With at least as many files as shards each shard
       reads its own files (file i belongs to shard i % num_shards); with fewer, every shard
       reads all files and keeps every num_shards-th example.
+    max_pixels: config.data.max_image_pixels, as image_ops.decode_image takes it.
   """
   paths = [os.path.join(directory, file['name']) for file in description['files']]
   by_file = len(paths) >= num_shards
@@ -228,5 +233,6 @@ def read_examples(directory: str, description: dict, keep: np.ndarray,
       lambda batch: _parse_kept(batch, keep), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
   if not by_file:
     examples = examples.shard(num_shards, shard_index)
-  return examples.map(lambda encoded, label: (image_ops.decode_image(encoded), label),
-                      num_parallel_calls=tf.data.AUTOTUNE)
+  return examples.map(
+      lambda encoded, label: (image_ops.decode_image(encoded, max_pixels=max_pixels), label),
+      num_parallel_calls=tf.data.AUTOTUNE)

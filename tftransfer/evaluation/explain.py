@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors
-from tftransfer.data import image_ops
+from tftransfer.data import image_ops, sources
 from tftransfer.evaluation import gradcam
 from tftransfer.training import restore
 
@@ -56,8 +56,9 @@ def explain_files(trained: restore.TrainedModel, paths: list[str], output_dir: s
   taken: set[str] = set()
   for path in paths:
     try:
-      image = image_ops.evaluation_view(image_ops.decode_image(tf.io.read_file(path)),
-                                        trained.image_size)
+      image = image_ops.evaluation_view(image_ops.decode_image(
+          tf.io.read_file(path), max_pixels=sources.max_image_pixels(trained.config.data)),
+          trained.image_size)
     except (tf.errors.OpError, OSError) as error:
       message = getattr(error, 'message', None) or str(error)
       yield {'path': path, 'error': message.strip().splitlines()[-1]}

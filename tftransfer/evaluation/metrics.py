@@ -24,9 +24,12 @@ def classification_metrics(batches: Iterable[tuple[np.ndarray, np.ndarray]],
   classes tied with the true class do not push it out of the top 5. A class that is never
   predicted has precision 0 (and likewise recall for a class without examples).
 
+  Class names are written as text the one way labels.txt holds them (files.text_name).
+
   Raises:
     ValueError: no examples.
   """
+  class_names = tuple(files.text_name(name) for name in class_names)
   num_classes = len(class_names)
   confusion = np.zeros((num_classes, num_classes), np.int64)
   top5_correct = 0
@@ -65,14 +68,20 @@ def classification_metrics(batches: Iterable[tuple[np.ndarray, np.ndarray]],
 
 def plot_confusion_matrix(metrics: dict, path: str, *, title: str) -> None:
   """Writes the confusion matrix as a PNG: class names on both axes, counts in the cells."""
+  confusion_matrix_figure(metrics, title=title).savefig(path)
+
+
+def confusion_matrix_figure(metrics: dict, *, title: str) -> Figure:
+  """The confusion matrix drawn: class names on both axes, counts in the cells."""
   names = metrics['confusion_matrix']['class_names']
   counts = np.asarray(metrics['confusion_matrix']['counts'])
   side = max(4.0, 0.5 * len(names) + 2.5)
   figure = Figure(figsize=(side + 1.5, side), dpi=110, layout='constrained')
   axes = figure.subplots()
   cells = axes.imshow(counts, cmap='Blues')
-  axes.set_xticks(range(len(names)), names, rotation=45, ha='right')
-  axes.set_yticks(range(len(names)), names)
+  # Class names as they are: a '$' in one must not start matplotlib's math mode.
+  axes.set_xticks(range(len(names)), names, rotation=45, ha='right', parse_math=False)
+  axes.set_yticks(range(len(names)), names, parse_math=False)
   axes.set_xlabel('predicted class')
   axes.set_ylabel('true class')
   axes.set_title(f'{title}\ntop-1 accuracy {metrics["top1_accuracy"]:.3f} on '
@@ -83,7 +92,7 @@ def plot_confusion_matrix(metrics: dict, path: str, *, title: str) -> None:
       axes.text(column, row, str(count), ha='center', va='center', fontsize=8,
                 color='white' if count > dark else 'black')
   figure.colorbar(cells, ax=axes, shrink=0.8, label='images')
-  figure.savefig(path)
+  return figure
 
 
 def write_report(output_dir: str, metrics: dict, *, title: str) -> None:

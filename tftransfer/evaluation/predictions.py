@@ -38,14 +38,16 @@ class Predictions:
     return exponentials / exponentials.sum(axis=-1, keepdims=True)
 
 
-def folder_data(path: str, class_names: tuple[str, ...]) -> tuple[sources.Split, dict]:
+def folder_data(path: str, class_names: tuple[str, ...], *, max_pixels: int
+                ) -> tuple[sources.Split, dict]:
   """Every decodable image of `path`/<class>/... as one split, labelled by the model's class
-  order, and its data report. The folder may hold a subset of the model's classes.
+  order, and its data report. The folder may hold a subset of the model's classes;
+  `max_pixels` is the run's data.max_image_pixels.
 
   Raises:
     errors.InvalidValueError: a class folder that is not one of the model's classes.
   """
-  scan = folders.scan_folder(path, on_bad_image='skip')
+  scan = folders.scan_folder(path, max_image_pixels=max_pixels, on_bad_image='skip')
   unknown = sorted(set(scan.class_names) - set(class_names))
   if unknown:
     raise errors.InvalidValueError(
@@ -53,7 +55,7 @@ def folder_data(path: str, class_names: tuple[str, ...]) -> tuple[sources.Split,
         f'({", ".join(class_names)}); give a folder with one sub-folder per class of the model.')
   labels = np.asarray([class_names.index(name) for name in scan.class_names],
                       np.int32)[scan.labels]
-  split = sources.file_split(scan.files, labels, len(class_names))
+  split = sources.file_split(scan.files, labels, len(class_names), max_pixels=max_pixels)
   report = {'description': f'image folder {path!r}', 'scan': scan.summary(), 'warnings': [],
             'split_sizes': {'judged': split.num_examples},
             'classes': [{'name': name, 'judged': count}
@@ -94,7 +96,8 @@ def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | i
     split, description = loaded.val, f'{loaded.description}, validation split'
     report = Workdir(workdir, create=False).read_json('data_report.json')
   else:
-    split, report = folder_data(data, trained.class_names)
+    split, report = folder_data(data, trained.class_names,
+                                max_pixels=sources.max_image_pixels(trained.config.data))
     description = f'image folder {os.path.abspath(data)!r} ({split.num_examples} images)'
   logits, labels = predict(trained, split)
   return Predictions(trained, split, description, logits, labels, report)

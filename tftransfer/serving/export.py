@@ -65,6 +65,12 @@ def write_warmup(path: str, inputs: dict[str, dict[str, np.ndarray]]) -> None:
       writer.write(log.SerializeToString())
 
 
+def max_image_pixels(config) -> int:
+  """The run's data.max_image_pixels, which serving applies as training did. (Runs trained
+  before it existed kept a serving-only limit in export.max_image_pixels.)"""
+  return config.data.get('max_image_pixels', config.export.get('max_image_pixels', 0))
+
+
 def write_saved_model(trained: restore.TrainedModel, path: str) -> None:
   """Writes the SavedModel with both signatures and assets/labels.txt to `path`."""
   export = trained.config.export
@@ -76,7 +82,7 @@ def write_saved_model(trained: restore.TrainedModel, path: str) -> None:
     class_table = signatures.class_table(labels_path, num_classes)
     functions = signatures.Signatures(trained.model, class_table, image_size=trained.image_size,
                              top_k=min(export.top_k, num_classes),
-                             max_image_pixels=export.max_image_pixels)
+                             max_image_pixels=max_image_pixels(trained.config))
     archive = keras.export.ExportArchive()
     archive.track(trained.model)
     archive.track(class_table)  # Lookup tables are tracked explicitly (Keras docs).
@@ -95,7 +101,7 @@ def _metadata(trained: restore.TrainedModel, workdir: str) -> dict:
       'backbone': model.backbone, 'width': model.width, 'image_size': model.image_size,
       'num_classes': len(trained.class_names),
       'top_k': min(trained.config.export.top_k, len(trained.class_names)),
-      'max_image_pixels': trained.config.export.max_image_pixels,
+      'max_image_pixels': max_image_pixels(trained.config),
       'tensorflow': tf.__version__, 'keras': keras.__version__,
   }
 
@@ -112,9 +118,9 @@ def _check_loads(path: str, inputs: dict[str, dict[str, np.ndarray]],
     if signature_name not in loaded.signatures:
       raise RuntimeError(f'The SavedModel in {path} lacks signature {signature_name!r}.')
     outputs = loaded.signatures[signature_name](**tensors)
-    classes = {name.decode() for name in outputs['classes'].numpy().ravel()}
-    if not classes <= set(class_names) or outputs['probabilities'].shape[-1] != len(
-        class_names):
+    classes = {files.text_name(name) for name in outputs['classes'].numpy().ravel()}
+    names = {files.text_name(name) for name in class_names}
+    if not classes <= names or outputs['probabilities'].shape[-1] != len(class_names):
       raise RuntimeError(f'Signature {signature_name!r} of {path} answered {classes} for a '
                          f'model of classes {list(class_names)}.')
 

@@ -11,15 +11,14 @@ sent one at a time, as an app would.
 import dataclasses
 import json
 import os
-import re
 from typing import Any, Iterator
 
 import tensorflow as tf
 
 import numpy as np
 
-from tftransfer import config as config_lib, errors, tf_noise
-from tftransfer.data import folders, image_ops
+from tftransfer import config as config_lib, errors, files, tf_noise
+from tftransfer.data import image_ops, walk
 from tftransfer.serving import (export as export_lib, export_report, litert_runtime,
                                 signatures)
 
@@ -55,9 +54,9 @@ def load_export(path: str) -> LoadedExport:
     raise errors.InvalidValueError(
         f'{path} lacks the signatures {missing} of a tftransfer export; write '
         'one with `tftransfer-export --workdir=W --export_dir=E`.')
-  with open(os.path.join(path, 'assets', signatures.LABELS_FILE), encoding='utf-8',
-            errors='surrogateescape') as f:
-    class_names = tuple(line.rstrip('\n') for line in f)
+  # Exports written before class names became text may hold other bytes than UTF-8.
+  with open(os.path.join(path, 'assets', signatures.LABELS_FILE), 'rb') as f:
+    class_names = tuple(files.text_name(line.rstrip(b'\n')) for line in f)
   with open(os.path.join(path, 'assets.extra', export_lib.METADATA_FILE)) as f:
     metadata = json.load(f)
   return LoadedExport(path, saved_model, class_names, metadata)
@@ -92,10 +91,10 @@ def load_litert(path: str) -> LoadedLiteRT:
   if os.path.isfile(report):
     with open(report) as f:
       metadata = json.load(f)['source']
-  defaults = config_lib.default_config().export
+  defaults = config_lib.default_config()
   metadata = {'image_size': classifier.image_size,
-              'top_k': min(defaults.top_k, len(class_names)),
-              'max_image_pixels': defaults.max_image_pixels, **metadata}
+              'top_k': min(defaults.export.top_k, len(class_names)),
+              'max_image_pixels': defaults.data.max_image_pixels, **metadata}
   return LoadedLiteRT(path, classifier, class_names, metadata)
 
 
@@ -111,53 +110,39 @@ def image_files(paths: list[str]) -> list[str]:
     FileNotFoundError: a path does not exist.
     ValueError: no image was found.
   """
-  files = []
+  found = []
   for path in paths:
     if os.path.isdir(path):
-      files += folders.walk_images(path)[0]
+      found += walk.walk_images(path).images  # linked folders followed, as training does
     elif os.path.isfile(path):
-      files.append(path)
+      found.append(path)
     else:
       raise errors.NotFoundError(f'{path!r} is neither an image file nor a folder.')
-  if not files:
-    raise errors.InvalidValueError(f'No images ({", ".join(folders.IMAGE_EXTENSIONS)}) in {paths}.')
-  return files
+  if not found:
+    raise errors.InvalidValueError(
+        f'No images ({", ".join(walk.IMAGE_EXTENSIONS)}) in {paths}.')
+  return found
 
 
-def error_reason(error: tf.errors.OpError) -> str:
-  """The part of an image's error that says what was wrong with it: from a signature's
-  error, or from the same checks and decoding run eagerly (a .tflite's host decoding)."""
-  lines = error.message.splitlines()
-  # The reason is the line just before the failing node's name, '\t [[{{node ...}}]]'.
-  reason = next((lines[i - 1] for i in range(1, len(lines))
-                 if lines[i].lstrip().startswith('[[')), lines[0]).strip()
-  for pattern in (r'assertion failed: \[(.*)\]',  # a failed check in a graph
-                  r"Expected .* to be true\. Summarized data: b'(.*)'",  # ... run eagerly
-                  r'(?:\{\{function_node [^}]*\}\} )?(.*?)(?: \[Op:\w+\].*)?'):  # an op's
-    match = re.fullmatch(pattern, reason)
-    if match:
-      return match.group(1)
-  return reason
-
-
-def _predict_batch(serve, files: list[str], contents: list[bytes]) -> Iterator[dict]:
+def _predict_batch(serve, paths: list[str], contents: list[bytes]) -> Iterator[dict]:
   try:
     # A rejected image is reported in its result line; TF's own echo of the failure is not.
     with tf_noise.filtered(tf_noise.expected_failure_dropper()):
       outputs = serve(**{signatures.IMAGE_BYTES: tf.constant(contents, tf.string)})
   except tf.errors.InvalidArgumentError as error:
-    if len(files) == 1:
-      yield {'path': files[0], 'error': error_reason(error)}
+    if len(paths) == 1:
+      yield {'path': paths[0], 'error': image_ops.error_reason(error)}
       return
     # One bad file fails its whole batch: send the files one by one to keep the others.
-    for file, content in zip(files, contents):
-      yield from _predict_batch(serve, [file], [content])
+    for path, content in zip(paths, contents):
+      yield from _predict_batch(serve, [path], [content])
     return
   classes, scores = outputs['classes'].numpy(), outputs['scores'].numpy()
-  for file, names, values in zip(files, classes, scores):
-    top_k = [{'class': name.decode(), 'score': float(value)}
+  for path, names, values in zip(paths, classes, scores):
+    # Class names as text the one way labels.txt and data.json hold them (files.text_name).
+    top_k = [{'class': files.text_name(name), 'score': float(value)}
              for name, value in zip(names, values)]
-    yield {'path': file, 'class': top_k[0]['class'], 'score': top_k[0]['score'],
+    yield {'path': path, 'class': top_k[0]['class'], 'score': top_k[0]['score'],
            'top_k': top_k}
 
 
@@ -166,10 +151,10 @@ def _top_k(probabilities: np.ndarray, class_names, k: int) -> list[dict]:
   return [{'class': class_names[index], 'score': float(probabilities[index])} for index in best]
 
 
-def _predict_litert(model: LoadedLiteRT, files: list[str]) -> Iterator[dict]:
+def _predict_litert(model: LoadedLiteRT, paths: list[str]) -> Iterator[dict]:
   image_size, max_image_pixels = model.metadata['image_size'], model.metadata['max_image_pixels']
-  for file in files:
-    with open(file, 'rb') as f:
+  for path in paths:
+    with open(path, 'rb') as f:
       encoded = tf.constant(f.read())
     try:
       # Eagerly: a failure inside a tf.function defined here leaves TensorFlow a rendezvous
@@ -179,15 +164,15 @@ def _predict_litert(model: LoadedLiteRT, files: list[str]) -> Iterator[dict]:
             encoded, tf.constant(0), image_size=image_size,
             max_image_pixels=max_image_pixels)).numpy()
     except tf.errors.InvalidArgumentError as error:
-      yield {'path': file, 'error': error_reason(error)}
+      yield {'path': path, 'error': image_ops.error_reason(error)}
       continue
     top_k = _top_k(model.classifier.probabilities(image[np.newaxis])[0], model.class_names,
                    model.metadata['top_k'])
-    yield {'path': file, 'class': top_k[0]['class'], 'score': top_k[0]['score'],
+    yield {'path': path, 'class': top_k[0]['class'], 'score': top_k[0]['score'],
            'top_k': top_k}
 
 
-def predict_files(export: LoadedExport | LoadedLiteRT, files: list[str], *,
+def predict_files(export: LoadedExport | LoadedLiteRT, paths: list[str], *,
                   batch_size: int = 32) -> Iterator[dict]:
   """Classifies image files through an export, in batches (a .tflite: one at a time).
 
@@ -197,13 +182,13 @@ def predict_files(export: LoadedExport | LoadedLiteRT, files: list[str], *,
   if batch_size < 1:
     raise errors.InvalidValueError(f'--batch_size={batch_size} must be >= 1.')
   if isinstance(export, LoadedLiteRT):
-    yield from _predict_litert(export, files)
+    yield from _predict_litert(export, paths)
     return
   serve = export.signature(signatures.SERVING_DEFAULT)
-  for start in range(0, len(files), batch_size):
-    batch = files[start:start + batch_size]
+  for start in range(0, len(paths), batch_size):
+    batch = paths[start:start + batch_size]
     contents = []
-    for file in batch:
-      with open(file, 'rb') as f:
+    for path in batch:
+      with open(path, 'rb') as f:
         contents.append(f.read())
     yield from _predict_batch(serve, batch, contents)

@@ -6,11 +6,13 @@
                       classes       string  [None, k]  class names, best first
                       scores        float32 [None, k]  their probabilities
 
-Each image goes through exactly the evaluation view of training (data/image_ops.py:
-fit_to_storage, then center_crop_resize), so served and validated images are identical.
+Each image is decoded as training decodes it (data/image_ops.py decode_image: accurate JPEG
+IDCT, EXIF orientation, palette BMPs) and goes through exactly the evaluation view of training
+(fit_to_storage, then center_crop_resize), so served and validated images are identical.
 Bad requests fail as InvalidArgument (HTTP 400 from TF Serving) naming the image: empty bytes,
-an unknown format, corrupt data, or more pixels than `export.max_image_pixels` (all frames of
-an animated GIF), which is checked from the headers before the image is decoded.
+an unknown format, corrupt data, a variant TensorFlow would decode wrongly, or more pixels
+than the run's `data.max_image_pixels` (all frames of an animated GIF), which is checked from
+the headers before the image is decoded.
 
 Also here: assets/labels.txt, the source of the graph's label -> class name table.
 """
@@ -18,7 +20,7 @@ Also here: assets/labels.txt, the source of the graph's label -> class name tabl
 import keras
 import tensorflow as tf
 
-from tftransfer import errors
+from tftransfer import errors, files
 from tftransfer.data import image_headers, image_ops
 
 SERVING_DEFAULT = 'serving_default'
@@ -36,28 +38,21 @@ def decode_request(encoded: tf.Tensor, index: tf.Tensor, *, image_size: int,
     encoded: scalar tf.string, the image file's bytes.
     index: scalar int32, its position in the request (named in error messages).
     image_size: the model's input side.
-    max_image_pixels: largest width x height accepted; 0 = no limit.
+    max_image_pixels: the run's data.max_image_pixels; 0 = no limit.
 
   Returns:
     float32 [image_size, image_size, 3] in 0-255.
   """
-  checks = [tf.debugging.Assert(tf.strings.length(encoded) > 0, [tf.strings.format(
-      'image_bytes[{}] is empty: send the bytes of a JPEG, PNG, GIF, BMP or WebP file.',
-      index)])]
+  name = tf.strings.format('image_bytes[{}]', index)
+  checks = [tf.debugging.Assert(tf.strings.length(encoded) > 0, [tf.strings.join([
+      name, ' is empty: send the bytes of a JPEG, PNG, GIF, BMP or WebP file.'])])]
+  with tf.control_dependencies(checks):  # An empty request is named as such, not as unknown.
+    checks.append(tf.debugging.Assert(image_headers.known_format(encoded), [tf.strings.format(
+        'image_bytes[{}] is not a JPEG, PNG, GIF, BMP or WebP image ({} bytes).',
+        (index, tf.strings.length(encoded)))]))
+  # decode_image refuses what it would decode wrongly or what is too large before decoding.
   with tf.control_dependencies(checks):
-    frames, height, width = tf.unstack(image_headers.decoded_shape(encoded))
-  checks.append(tf.debugging.Assert(height >= 0, [tf.strings.format(
-      'image_bytes[{}] is not a JPEG, PNG, GIF, BMP or WebP image ({} bytes).',
-      (index, tf.strings.length(encoded)))]))
-  if max_image_pixels:
-    # An animated GIF decodes every frame, so all of them count.
-    checks.append(tf.debugging.Assert(frames * height * width <= max_image_pixels, [
-        tf.strings.format('image_bytes[{}] is {} frame(s) of {} x {} pixels, more than this '
-                          'model accepts ({} pixels, export.max_image_pixels); send a '
-                          'smaller image.', (index, frames, width, height, max_image_pixels))]))
-  # The checks run before decoding, so an oversized image is never allocated.
-  with tf.control_dependencies(checks):
-    image = image_ops.decode_image(encoded)
+    image = image_ops.decode_image(encoded, max_pixels=max_image_pixels, name=name)
   return image_ops.evaluation_view(image, image_size)
 
 
@@ -94,13 +89,15 @@ class Signatures:
 
 
 def write_labels(path: str, class_names) -> None:
+  """Writes the class names, one per line in label order, as UTF-8 text (files.text_name:
+  names of runs trained before class names became text get the same \\xNN escapes)."""
+  class_names = [files.text_name(name) for name in class_names]
   bad = [name for name in class_names if '\n' in name or '\r' in name or not name]
   if bad:
     raise errors.InvalidValueError(
         f'Class names {bad!r} cannot be written one per line to {LABELS_FILE}; '
         'rename those class folders.')
-  # Folder names that are not valid UTF-8 (os.fsdecode's surrogates) keep their bytes.
-  with open(path, 'w', encoding='utf-8', errors='surrogateescape') as f:
+  with open(path, 'w', encoding='utf-8') as f:
     f.writelines(f'{name}\n' for name in class_names)
 
 
