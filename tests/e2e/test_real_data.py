@@ -53,7 +53,8 @@ def test_cifar10_model_exports_predicts_and_evaluates(cifar10_run, tmp_path):
   models = tmp_path / 'models'
   version = _run('tftransfer.export', f'--workdir={workdir}', f'--export_dir={models}')
   assert version.strip() == str(models / '1')
-  shown = subprocess.run([console_script('saved_model_cli'), 'show', '--dir', str(models / '1'), '--all'],
+  shown = subprocess.run([console_script('saved_model_cli'), 'show', '--dir', str(models / '1'),
+                          '--all'],
                          capture_output=True, text=True, check=True).stdout
   assert "signature_def['serving_default']" in shown
   assert "signature_def['predict_images']" in shown

@@ -80,7 +80,8 @@ def test_predict_runs_a_tflite_export_with_host_decoding(tiny_edge_export, tmp_p
   names = ['zigzag', 'spiral', 'diamonds', 'waves', 'hatch']
   for line in lines[:3]:
     with open(line['path'], 'rb') as f:
-      view = image_ops.evaluation_view(image_ops.decode_image(f.read(), max_pixels=MAX_IMAGE_PIXELS), 32)
+      view = image_ops.evaluation_view(
+          image_ops.decode_image(f.read(), max_pixels=MAX_IMAGE_PIXELS), 32)
     expected = classifier.probabilities(image_ops.to_pixels(view).numpy()[np.newaxis])[0]
     assert len(line['top_k']) == 3  # the run's export.top_k
     assert line['class'] == names[int(expected.argmax())]

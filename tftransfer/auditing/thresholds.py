@@ -120,7 +120,8 @@ def _split(paths: list[str]) -> Split:
 
   def read(shard_index, num_shards):
     return tf.data.Dataset.from_tensor_slices(files).shard(num_shards, shard_index).map(
-        lambda file: (image_ops.decode_image(tf.io.read_file(file), max_pixels=0), tf.constant(0, tf.int32)),
+        lambda file: (image_ops.decode_image(tf.io.read_file(file), max_pixels=0),
+                      tf.constant(0, tf.int32)),
         num_parallel_calls=tf.data.AUTOTUNE)
   return Split(read, (len(paths),), paths=tuple(paths))
 

@@ -34,6 +34,7 @@ def main(argv):
   del argv  # No positional arguments (cli/launch.py refuses them).
   path = report.report_workdir(
       _WORKDIR.value, data=_DATA.value, output_dir=_OUTPUT.value,
-      checkpoint=_CHECKPOINT.value, allow_unfinished=_ALLOW_UNFINISHED.value, command=launch.command_line('report'),
+      checkpoint=_CHECKPOINT.value, allow_unfinished=_ALLOW_UNFINISHED.value,
+      command=launch.command_line('report'),
       num_mistakes=_NUM_MISTAKES.value, num_pairs=_NUM_PAIRS.value)
   print(path)

@@ -69,7 +69,8 @@ def explain_files(trained: restore.TrainedModel, paths: list[str], output_dir: s
     ranked = np.argsort(-probabilities, kind='stable')[:top_k]
     pixels = np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8)
     output = os.path.join(output_dir, _output_name(path, taken))
-    tf.io.write_file(output, tf.io.encode_png(gradcam.overlay(pixels, gradcam.upsample(heatmaps, trained.image_size)[0])))
+    heatmap = gradcam.upsample(heatmaps, trained.image_size)[0]
+    tf.io.write_file(output, tf.io.encode_png(gradcam.overlay(pixels, heatmap)))
     yield {'path': path, 'class': names[ranked[0]],
            'score': round(float(probabilities[ranked[0]]), 5),
            'top_k': [{'class': names[k], 'score': round(float(probabilities[k]), 5)}

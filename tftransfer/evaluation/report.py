@@ -208,7 +208,8 @@ def report_workdir(workdir: str, *, data: str = predictions_lib.VALIDATION,
                    output_dir: str | None = None, checkpoint: str | int = 'best',
                    allow_unfinished: bool = False, **options) -> str:
   """Restores the run in `workdir`, predicts `data` ('val' = its validation split, or a folder
-  of its classes) with its `checkpoint` ('best', 'last' or a step) and writes the report (default workdir/report/index.html); returns its path.
+  of its classes) with its `checkpoint` ('best', 'last' or a step) and writes the report
+  (default workdir/report/index.html); returns its path.
   `options` are write_report's command, num_mistakes and num_pairs.
   """
   result = predictions_lib.predict_workdir(workdir, data=data, checkpoint=checkpoint,
