@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from tftransfer.data import pipeline
-from tftransfer.evaluation import predictions, report
+from tftransfer.evaluation import report
+from tftransfer.training import restore
 from helpers import write_image_folder
 
 SECTIONS = ['summary', 'curves', 'per-class', 'confusion', 'mistakes', 'pairs', 'calibration',
@@ -95,7 +96,7 @@ def test_the_report_parses_in_section_order_with_every_image_embedded(tiny_repor
 
 def test_worst_mistakes_are_exactly_the_misclassified_images_by_loss(tiny_report, trained):
   workdir, page = tiny_report
-  split = predictions.validation_data(trained, str(workdir)).val
+  split = restore.run_data(str(workdir), trained.config).val
   probabilities, labels = _own_predictions(trained, split)
   wrong = np.flatnonzero(probabilities.argmax(-1) != labels)
   assert 0 < len(wrong) < len(labels)  # The tiny model gets some right and some wrong.
