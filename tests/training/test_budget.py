@@ -89,3 +89,16 @@ def test_explicit_epochs_are_cut_short_to_end_in_time(tmp_path, slow_steps, monk
   (stop,) = final['stopped_early']  # 40 epochs of 1.5 s and more do not fit in 45 s
   assert stop['phase'] == 'finetune' and 'time budget' in stop['reason']
   assert final['step'] == 5 + 40 * 5  # the run is finished, at its planned end
+
+
+def test_a_budget_spent_before_training_still_trains_and_judges_one_head_epoch(tmp_path):
+  # 0.6 s: gone before the first step (start-up, data, features). The result must still be a
+  # trained, evaluated head, not the untrained one, and the run must say the budget cut it.
+  final = loop.train_and_evaluate(
+      tiny_config(train__time_budget_minutes=0.01, train__head_epochs=3,
+                  train__finetune_epochs=2), str(tmp_path / 'run'))
+  assert final['selected']['phase'] == 'head' and final['selected']['epoch'] == 1
+  assert [stop['phase'] for stop in final['stopped_early']] == ['head', 'finetune']
+  assert all('time budget' in stop['reason'] for stop in final['stopped_early'])
+  rows = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').open()]
+  assert [(row['phase'], row['epoch']) for row in rows] == [('head', 1)]

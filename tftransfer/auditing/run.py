@@ -235,6 +235,12 @@ def in_training(workdir: Workdir, setup, data: sources.Data, features_model: ker
   if not config.audit.in_training or not runtime.is_chief:
     return
   if _matching_audit(workdir, data) is None:
+    if config.train.time_budget_minutes:
+      # The audit's neighbour searches and label model take minutes on large data sets,
+      # which a time budget would rather spend training.
+      logging.info('Data audit skipped under train.time_budget_minutes; run tftransfer-audit '
+                   '--workdir=%s after training.', workdir.path)
+      return
     if runtime.num_workers > 1:
       logging.info('Data audit skipped in a multi-worker run (each worker holds a shard of '
                    'the features); run tftransfer-audit --workdir=%s after training.',

@@ -67,6 +67,11 @@ def out_of_time(run: RunState, phase: Phase, epoch_end: int) -> str:
   any measurement, only when no time is left at all)."""
   if not run.budget or run.current_step >= epoch_end:
     return ''
+  if not run.rows:
+    # Nothing evaluated yet: the run's first epoch always trains (on features, a head epoch
+    # takes seconds), so a budget spent on start-up never leaves an untrained head as the
+    # result; the run then ends after it, over its budget, and says so.
+    return ''
   left = run.budget.left()
   per_step = run.clock.seconds_per_step(phase.name)
   needed = 0.0 if per_step is None else (
