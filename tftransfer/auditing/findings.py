@@ -68,6 +68,7 @@ def _near_pairs(embeddings, descriptors, neighbour_indices, settings, exact):
                  settings.near_duplicate_pixel_similarity)}, exact)
 
 
+# Longer than most: one pass over the findings in audit.json's order, each kind a few lines.
 def audit(items: Items, descriptors: Descriptors, features: np.ndarray,
           settings: ml_collections.ConfigDict, *, seed: int) -> dict:
   """Finds duplicates, leaks, likely label errors and outliers (see the module docstring).

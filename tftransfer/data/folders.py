@@ -17,6 +17,9 @@ training would read it.
 
 Class names are the class folders' names as text (files.text_name: bytes that are not UTF-8
 become \\xNN escapes), sorted; linked folders are followed as walk.py describes.
+
+A little over 300 lines: listing, the scan and its cache belong together (the cache's key
+is the listing; the scan's verdicts are what it caches).
 """
 
 import collections

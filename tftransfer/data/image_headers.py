@@ -125,6 +125,7 @@ def _webp_size(magic: dict, fields: dict) -> tf.Tensor:
   return sizes[chunk]
 
 
+# Long because the block walk is one tf.while_loop whose body must stay in one graph.
 def _gif_walk(encoded: tf.Tensor, is_gif: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   """([frames, height, width] TF's GIF decoder allocates, whether the first frame covers the
   logical screen from its top-left corner) for `encoded`, when `is_gif`; for anything else

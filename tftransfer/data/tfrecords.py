@@ -86,6 +86,7 @@ def auto_num_shards(total_bytes: int, num_examples: int) -> int:
   return max(1, min(num_examples, max(_MIN_AUTO_SHARDS, math.ceil(total_bytes / _SHARD_BYTES))))
 
 
+# Long mostly in its docstring: the format it writes is documented where it is written.
 def convert_folder(input_dir: str, output_dir: str, *, max_image_pixels: int,
                    num_shards: int = 0, seed: int = 0, on_bad_image: str = 'skip') -> dict:
   """Scans an image folder and writes its usable images as sharded TFRecords.

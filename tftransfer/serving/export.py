@@ -161,6 +161,7 @@ def _write_serving(trained: restore.TrainedModel, workdir: str, path: str) -> No
   _check_loads(path, inputs, trained.class_names)
 
 
+# Long mostly in its docstring: ten options, each documented; the body is the export's steps.
 def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool = False,
            allow_unfinished: bool = False, checkpoint: str | int = 'best',
            formats: Sequence[str] = ('saved_model',),

@@ -37,6 +37,7 @@ def _absolute(path: str) -> str:
   return path if '://' in path else os.path.abspath(path)
 
 
+# Long because every runtime 'auto' is decided here, in the order the log line reports them.
 def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   """Validates `config`, creates the strategy and resolves every 'auto' field (logged).
 
