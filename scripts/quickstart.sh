@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Offline quickstart (no network, about 3 minutes on 2 CPU cores): pretrain a MobileNet on one
+# Offline quickstart (no network, a few minutes on 2 CPU cores): pretrain a MobileNet on one
 # synthetic task, transfer it to another with 10 labels per class, train the same network on
 # those labels from scratch, and compare. Usage: scripts/quickstart.sh [WORKDIR]
 set -euo pipefail
