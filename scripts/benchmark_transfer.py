@@ -193,6 +193,9 @@ def main(argv):
   unknown = set(_SYSTEMS.value) - set(SYSTEMS)
   if unknown:
     raise app.UsageError(f'Unknown --systems {sorted(unknown)}; valid: {SYSTEMS}.')
+  if 'keras_guide' in _SYSTEMS.value and not os.path.isfile(_PEER.value):
+    raise app.UsageError(f'--peer={_PEER.value} is not a file: point it at '
+                         'keras_guide_baseline.py (../shared/bench/ beside the checkout).')
   workdir = pathlib.Path(_WORKDIR.value)
   subprocess.run(['rm', '-rf', str(workdir)], check=True)
   workdir.mkdir(parents=True)
