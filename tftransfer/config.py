@@ -242,6 +242,7 @@ def _export_section() -> ml_collections.ConfigDict:
   export.top_k = 5
   return export
 
+
 def _audit_section() -> ml_collections.ConfigDict:
   """The data audit (tftransfer/auditing/): duplicates and leaks, label errors, outliers."""
   audit = ml_collections.ConfigDict()
@@ -251,7 +252,7 @@ def _audit_section() -> ml_collections.ConfigDict:
   # Cosine similarity of two images' pooled backbone features at or above which they are
   # near duplicates (derived by scripts/calibrate_audit.py: above every pair of 4,000
   # distinct CIFAR-10 images at 96 px; a different backbone or size may need its own).
-  audit.near_duplicate_similarity = 0.945
+  audit.near_duplicate_similarity = 0.95
   # Cosine similarity of two images' 8x8 grey, mirror-symmetric thumbnails (one's whole
   # picture against the other's, or against one of its crop windows) at or above which
   # they are near duplicates (catches re-encoded, resized, mirrored and cropped copies;
