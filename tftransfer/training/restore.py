@@ -87,8 +87,12 @@ def restore(workdir: str, *, checkpoint: str | int = 'best',
         f'--workdir={workdir!r} holds no training run (no config.json). Pass the workdir '
         'given to `tftransfer-train --workdir`.')
   # Fields added since the run was trained take their defaults.
+  saved = run.read_json('config.json')
   config = config_lib.default_config()
-  config.update(run.read_json('config.json'))
+  config.update(saved)
+  if 'max_image_pixels' not in saved.get('data', {}):
+    # A run from before data.max_image_pixels: its only limit was the serving one.
+    config.data.max_image_pixels = saved.get('export', {}).get('max_image_pixels', 0)
   class_names = tuple(run.read_json('data.json')['class_names'])
   path = _choose_checkpoint(run, checkpoint)
   final_metrics = run.read_json('final_metrics.json')
