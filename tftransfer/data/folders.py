@@ -290,13 +290,13 @@ def _undecodable(listing: FolderListing, max_image_pixels: int) -> tuple[dict[st
                         deterministic=False).ignore_errors()
   ok = np.zeros(len(paths), bool)
   largest = 0
-  for indices, pixels in decoded.batch(4096):
-    ok[indices.numpy()] = True
-    largest = max(largest, int(np.max(pixels.numpy(), initial=0)))
   failures = {}
-  # TF logs every failing decode a second time ('Local rendezvous is aborting'); the reason is
-  # reported below, once.
+  # TF logs every failing decode a second time ('Local rendezvous is aborting'), and oneDNN
+  # its notice on the first uint8 op; the reason is reported below, once.
   with tf_noise.filtered(tf_noise.expected_failure_dropper()):
+    for indices, pixels in decoded.batch(4096):
+      ok[indices.numpy()] = True
+      largest = max(largest, int(np.max(pixels.numpy(), initial=0)))
     reasons = {index: _decode_error(listing.files[index], max_image_pixels)
                for index in np.flatnonzero(~ok)}
   for index, reason in reasons.items():
