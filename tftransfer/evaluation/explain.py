@@ -54,14 +54,16 @@ def explain_files(trained: restore.TrainedModel, paths: list[str], output_dir: s
   explain = gradcam.GradCam(trained.model)
   os.makedirs(output_dir, exist_ok=True)
   taken: set[str] = set()
+  max_pixels = sources.max_image_pixels(trained.config.data)
   for path in paths:
     try:
       image = image_ops.evaluation_view(image_ops.decode_image(
-          tf.io.read_file(path), max_pixels=sources.max_image_pixels(trained.config.data)),
-          trained.image_size)
-    except (tf.errors.OpError, OSError) as error:
-      message = getattr(error, 'message', None) or str(error)
-      yield {'path': path, 'error': message.strip().splitlines()[-1]}
+          tf.io.read_file(path), max_pixels=max_pixels), trained.image_size)
+    except tf.errors.OpError as error:
+      yield {'path': path, 'error': image_ops.error_reason(error)}
+      continue
+    except OSError as error:
+      yield {'path': path, 'error': str(error)}
       continue
     classes = None if class_name is None else np.asarray([names.index(class_name)])
     heatmaps, logits = explain(image[None].numpy(), classes)
