@@ -14,7 +14,7 @@ weights file, like configs/cifar10.py.
 
 Measured as written: none yet (no GPU, no ResNet50 weights offline). With the shared
 MobileNet-0.25 weights on the CIFAR-10 folder at 96 px it is a system of
-scripts/benchmark_transfer.py, whose README table reports it.
+scripts/benchmark_transfer.py, whose table docs/results.md reports.
 """
 
 from tftransfer import config as config_lib
@@ -34,7 +34,7 @@ def get_config():
   config.train.head_epochs = 0  # One phase: everything trains from step 0.
   config.train.finetune_epochs = 10
   config.train.unfreeze = 'all'
-  config.train.freeze_batchnorm = 'false'
+  config.train.freeze_batchnorm = False
   config.train.optimizer = 'sgd'
   config.train.momentum = 0.9
   config.train.nesterov = False
