@@ -11,7 +11,7 @@ lists them); for small CPU-only runs, --config.model.backbone=mobilenet
 Measured as written (EfficientNetV2-B0): none yet; its ImageNet weights cannot be downloaded
 on this project's offline machines. With the backbone swapped for the one set of real weights
 there (--config.model.backbone=mobilenet --config.model.width=0.25
---config.model.weights=FILE, so at 224 px), the README reports its run on the 50,000 CIFAR-10
+--config.model.weights=FILE, so at 224 px), docs/results.md reports its run on the 50,000 CIFAR-10
 JPEGs of ../shared.
 """
 
@@ -25,5 +25,5 @@ def get_config():
   config.model.backbone = 'efficientnetv2_b0'
   config.train.batch_size = 64
   # Resolution, epochs, mixup and class weights are left 'auto': chosen from the data (and
-  # train.time_budget_minutes, if set) by the rules of tftransfer/training/schedule.py.
+  # train.time_budget_minutes, if set) by the rules of tftransfer/training/rules.py.
   return config.lock()

@@ -5,10 +5,10 @@ r"""An image folder on ImageNet MobileNet (width 0.25): the recommended config f
       --config.model.weights=/path/to/mobilenet_2_5_224_tf_no_top.h5 \
       [--config.train.time_budget_minutes=30]
 
-Resolution, epochs, mixup and class weights are 'auto' (tftransfer/training/schedule.py and,
+Resolution, epochs, mixup and class weights are 'auto' (tftransfer/training/rules.py and,
 with a time budget, budget.py): nothing here is tuned to one data set. It is the tftransfer
 system of scripts/benchmark_transfer.py and of scripts/benchmark_frontier.py, whose results
-(on CIFAR-10, judged on held-out images) the README reports with their commands.
+(on CIFAR-10, judged on held-out images) docs/results.md reports with their commands.
 """
 
 from tftransfer import config as config_lib

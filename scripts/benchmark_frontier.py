@@ -39,17 +39,19 @@ def run_budget(minutes: float, args) -> dict:
     subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=True)
   seconds = time.time() - started
   final = json.loads((workdir / 'final_metrics.json').read_text())
-  config = json.loads((workdir / 'config.json').read_text())
-  from tftransfer.data import folders  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from tftransfer import plan as plan_lib, workdir as workdir_lib
+  from tftransfer.data import folders
+  run = workdir_lib.Workdir(str(workdir), create=False)
+  plan = plan_lib.load(run)
   scan = folders.scan_folder(args.test_dir,
-                             max_image_pixels=config['data'].get('max_image_pixels', 0))
+                             max_image_pixels=run.saved_config().data.max_image_pixels)
   snapshot = f'{workdir}@{final["selected"]["step"]}'
   return {'system': 'tftransfer', 'budget_minutes': minutes, 'seconds': round(seconds, 1),
           'minutes': round(seconds / 60, 2), 'val_accuracy': final['val_accuracy'],
           'test_accuracy': round(benchmark_scoring.score(snapshot, list(scan.files),
                                                          scan.labels, scan.class_names), 4),
-          'image_size': config['model']['image_size'],
-          'epochs': [config['train']['head_epochs'], config['train']['finetune_epochs']],
+          'image_size': plan.image_size, 'epochs': [plan.head_epochs, plan.finetune_epochs],
           'stopped_early': final['stopped_early'], 'selected': final['selected']}
 
 

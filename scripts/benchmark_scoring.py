@@ -20,7 +20,7 @@ def load_snapshot(snapshot: str):
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tftransfer.data import image_ops  # pylint: disable=g-import-not-at-top
-  from tftransfer.training import restore  # pylint: disable=g-import-not-at-top
+  from tftransfer import restore  # pylint: disable=g-import-not-at-top
   if snapshot.endswith('.keras'):
     model = keras.models.load_model(snapshot)
     size = model.input_shape[1]

@@ -17,9 +17,8 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from tftransfer import restore
 from tftransfer.data import folders, image_ops, splits
-from tftransfer.serving import export
-from tftransfer.training import restore
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A finished training run on an image folder.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 250, 'Images per model call.')
@@ -46,7 +45,7 @@ def main(argv):
   del argv
   trained = restore.restore(_WORKDIR.value, allow_unfinished=True)
   config = trained.config
-  limit = export.max_image_pixels(config)
+  limit = config.data.max_image_pixels
   files, labels = _labels(_WORKDIR.value, config.data.path, limit)
   _, val = splits.train_val_indices(labels, config.data, config.seed)
   paths = [os.fsencode(files[index]) for index in val]

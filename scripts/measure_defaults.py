@@ -62,14 +62,16 @@ def measure(dataset: str, variant: str, checkout: pathlib.Path, args) -> dict:
         f'--output_dir={workdir}/test_eval'], REPO, f'{workdir}.eval.log')
   metrics = json.loads((workdir / 'test_eval' / 'metrics.json').read_text())
   final = json.loads((workdir / 'final_metrics.json').read_text())
-  config = json.loads((workdir / 'config.json').read_text())
+  # The plan as this code reads it, whichever commit's code trained the run.
+  # pylint: disable-next=g-import-not-at-top
+  from tftransfer import plan as plan_lib, workdir as workdir_lib
+  plan = plan_lib.load(workdir_lib.Workdir(str(workdir), create=False))
   return {'dataset': dataset, 'variant': variant, 'judged_on': metrics['data'],
           'accuracy': metrics['top1_accuracy'],
           'balanced_accuracy': metrics.get('balanced_accuracy'),
           'num_judged': metrics['num_examples'], 'train_seconds': seconds,
           'wall_seconds_in_run': final.get('wall_seconds'),
-          'image_size': config['model']['image_size'],
-          'epochs': [config['train']['head_epochs'], config['train']['finetune_epochs']]}
+          'image_size': plan.image_size, 'epochs': [plan.head_epochs, plan.finetune_epochs]}
 
 
 def main() -> None:

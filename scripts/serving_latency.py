@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from tftransfer.data import image_ops
 from tftransfer.serving import export as export_lib, prediction, signatures
-from tftransfer.training import restore
+from tftransfer import restore
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The training run the export came from.')
 _EXPORT = flags.DEFINE_string('export', None, 'The exported version directory, E/<N>.')

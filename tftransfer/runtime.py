@@ -9,29 +9,56 @@ Measurements behind the CPU rules (2-core AMD EPYC with AVX512_BF16, TF 2.21, Ke
 On GPUs and TPUs XLA and mixed precision are the usual wins.
 """
 
+import contextlib
 import dataclasses
 import enum
 import json
 import os
+import random
 
 from absl import logging
+import keras
+from keras.src.backend.common import global_state
+import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import context as tf_context
 
 from tftransfer import config as config_lib, errors
 
+# What keras.utils.set_random_seed changes besides Python, NumPy and TensorFlow: Keras' global
+# seed and its global SeedGenerator (keras/src/utils/rng_utils.py).
+_KERAS_SEED_STATE = ('global_random_seed', 'global_seed_generator')
 
-_command_started: list[float] = []
+@contextlib.contextmanager
+def seeded(seed: int):
+  """Python's, NumPy's, TensorFlow's and Keras' random generators seeded with `seed` inside
+  the block (keras.utils.set_random_seed), and the caller's states given back after it: a
+  run is reproducible, and a notebook's own random streams are not moved by training."""
+  python_state, numpy_state = random.getstate(), np.random.get_state()
+  tf_seed = tf_context.global_seed()
+  keras_state = {name: global_state.get_global_attribute(name) for name in _KERAS_SEED_STATE}
+  keras.utils.set_random_seed(seed)
+  try:
+    yield
+  finally:
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
+    tf.random.set_seed(tf_seed)
+    for name, value in keras_state.items():
+      global_state.set_global_attribute(name, value)
 
 
-def set_command_started(when: float) -> None:
-  """Records when the running command started (cli/launch.py), before TensorFlow loaded: a
-  time budget counts from there."""
-  _command_started[:] = [when]
-
-
-def command_started() -> float | None:
-  """When the running command started, or None outside a command (library use)."""
-  return _command_started[0] if _command_started else None
+@contextlib.contextmanager
+def keras_policy(name: str):
+  """Keras' global dtype policy set to `name` ('float32', 'mixed_bfloat16', ...) inside the
+  block, and back to what it was after it: the one place a run or a restored model switches
+  precision."""
+  previous = keras.mixed_precision.dtype_policy()
+  keras.mixed_precision.set_global_policy(name)
+  try:
+    yield
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
 
 
 class Precision(str, enum.Enum):
@@ -113,8 +140,7 @@ def create_strategy(name: str, tpu_address: str = '') -> tuple[tf.distribute.Str
     if 'TF_CONFIG' not in os.environ:
       raise errors.InvalidValueError(
           "distribute.strategy='multi_worker' needs the TF_CONFIG environment "
-          'variable describing the cluster and this task (see README, '
-          "'Multiple GPUs and hosts').")
+          'variable describing the cluster and this task (see docs/distributed.md).')
     return tf.distribute.MultiWorkerMirroredStrategy(), name
   if name == 'tpu':
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address or None)
@@ -184,26 +210,21 @@ def auto_jit_compile(*, strategy_name: str) -> tuple[bool, str]:
   return False, 'XLA measured 2-8x slower on this kind of CPU'
 
 
-def setup(*, strategy: str, tpu_address: str, mixed_precision: str, jit_compile: bool | None,
+def setup(*, strategy: str, tpu_address: str, mixed_precision: str, jit_compile: bool | str,
           depthwise_backbone: bool) -> Runtime:
-  """Creates the strategy and resolves precision and XLA for it; logs nothing (the run logs
-  `Runtime.describe()` and the 'auto' decisions once its data is loaded).
+  """Creates the strategy and resolves precision and XLA for it; logs nothing (the run's
+  plan records the 'auto' decisions, and the run logs them with `Runtime.describe()`).
 
   Args:
     strategy: config.distribute.strategy ('auto' or one of config.STRATEGIES).
     tpu_address: config.distribute.tpu_address.
     mixed_precision: config.train.mixed_precision ('auto' or one of config.PRECISIONS).
-    jit_compile: config.train.jit_compile parsed, None = 'auto'.
+    jit_compile: config.train.jit_compile (True, False or 'auto').
     depthwise_backbone: whether the backbone is built from depthwise convolutions.
 
   Raises:
-    errors.InvalidValueError: an unknown strategy or precision, or 'multi_worker' without
-      TF_CONFIG.
+    errors.InvalidValueError: 'multi_worker' without TF_CONFIG.
   """
-  if mixed_precision not in (config_lib.AUTO,) + config_lib.PRECISIONS:
-    raise errors.InvalidValueError(
-        f'Unknown config.train.mixed_precision={mixed_precision!r}; valid: auto, '
-        f'{", ".join(config_lib.PRECISIONS)}.')
   distribution, strategy_name = create_strategy(strategy, tpu_address)
   decisions = {}
   if strategy == config_lib.AUTO:
@@ -215,9 +236,9 @@ def setup(*, strategy: str, tpu_address: str, mixed_precision: str, jit_compile:
     decisions['train.mixed_precision'] = (precision.value, why)
   else:
     precision = Precision(mixed_precision)
-  if jit_compile is None:
+  if jit_compile == config_lib.AUTO:
     jit_compile, why = auto_jit_compile(strategy_name=strategy_name)
-    decisions['train.jit_compile'] = (config_lib.switch_text(jit_compile), why)
+    decisions['train.jit_compile'] = (jit_compile, why)
   is_chief, worker_index, num_workers = _worker(distribution)
   return Runtime(strategy=distribution, strategy_name=strategy_name, precision=precision,
                  jit_compile=jit_compile, is_chief=is_chief, worker_index=worker_index,

@@ -1,6 +1,8 @@
-"""The workdir: a run's whole state, and the only place a run writes.
+"""The workdir: a run's whole state, every file's name, and the only place a run writes.
 
-    config.json          resolved configuration ('auto' values replaced by what was chosen)
+    config.json          the configuration as given ('auto' kept): written once, when the
+                         experiment starts; a re-run must give the same one to resume
+    plan.json            what the run trains and why (tftransfer/plan.py reads and writes it)
     data.json            class names and split sizes (export and predict read the names here)
     data_report.json     what the data holds and what was left out: counts per class and
                          split, undecodable files skipped with reasons, excluded files,
@@ -9,24 +11,50 @@
                          (tftransfer/auditing/), with audit_thumbnails.png beside it
     folder_scan.json     the image-folder scan's cache: a rerun skips decoding an unchanged
                          folder
-    checkpoints/         tf.train checkpoints; the newest is where a re-run resumes
+    checkpoints/         tf.train checkpoints (`checkpoint_of` says what one holds); the
+                         newest is where a re-run resumes, checkpoints/best/ the run's result
     tensorboard/         event files: loss, accuracy, learning rate, images/sec
     metrics.jsonl        one JSON object per finished epoch
     final_metrics.json   the final validation result; present = the run is finished
-    backbone.weights.h5  the trained backbone, loadable as another run's model.weights
+    backbone.weights.h5  the selected epoch's backbone, loadable as another run's
+                         model.weights
+    eval/, report/, explain/   what evaluate, report and explain write about the run
 
 Files are replaced atomically (write, then rename) so a killed run never leaves half a file.
 All I/O goes through tf.io.gfile, so a workdir can live on GCS (gs://...) or any filesystem
-TensorFlow reads, as multi-worker and TPU runs need.
+TensorFlow reads, as multi-worker and TPU runs need. Reading a saved run back (its model, its
+data) is tftransfer/restore.py, on top of this module.
 """
 
 import json
 import os
+from typing import Mapping
 
+import keras
 import ml_collections
 import tensorflow as tf
 
-from tftransfer import errors, files
+from tftransfer import config as config_lib, errors, files
+
+CONFIG = 'config.json'
+PLAN = 'plan.json'
+DATA = 'data.json'
+DATA_REPORT = 'data_report.json'
+AUDIT = 'audit.json'
+AUDIT_THUMBNAILS = 'audit_thumbnails.png'
+FOLDER_SCAN = 'folder_scan.json'
+METRICS = 'metrics.jsonl'
+FINAL_METRICS = 'final_metrics.json'
+BACKBONE = 'backbone.weights.h5'
+CHECKPOINTS = 'checkpoints'
+BEST = 'best'  # checkpoints/best/: the selected epoch's checkpoint and best.json
+BEST_RECORD = 'best.json'
+TENSORBOARD = 'tensorboard'
+EVAL = 'eval'
+REPORT = 'report'
+EXPLAIN = 'explain'
+EXCLUSIONS = 'exclusions.txt'
+CHECKPOINT_CHOICES = ('best', 'last')  # or a global step number
 
 # Fields that may change between a run and its resumption: they steer how a run executes
 # (or when it stops, or what it reports, as the data audit's settings do), not what it learns.
@@ -52,22 +80,37 @@ def flatten(tree: dict, prefix: str = '') -> dict:
   return flat
 
 
-def _changes(old: dict | None, new: dict, resumable: tuple[str, ...],
-             skip_auto: bool = False) -> list[str]:
-  """'field: old -> new' for every flattened field that differs, except `resumable` ones
-  (and, with `skip_auto`, fields whose new value is 'auto', still to be decided)."""
+def _changes(old: dict | None, new: dict, resumable: tuple[str, ...]) -> list[str]:
+  """'field: old -> new' for every flattened field that differs, except `resumable` ones."""
   if old is None:
     return []
   old, new = flatten(old), flatten(new)
   return [f'{key}: {_short(old.get(key))} -> {_short(new.get(key))}'
           for key in sorted(old.keys() | new.keys())
-          if old.get(key) != new.get(key) and not key.startswith(resumable)
-          and not (skip_auto and new.get(key) == 'auto')]
+          if old.get(key) != new.get(key) and not key.startswith(resumable)]
 
 
 def _short(value, limit: int = 200) -> str:
   text = repr(value)
   return text if len(text) <= limit else text[:limit] + '...'
+
+
+def checkpoint_of(model: keras.Model, step: tf.Variable,
+                  optimizers: Mapping[str, keras.optimizers.Optimizer] | None = None,
+                  elapsed_seconds: tf.Variable | None = None) -> tf.train.Checkpoint:
+  """What a checkpoint holds, the one definition training saves and restore reads: `model`
+  (images -> logits, every weight and BatchNorm statistic), the global `step` and, when
+  training, each phase's optimizer by phase name and the seconds the run has spent (its
+  clock counts them across resumed sessions).
+
+  Optimizers are stored without float16's loss-scale wrapper, so a run can resume under
+  another precision (the dynamic loss scale then restarts, and adapts within a few steps).
+  """
+  extra = {} if elapsed_seconds is None else {'elapsed_seconds': elapsed_seconds}
+  return tf.train.Checkpoint(
+      model=model, step=step, **extra,
+      **{f'{name}_optimizer': getattr(optimizer, 'inner_optimizer', optimizer)
+         for name, optimizer in (optimizers or {}).items()})
 
 
 class Workdir:
@@ -93,11 +136,15 @@ class Workdir:
 
   @property
   def checkpoint_dir(self) -> str:
-    return self.file('checkpoints')
+    return self.file(CHECKPOINTS)
+
+  @property
+  def best_dir(self) -> str:
+    return self.file(f'{CHECKPOINTS}/{BEST}')
 
   @property
   def tensorboard_dir(self) -> str:
-    return self.file('tensorboard')
+    return self.file(TENSORBOARD)
 
   def write_json(self, name: str, value) -> None:
     files.write_json(self.file(name), value)
@@ -109,23 +156,27 @@ class Workdir:
     with tf.io.gfile.GFile(self.file(name)) as f:
       return json.load(f)
 
-  def check_same_config(self, config: ml_collections.ConfigDict, *,
-                        skip_auto: bool = False) -> None:
+  def remove(self, name: str) -> None:
+    if self.exists(name):
+      tf.io.gfile.remove(self.file(name))
+
+  # The experiment: the configuration as given and the data it saw.
+
+  def check_same_config(self, config: ml_collections.ConfigDict) -> None:
     """Raises errors.InvalidValueError when the workdir holds a run of another configuration
-    (apart from RESUMABLE_CHANGES): resuming it would mix two experiments. With `skip_auto`,
-    fields still 'auto' in `config` are not compared (yet)."""
-    self._refuse(_changes(self.read_json('config.json'), config.to_dict(), RESUMABLE_CHANGES,
-                          skip_auto))
+    (apart from RESUMABLE_CHANGES): resuming it would mix two experiments."""
+    self._refuse(_changes(self.read_json(CONFIG), config.to_dict(), RESUMABLE_CHANGES))
 
   def data_changes(self, data: dict) -> list[str]:
     """How `data` (a Data.summary()) differs from the data the run saw: class names or
     split sizes other than its data.json records, as when images were added to, removed
     from or renamed in its folder since."""
-    return _changes(self.read_json('data.json'), data, ('description',))
+    return _changes(self.read_json(DATA), data, ('description',))
 
   def check_same_data(self, data: dict) -> None:
-    """Raises ValueError when the workdir's run saw other data (see data_changes): resuming
-    would mix two experiments, or label predictions with the wrong class names."""
+    """Raises errors.InvalidValueError when the workdir's run saw other data (see
+    data_changes): resuming would mix two experiments, or label predictions with the wrong
+    class names."""
     self._refuse(self.data_changes(data))
 
   def _refuse(self, changed: list[str]) -> None:
@@ -136,19 +187,48 @@ class Workdir:
           'configuration and data to resume.')
 
   def save_experiment(self, config: ml_collections.ConfigDict, data: dict) -> None:
-    """Writes config.json and data.json (once check_same_config and check_same_data pass)."""
-    self.write_json('config.json', config.to_dict())
-    self.write_json('data.json', data)
+    """Writes config.json and data.json when the experiment starts (once check_same_config
+    and check_same_data pass); a resumed run leaves them as they are."""
+    if not self.exists(CONFIG):
+      self.write_json(CONFIG, config.to_dict())
+    if not self.exists(DATA):
+      self.write_json(DATA, data)
 
-  def remove(self, name: str) -> None:
-    if self.exists(name):
-      tf.io.gfile.remove(self.file(name))
+  def saved_config(self) -> ml_collections.ConfigDict:
+    """The run's configuration as config.json holds it, locked; fields added to tftransfer
+    since the run was saved take their defaults. The one place that knows older runs' files.
+
+    Raises:
+      errors.NotFoundError: the workdir holds no run (no config.json).
+    """
+    saved = self.read_json(CONFIG)
+    if saved is None:
+      raise errors.NotFoundError(
+          f'--workdir={self.path!r} holds no training run (no {CONFIG}). Pass the workdir '
+          'given to `tftransfer-train --workdir`.')
+    flat = flatten(saved)
+    if 'data.max_image_pixels' not in flat:
+      # A run from before data.max_image_pixels: its only limit was the serving one.
+      flat['data.max_image_pixels'] = flat.get('export.max_image_pixels', 0)
+    config = config_lib.default_config()
+    with config.unlocked():
+      for path, value in flat.items():
+        field = config_lib.BY_PATH.get(path)
+        if field is None:
+          continue  # a field tftransfer no longer has
+        if field.kind is config_lib.SWITCH and value in ('true', 'false'):
+          value = value == 'true'  # runs from before switches were booleans
+        section, _, name = path.rpartition('.')
+        (config[section] if section else config)[name] = value
+    return config
+
+  # Metrics rows, one per finished epoch.
 
   def read_metrics(self) -> list[dict]:
     """The per-epoch rows of metrics.jsonl."""
-    if not self.exists('metrics.jsonl'):
+    if not self.exists(METRICS):
       return []
-    with tf.io.gfile.GFile(self.file('metrics.jsonl')) as f:
+    with tf.io.gfile.GFile(self.file(METRICS)) as f:
       return [json.loads(line) for line in f if line.strip()]
 
   def append_metrics(self, row: dict) -> None:
@@ -164,5 +244,49 @@ class Workdir:
       self._write_metrics(kept)
 
   def _write_metrics(self, rows: list[dict]) -> None:
-    files.write_text(self.file('metrics.jsonl'),
-                    ''.join(json.dumps(row, sort_keys=True) + '\n' for row in rows))
+    files.write_text(self.file(METRICS),
+                     ''.join(json.dumps(row, sort_keys=True) + '\n' for row in rows))
+
+  # Checkpoints.
+
+  def latest_checkpoint(self) -> str | None:
+    return tf.train.latest_checkpoint(self.checkpoint_dir)
+
+  def best_checkpoint(self) -> tuple[str | None, dict | None]:
+    """(path, record) of the run's selected checkpoint (checkpoints/best/), or (None, None)
+    for a run that has none yet (or was trained before tftransfer kept one)."""
+    record = self.read_json(f'{CHECKPOINTS}/{BEST}/{BEST_RECORD}')
+    if not record:
+      return None, None
+    return f'{self.best_dir}/{record["checkpoint"]}', record
+
+  def choose_checkpoint(self, which: str | int) -> str:
+    """The checkpoint path of `which`: 'best' (the selected epoch's; the newest for runs
+    that kept none), 'last' (the newest) or a step number (a kept checkpoint of that step).
+
+    Raises:
+      errors.InvalidValueError: `which` is none of those.
+      errors.NotFoundError: no checkpoint yet, or none kept of that step.
+    """
+    if str(which) not in CHECKPOINT_CHOICES and not str(which).isdigit():
+      raise errors.InvalidValueError(
+          f'--checkpoint={which!r} must be best, last or a step number.')
+    latest = self.latest_checkpoint()
+    if latest is None:
+      raise errors.NotFoundError(f'{self.checkpoint_dir} holds no checkpoint: the run in '
+                                 f'{self.path} has not saved one yet.')
+    if which == 'last':
+      return latest
+    best, record = self.best_checkpoint()
+    if which == 'best':
+      return best or latest
+    kept = {int(path.rsplit('-', 1)[-1]): path for path in
+            tf.train.get_checkpoint_state(self.checkpoint_dir).all_model_checkpoint_paths}
+    if record:
+      kept.setdefault(record['step'], best)
+    step = int(which)
+    if step not in kept:
+      raise errors.NotFoundError(
+          f'--checkpoint={which}: the run in {self.path} keeps checkpoints of steps '
+          f'{sorted(kept)} only; use one of them, best or last.')
+    return kept[step]

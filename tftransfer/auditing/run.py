@@ -17,21 +17,21 @@ import time
 from typing import Callable
 
 from absl import logging
-import keras
 import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import config as config_lib, errors, workdir as workdir_lib
+from tftransfer import config as config_lib, errors, plan as plan_lib, restore, runtime
+from tftransfer import workdir as workdir_lib
 from tftransfer.auditing import descriptors as descriptors_lib, findings as findings_lib
 from tftransfer.auditing import thumbnails
 from tftransfer.data import exclusions, features as features_lib, sources
 from tftransfer.data.sources import Split
-from tftransfer.model import backbones, transfer
+from tftransfer.model import backbones
 from tftransfer.workdir import Workdir
 
-AUDIT_FILE = 'audit.json'
-THUMBNAILS_FILE = 'audit_thumbnails.png'
+AUDIT_FILE = workdir_lib.AUDIT
+THUMBNAILS_FILE = workdir_lib.AUDIT_THUMBNAILS
 _VERSION = 1  # of audit.json's shape
 
 
@@ -101,50 +101,47 @@ def write(workdir: Workdir, findings: dict) -> None:
   workdir.write_json(AUDIT_FILE, findings)
 
 
-def _run_config(run: Workdir, config: ml_collections.ConfigDict | None):
-  """The run's config (defaults filled in for fields newer than the run), or `config`
-  resolved enough to audit with, when the workdir holds no run."""
-  if run.exists('config.json'):
+def _run_config(run: Workdir, config: ml_collections.ConfigDict | None
+                ) -> tuple[ml_collections.ConfigDict, int, bool]:
+  """(config, image size, whether `run` holds a run): the run's config and planned size, or
+  `config` and its size (the backbone's native one for 'auto') when the workdir holds no
+  run."""
+  if run.exists(workdir_lib.CONFIG):
     if config is not None:
       raise errors.InvalidValueError(
           f'--workdir={run.path} holds a training run; its config says what to audit. Drop '
           '--config, or pass a new --workdir to audit the data of a config.')
-    merged = config_lib.default_config()
-    merged.update_from_flattened_dict(workdir_lib.flatten(run.read_json('config.json')))
-    return merged, True
+    saved = run.saved_config()
+    plan = plan_lib.load(run)
+    if plan is None:
+      raise errors.InvalidValueError(
+          f'The run in {run.path} stopped before it planned its training, so nothing says '
+          'what to audit it with; re-run its train command first.')
+    return saved, plan.image_size, True
   if config is None:
     raise errors.InvalidValueError(
-        f'--workdir={run.path} holds no training run (no config.json); pass '
+        f'--workdir={run.path} holds no training run (no {workdir_lib.CONFIG}); pass '
         '--config=configs/X.py (and --config.data.path=...) to audit data before training.')
   config_lib.validate(config)
-  resolved = ml_collections.ConfigDict(config.to_dict())
-  resolved.model.image_size = backbones.resolve_image_size(config.model.backbone,
-                                                           config.model.image_size)
+  size = config.model.image_size
+  size = backbones.resolve_image_size(config.model.backbone,
+                                      0 if size == config_lib.AUTO else size)
   backbones.check_weights(config.model.weights)
-  return resolved, False
-
-
-def _test_split(test_dir: str, class_names, max_pixels: int) -> Split:
-  names, split = sources.whole_folder(test_dir, max_pixels=max_pixels)
-  if tuple(names) != tuple(class_names):
-    raise errors.InvalidValueError(
-        f'--test_dir={test_dir!r} has classes {list(names)}, the data {list(class_names)}; '
-        'pass a folder with the same class sub-folders.')
-  return split
+  return config, size, False
 
 
 def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = None,
                   test_dir: str | None = None, exclusions_file: str | None = None) -> dict:
   """Audits the data of the run in `workdir` (or of `config`); writes audit.json.
 
-  Embeddings come from the run's trained backbone (backbone.weights.h5) when the run has
+  Embeddings come from the run's selected backbone (backbone.weights.h5) when the run has
   finished, else from the config's pretrained weights.
 
   Args:
     workdir: a training run's directory, or any directory to write the audit to (then
       `config` names the data and backbone).
     config: with a workdir that holds no run: a training config.
-    test_dir: a held-out image folder with the same classes, audited for leaks too.
+    test_dir: a held-out image folder with some or all of the classes, audited for leaks too.
     exclusions_file: write the files a run could leave out here (data.exclude_file).
 
   Returns:
@@ -152,41 +149,38 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
 
   Raises:
     errors.InvalidValueError: --config with a run's workdir, or neither; a test folder
-      with other classes; exclusions for data that is not an image folder.
+      with a class the data lacks; exclusions for data that is not an image folder.
     errors.NotFoundError: missing data or weights.
   """
   run = Workdir(workdir)
-  config, is_run = _run_config(run, config)
+  config, image_size, is_run = _run_config(run, config)
   if exclusions_file and config.data.source != 'folder':
     raise errors.InvalidValueError(
         f'--write_exclusions lists files of an image folder; the data is '
         f'config.data.source={config.data.source!r}.')
   data = sources.load(config.data, seed=config.seed,
-                      scan_cache=run.file('folder_scan.json') if is_run else None)
-  test = (_test_split(test_dir, data.class_names, sources.max_image_pixels(config.data))
-          if test_dir else None)
+                      scan_cache=run.file(workdir_lib.FOLDER_SCAN) if is_run else None)
+  test = None
+  if test_dir:
+    test, _ = restore.folder_data(test_dir, data.class_names,
+                                  max_pixels=config.data.max_image_pixels,
+                                  what=f'--test_dir={test_dir!r}')
   weights = config.model.weights
-  if is_run and run.exists('final_metrics.json') and run.exists('backbone.weights.h5'):
-    weights = run.file('backbone.weights.h5')
+  if is_run and run.exists(workdir_lib.FINAL_METRICS) and run.exists(workdir_lib.BACKBONE):
+    weights = run.file(workdir_lib.BACKBONE)
   logging.info('Auditing %s with %s features from %s at %d px.', data.description,
-               config.model.backbone, weights, config.model.image_size)
-  policy = keras.mixed_precision.dtype_policy()
-  keras.mixed_precision.set_global_policy('float32')
-  try:
-    model = transfer.build_model(
-        backbone=config.model.backbone, num_classes=len(data.class_names),
-        image_size=config.model.image_size, width=config.model.width, weights=weights,
-        pooling=config.model.pooling)
-  finally:
-    keras.mixed_precision.set_global_policy(policy)
+               config.model.backbone, weights, image_size)
+  with runtime.keras_policy('float32'):
+    model = restore.build_model(config, image_size=image_size,
+                                num_classes=len(data.class_names), weights=weights)
   extract = tf.function(lambda images: model.features(images, training=False),
                         reduce_retracing=True)
-  findings = audit_data(data, extract=extract, image_size=config.model.image_size,
+  findings = audit_data(data, extract=extract, image_size=image_size,
                         batch_size=config.train.batch_size, settings=config.audit,
                         seed=config.seed, test=test)
   findings.update(version=_VERSION, data=data.description, test_dir=test_dir,
                   embeddings={'backbone': config.model.backbone, 'weights': weights,
-                              'image_size': config.model.image_size})
+                              'image_size': image_size})
   write(run, findings)
   if exclusions_file:
     exclusions.write_list(exclusions_file, config.data.path, findings_lib.exclusions(findings),
@@ -195,68 +189,47 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
   return findings
 
 
-def _matching_audit(workdir: Workdir, data: sources.Data) -> dict | None:
-  """The workdir's audit.json if training wrote it for exactly this data, else None."""
-  findings = workdir.read_json(AUDIT_FILE)
-  if findings is None or findings.get('data_summary') != data.summary():
-    return None
-  return findings
+def in_training(ready) -> None:
+  """The train command's 'features ready' hook: audits a training run's data once, into
+  audit.json and data_report.json's 'audit'.
 
-
-def data_report(workdir: Workdir, data: sources.Data) -> dict:
-  """data_report.json's content: the data's report, with the run's audit under 'audit' once
-  training has audited this data (so rewriting the report on a resume keeps it)."""
-  report = data.report()
-  findings = _matching_audit(workdir, data)
-  if findings is not None:
-    report['audit'] = findings
-  return report
-
-
-def in_training(workdir: Workdir, setup, data: sources.Data, features_model: keras.Model,
-                features) -> None:
-  """Audits a training run's data once, into audit.json and data_report.json's 'audit'.
-
-  Called at the start of each phase: the first call audits (with `features`, the head
-  phase's, when given, else computing them with `features_model`); later calls and resumed
-  runs find audit.json and do nothing (`data_report` puts it into each rewritten
-  data_report.json). Only the chief audits; a multi-worker run, whose workers each hold a
-  shard of the features, leaves the audit to `tftransfer-audit`.
+  Called at the start of each phase: the first call audits (with the head phase's features
+  when it computed them, else computing its own with the run's pretrained backbone); later
+  calls and resumed runs find audit.json and do nothing. Only the chief audits; a
+  multi-worker run, whose workers each hold a shard of the features, and a run under a time
+  budget leave the audit to `tftransfer-audit`.
 
   Args:
-    workdir: the run's workdir.
-    setup: the run's training.resolve.RunSetup (its resolved config and runtime).
-    data: the run's data.
-    features_model: the run's model's pooled features (images -> float32 [B, D]).
-    features: the head phase's ((train features, labels), (val features, labels)), if
-      computed in this process; None = compute them.
+    ready: a training.loop.FeaturesReady (workdir, config, plan, data, runtime,
+      features_model, features).
   """
-  config, runtime = setup.config, setup.runtime
-  if not config.audit.in_training or not runtime.is_chief:
+  workdir, config, plan, data = ready.workdir, ready.config, ready.plan, ready.data
+  if not config.audit.in_training or not ready.runtime.is_chief:
     return
-  if _matching_audit(workdir, data) is None:
-    if config.train.time_budget_minutes:
-      # The audit's neighbour searches and label model take minutes on large data sets,
-      # which a time budget would rather spend training.
-      logging.info('Data audit skipped under train.time_budget_minutes; run tftransfer-audit '
-                   '--workdir=%s after training.', workdir.path)
-      return
-    if runtime.num_workers > 1:
-      logging.info('Data audit skipped in a multi-worker run (each worker holds a shard of '
-                   'the features); run tftransfer-audit --workdir=%s after training.',
-                   workdir.path)
-      return
-    started = time.time()
-    extract = tf.function(lambda images: features_model(images, training=False),
-                          reduce_retracing=True)
-    findings = audit_data(data, extract=extract, image_size=config.model.image_size,
-                          batch_size=config.train.batch_size, settings=config.audit,
-                          seed=config.seed, features=features)
-    findings.update(version=_VERSION, data=data.description, data_summary=data.summary(),
-                    embeddings={'backbone': config.model.backbone,
-                                'weights': config.model.weights,
-                                'image_size': config.model.image_size})
-    write(workdir, findings)
-    logging.info('Data audit (%.1f s, %s):\n%s', time.time() - started,
-                 workdir.file(AUDIT_FILE), findings_lib.summary(findings))
-    workdir.write_json('data_report.json', data_report(workdir, data))
+  if workdir.read_json(AUDIT_FILE) is not None:
+    return
+  if plan.budget_seconds:
+    # The audit's neighbour searches and label model take minutes on large data sets,
+    # which a time budget would rather spend training.
+    logging.info('Data audit skipped under train.time_budget_minutes; run tftransfer-audit '
+                 '--workdir=%s after training.', workdir.path)
+    return
+  if ready.runtime.num_workers > 1:
+    logging.info('Data audit skipped in a multi-worker run (each worker holds a shard of '
+                 'the features); run tftransfer-audit --workdir=%s after training.',
+                 workdir.path)
+    return
+  started = time.time()
+  extract = tf.function(lambda images: ready.features_model(images, training=False),
+                        reduce_retracing=True)
+  findings = audit_data(data, extract=extract, image_size=plan.image_size,
+                        batch_size=config.train.batch_size, settings=config.audit,
+                        seed=config.seed, features=ready.features)
+  findings.update(version=_VERSION, data=data.description,
+                  embeddings={'backbone': config.model.backbone,
+                              'weights': config.model.weights,
+                              'image_size': plan.image_size})
+  write(workdir, findings)
+  logging.info('Data audit (%.1f s, %s):\n%s', time.time() - started,
+               workdir.file(AUDIT_FILE), findings_lib.summary(findings))
+  workdir.write_json(workdir_lib.DATA_REPORT, {**data.report(), 'audit': findings})

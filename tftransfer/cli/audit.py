@@ -14,6 +14,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from tftransfer import workdir as workdir_lib
 from tftransfer.auditing import findings as findings_lib, run
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run, whose data is audited; or, '
@@ -39,7 +40,7 @@ def main(argv):
   del argv  # No positional arguments (cli/launch.py refuses them).
   exclusions_file = _WRITE_EXCLUSIONS.value
   if _FIX.value == 'exclusions' and not exclusions_file:
-    exclusions_file = run.Workdir(_WORKDIR.value).file('exclusions.txt')
+    exclusions_file = run.Workdir(_WORKDIR.value).file(workdir_lib.EXCLUSIONS)
   if _CONFIG.value is not None and logging.get_verbosity() >= 1:
     logging.info('Config as given:\n%s', _CONFIG.value)
   findings = run.audit_workdir(_WORKDIR.value, config=_CONFIG.value, test_dir=_TEST_DIR.value,

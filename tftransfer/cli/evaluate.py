@@ -28,15 +28,15 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run to evaluate on i
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'best', "With --workdir: which of the run's checkpoints: best (the epoch "
     "its train.select_metric chose, the run's result), last, or a step number it kept.")
-_DATA = flags.DEFINE_string('data', None, 'With --workdir: judge on every image of this '
-                            'folder (root/<class>/**/<image>, the same classes) instead of the '
-                            'validation split.')
+_DATA = flags.DEFINE_string('data', None, 'Judge on every image of this folder '
+                            '(root/<class>/**/<image>, some or all of the model\'s classes, '
+                            'matched by name) instead of a validation split.')
 _MODEL = flags.DEFINE_string('model', None, 'An exported version directory, export_dir/<N>, '
                              'evaluated through its predict_images signature, or a .tflite '
-                             'file in one (needs --config and --output_dir).')
+                             'file in one (needs --data or --config, and --output_dir).')
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'With --model: a config in configs/ whose data section, seed and '
-    'train.batch_size choose the validation split.')
+    'config', None, 'With --model and no --data: a config in configs/ whose data section, '
+    'seed and train.batch_size choose the validation split.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where metrics.json and '
                                   'confusion_matrix.png go (required with --model).')
 _ALLOW_UNFINISHED = flags.DEFINE_bool('allow_unfinished', False, 'With --workdir: evaluate a '
@@ -59,12 +59,14 @@ def main(argv):
         output_dir=_OUTPUT_DIR.value, allow_unfinished=_ALLOW_UNFINISHED.value,
         report=_REPORT.value, command=launch.command_line('evaluate'))
   else:
-    if not _CONFIG.value or not _OUTPUT_DIR.value:
+    if not (_CONFIG.value or _DATA.value) or not _OUTPUT_DIR.value:
       raise errors.InvalidValueError(
-          '--model needs --config=configs/X.py (the data to evaluate on) and --output_dir=DIR.')
-    if logging.get_verbosity() >= 1:
+          '--model needs the images to judge, --data=FOLDER (or --config=configs/X.py for its '
+          'validation split), and --output_dir=DIR.')
+    if _CONFIG.value and logging.get_verbosity() >= 1:
       logging.info('Config as given:\n%s', _CONFIG.value)
-    metrics = evaluate.evaluate_export(_MODEL.value, _CONFIG.value, _OUTPUT_DIR.value)
+    metrics = evaluate.evaluate_export(_MODEL.value, _CONFIG.value, _OUTPUT_DIR.value,
+                                       data_dir=_DATA.value)
   logging.info('Top-1 accuracy %.4f (balanced %.4f) on %d images (%s).',
                metrics['top1_accuracy'], metrics['balanced_accuracy'], metrics['num_examples'],
                metrics['data'])

@@ -16,9 +16,8 @@ import sys
 
 from absl import flags
 
-from tftransfer import errors
+from tftransfer import errors, restore, workdir as workdir_lib
 from tftransfer.evaluation import explain
-from tftransfer.training import restore
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The training run whose model explains.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where <image>.gradcam.png files go; '
@@ -37,7 +36,7 @@ def main(argv):
   if len(argv) < 2:
     raise errors.InvalidValueError('Name at least one image file to explain.')
   trained = restore.restore(_WORKDIR.value, allow_unfinished=_ALLOW_UNFINISHED.value)
-  output_dir = _OUTPUT_DIR.value or os.path.join(_WORKDIR.value, 'explain')
+  output_dir = _OUTPUT_DIR.value or os.path.join(_WORKDIR.value, workdir_lib.EXPLAIN)
   failed = 0
   for result in explain.explain_files(trained, argv[1:], output_dir, top_k=_TOP_K.value,
                                       class_name=_CLASS_NAME.value):

@@ -46,6 +46,9 @@ _CALIBRATION_IMAGES = flags.DEFINE_integer(
 _LATENCY_RUNS = flags.DEFINE_integer('latency_runs', 50, 'Timed one-image calls per format '
                                      'for the median latency in export_report.json.',
                                      lower_bound=1)
+_TOP_K = flags.DEFINE_integer('top_k', 0, 'Best classes the signatures return (capped at the '
+                             "number of classes); 0 = the run's config.export.top_k.",
+                             lower_bound=0)
 _NUM_THREADS = flags.DEFINE_integer('num_threads', 1, 'LiteRT interpreter threads while '
                                     'verifying and timing .tflite models.', lower_bound=1)
 flags.mark_flags_as_required(['workdir', 'export_dir'])
@@ -58,7 +61,8 @@ def main(argv):
                        checkpoint=_CHECKPOINT.value, formats=_FORMAT.value,
                        quantize=_QUANTIZE.value, max_accuracy_drop=_MAX_ACCURACY_DROP.value,
                        calibration_images=_CALIBRATION_IMAGES.value,
-                       latency_runs=_LATENCY_RUNS.value, num_threads=_NUM_THREADS.value)
+                       latency_runs=_LATENCY_RUNS.value, num_threads=_NUM_THREADS.value,
+                       top_k=_TOP_K.value)
   if 'saved_model' in _FORMAT.value:
     logging.info('Inspect it with: saved_model_cli show --dir %s --all', path)
   print(path)

@@ -15,6 +15,8 @@ from absl import logging
 from ml_collections import config_flags
 
 from tftransfer import config as config_lib
+from tftransfer.auditing import run as audit_run
+from tftransfer.cli import launch
 from tftransfer.training import loop
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -31,4 +33,6 @@ def main(argv):
   del argv  # No positional arguments (cli/launch.py refuses them).
   if logging.get_verbosity() >= 1:
     logging.info('Config as given:\n%s', _CONFIG.value)
-  loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  # The data audit runs on the head phase's features, as soon as they are ready.
+  loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, started=launch.STARTED,
+                          on_features=audit_run.in_training)

@@ -188,14 +188,8 @@ def file_split(paths, labels: np.ndarray, num_classes: int, *, max_pixels: int =
         image_ops.decode_image(tf.io.read_file(path), max_pixels=max_pixels), label),
         num_parallel_calls=tf.data.AUTOTUNE)
   return Split(read, _counts(labels, num_classes), paths=tuple(map(os.fsdecode, paths)))
-def max_image_pixels(data: ml_collections.ConfigDict) -> int:
-  """The size limit of `data` (a config's data section), in pixels; 0 = none."""
-  # Runs saved before data.max_image_pixels existed had no limit on training images.
-  return data.get('max_image_pixels', 0)
-
-
 def _load_folder(data, seed, *, scan_cache):
-  max_pixels = max_image_pixels(data)
+  max_pixels = data.max_image_pixels
   scan = folders.scan_folder(data.path, max_image_pixels=max_pixels,
                              on_bad_image=data.on_bad_image, cache_path=scan_cache)
   num_classes = len(scan.class_names)
@@ -222,19 +216,6 @@ def _load_folder(data, seed, *, scan_cache):
               exclusions=excluded.summary() if excluded else None)
 
 
-def whole_folder(path: str, *, max_pixels: int) -> tuple[tuple[str, ...], Split]:
-  """(class names, every usable image of the folder at `path`, in the scan's order), for
-  judging data held out of training (a test folder); undecodable files are left out as in
-  training (on_bad_image='skip'); `max_pixels` is data.max_image_pixels.
-
-  Raises:
-    errors.NotFoundError, errors.InvalidValueError: as folders.scan_folder.
-  """
-  scan = folders.scan_folder(path, max_image_pixels=max_pixels)
-  return scan.class_names, file_split(scan.files, scan.labels, len(scan.class_names),
-                                      max_pixels=max_pixels)
-
-
 def _check_classes_kept(class_names, labels: np.ndarray, exclude_file: str) -> None:
   counts = np.bincount(labels, minlength=len(class_names))
   emptied = [name for name, count in zip(class_names, counts) if not count]
@@ -249,7 +230,7 @@ def _load_tfrecord(data, seed):
   # Conversions before class names became text kept non-UTF-8 names' surrogates.
   class_names = tuple(files.text_name(name) for name in description['class_names'])
   labels = tfrecords.folder_labels(description)
-  max_pixels = max_image_pixels(data)
+  max_pixels = data.max_image_pixels
   largest = description['scan'].get('largest_image_pixels', 0)
   if max_pixels and largest > max_pixels:
     raise errors.InvalidValueError(
@@ -289,7 +270,7 @@ def _load_tfds(data, seed):
     return np.concatenate([batch.numpy() for batch in batches] or [np.zeros([0])]
                           ).astype(np.int32)
 
-  max_pixels = max_image_pixels(data)
+  max_pixels = data.max_image_pixels
 
   def split_of(split, indices, labels):
     keep = np.zeros(len(labels), bool)

@@ -14,21 +14,11 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import config as config_lib, errors
+from tftransfer import config as config_lib, restore, workdir as workdir_lib
 from tftransfer.data import pipeline, sources
 from tftransfer.evaluation import metrics as metrics_lib, predictions
 from tftransfer.evaluation import report as report_lib
 from tftransfer.serving import prediction, signatures
-
-
-def _validation_data(config: ml_collections.ConfigDict,
-                     class_names: tuple[str, ...]) -> sources.Data:
-  data = sources.load(config.data, seed=config.seed)
-  if tuple(data.class_names) != tuple(class_names):
-    raise errors.InvalidValueError(
-        f'The data ({data.description}) has classes {list(data.class_names)}, '
-        f'the model {list(class_names)}; evaluate on the data it was trained for.')
-  return data
 
 
 def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: str | None = None,
@@ -68,11 +58,12 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
   metrics['data'] = result.description
   # A test folder's files go beside the validation split's, under the folder's name.
   subdirectory = os.path.basename(os.path.abspath(data_dir)) if data_dir else ''
-  metrics_lib.write_report(output_dir or os.path.join(workdir, 'eval', subdirectory), metrics,
-                           title=f'{os.path.basename(os.path.abspath(workdir))} (step '
+  metrics_lib.write_report(output_dir or os.path.join(workdir, workdir_lib.EVAL, subdirectory),
+                           metrics, title=f'{os.path.basename(os.path.abspath(workdir))} (step '
                            f'{trained.step}) on {result.description}')
   if report:
-    report_lib.write_report(result, workdir, os.path.join(workdir, 'report', subdirectory),
+    report_lib.write_report(result, workdir,
+                            os.path.join(workdir, workdir_lib.REPORT, subdirectory),
                             command=command)
   return metrics
 
@@ -113,27 +104,43 @@ def _litert_scores(model: prediction.LoadedLiteRT, split: sources.Split,
     yield model.classifier.probabilities(images), labels
 
 
-def evaluate_export(model_path: str, config: ml_collections.ConfigDict,
-                    output_dir: str) -> dict:
-  """Evaluates an export on `config`'s validation split: a SavedModel version through its
-  predict_images signature, or a .tflite through the LiteRT interpreter.
+def evaluate_export(model_path: str, config: ml_collections.ConfigDict | None, output_dir: str,
+                    *, data_dir: str | None = None) -> dict:
+  """Evaluates an export on every image of `data_dir`, or on `config`'s validation split: a
+  SavedModel version through its predict_images signature, or a .tflite through the LiteRT
+  interpreter. The data's classes are matched to the model's by name
+  (restore.class_labels).
 
   Args:
     model_path: an `export_dir/<version>` directory, or a .tflite file in one.
-    config: a training config; its data section, seed and train.batch_size are used.
+    config: a training config whose data section, seed and train.batch_size choose the
+      validation split; None with `data_dir`.
     output_dir: where metrics.json and confusion_matrix.png go.
+    data_dir: a folder root/<class>/**/<image> to judge instead (all of it).
 
   Returns:
     The metrics written to output_dir/metrics.json.
+
+  Raises:
+    errors.InvalidValueError: data with a class the model lacks, or neither data source.
   """
-  config_lib.validate(config)
   model = prediction.load_model(model_path)
-  data = _validation_data(config, model.class_names)
+  batch_size = 32 if config is None else config.train.batch_size
+  if data_dir:
+    split, _ = restore.folder_data(data_dir, model.class_names,
+                                   max_pixels=model.metadata['max_image_pixels'])
+    description = f'image folder {os.path.abspath(data_dir)!r} ({split.num_examples} images)'
+  else:
+    config_lib.validate(config)
+    data = sources.load(config.data, seed=config.seed)
+    split = restore.judged_split(data.val, data.class_names, model.class_names,
+                                 what=data.description)
+    description = f'{data.description}, validation split'
   scores = (_litert_scores if isinstance(model, prediction.LoadedLiteRT)
-            else _saved_model_scores)(model, data.val, config.train.batch_size)
+            else _saved_model_scores)(model, split, batch_size)
   metrics = metrics_lib.classification_metrics(scores, model.class_names)
   metrics['model'] = {'export': os.path.abspath(model_path), **{
       key: model.metadata.get(key) for key in ('workdir', 'checkpoint', 'step')}}
-  metrics['data'] = f'{data.description}, validation split'
+  metrics['data'] = description
   metrics_lib.write_report(output_dir, metrics, title=os.path.abspath(model_path))
   return metrics

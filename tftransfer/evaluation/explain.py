@@ -12,9 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors
-from tftransfer.data import image_ops, sources
+from tftransfer.data import image_ops
 from tftransfer.evaluation import gradcam
-from tftransfer.training import restore
+from tftransfer import restore
 
 
 def _output_name(path: str, taken: set[str]) -> str:
@@ -54,7 +54,7 @@ def explain_files(trained: restore.TrainedModel, paths: list[str], output_dir: s
   explain = gradcam.GradCam(trained.model)
   os.makedirs(output_dir, exist_ok=True)
   taken: set[str] = set()
-  max_pixels = sources.max_image_pixels(trained.config.data)
+  max_pixels = trained.config.data.max_image_pixels
   for path in paths:
     try:
       image = image_ops.evaluation_view(image_ops.decode_image(

@@ -11,9 +11,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import errors
-from tftransfer.data import folders, image_ops, pipeline, sources
-from tftransfer.training import restore
+from tftransfer import errors, restore, workdir as workdir_lib
+from tftransfer.data import image_ops, pipeline, sources
 from tftransfer.workdir import Workdir
 
 # --data value meaning the run's own validation split.
@@ -36,31 +35,6 @@ class Predictions:
     logits = self.logits.astype(np.float64)
     exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return exponentials / exponentials.sum(axis=-1, keepdims=True)
-
-
-def folder_data(path: str, class_names: tuple[str, ...], *, max_pixels: int
-                ) -> tuple[sources.Split, dict]:
-  """Every decodable image of `path`/<class>/... as one split, labelled by the model's class
-  order, and its data report. The folder may hold a subset of the model's classes;
-  `max_pixels` is the run's data.max_image_pixels.
-
-  Raises:
-    errors.InvalidValueError: a class folder that is not one of the model's classes.
-  """
-  scan = folders.scan_folder(path, max_image_pixels=max_pixels, on_bad_image='skip')
-  unknown = sorted(set(scan.class_names) - set(class_names))
-  if unknown:
-    raise errors.InvalidValueError(
-        f'--data={path!r} has class folders {unknown} that are not classes of the model '
-        f'({", ".join(class_names)}); give a folder with one sub-folder per class of the model.')
-  labels = np.asarray([class_names.index(name) for name in scan.class_names],
-                      np.int32)[scan.labels]
-  split = sources.file_split(scan.files, labels, len(class_names), max_pixels=max_pixels)
-  report = {'description': f'image folder {path!r}', 'scan': scan.summary(), 'warnings': [],
-            'split_sizes': {'judged': split.num_examples},
-            'classes': [{'name': name, 'judged': count}
-                        for name, count in zip(class_names, split.class_counts)]}
-  return split, report
 
 
 def predict(trained: restore.TrainedModel, split: sources.Split) -> tuple[np.ndarray,
@@ -94,10 +68,10 @@ def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | i
   if data == VALIDATION:
     loaded = restore.run_data(workdir, trained.config)
     split, description = loaded.val, f'{loaded.description}, validation split'
-    report = Workdir(workdir, create=False).read_json('data_report.json')
+    report = Workdir(workdir, create=False).read_json(workdir_lib.DATA_REPORT)
   else:
-    split, report = folder_data(data, trained.class_names,
-                                max_pixels=sources.max_image_pixels(trained.config.data))
+    split, report = restore.folder_data(data, trained.class_names,
+                                        max_pixels=trained.config.data.max_image_pixels)
     description = f'image folder {os.path.abspath(data)!r} ({split.num_examples} images)'
   logits, labels = predict(trained, split)
   return Predictions(trained, split, description, logits, labels, report)

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import files
+from tftransfer import files, workdir as workdir_lib
 from tftransfer.evaluation import calibration as calibration_lib
 from tftransfer.evaluation import curves, gradcam, metrics as metrics_lib, mistakes
 from tftransfer.evaluation import predictions as predictions_lib
@@ -135,7 +135,7 @@ def _header(result: predictions_lib.Predictions, metrics: dict, run: Workdir,
                                       if config.model.width != 1.0 else '')
   return {
       'run': run.path, 'data': result.description, 'backbone': backbone,
-      'image_size': config.model.image_size, 'best': final.get('best'),
+      'image_size': result.trained.image_size, 'selected': final.get('selected'),
       'checkpoint': os.path.basename(result.trained.checkpoint),
       'step': result.trained.step, 'finished': bool(final),
       'accuracy': metrics['top1_accuracy'], 'top5': metrics.get('top5_accuracy'),
@@ -214,5 +214,5 @@ def report_workdir(workdir: str, *, data: str = predictions_lib.VALIDATION,
   """
   result = predictions_lib.predict_workdir(workdir, data=data, checkpoint=checkpoint,
                                            allow_unfinished=allow_unfinished)
-  return write_report(result, workdir, output_dir or os.path.join(workdir, 'report'),
+  return write_report(result, workdir, output_dir or os.path.join(workdir, workdir_lib.REPORT),
                       **options)

@@ -2,7 +2,7 @@
 a .keras file, each measured against the SavedModel before the version is published.
 
     labels.txt                       class names, one per line in label order (LiteRT apps and
-                                     the .keras file read them here; see README for why not as
+                                     the .keras file read them here; see docs/serving.md for why not as
                                      TFLite metadata)
     model.tflite, model_<q>.tflite   litert.py, one per --quantize value
     model.keras                      keras_file.py
@@ -20,7 +20,7 @@ import tensorflow as tf
 from tftransfer import files
 from tftransfer.data import pipeline
 from tftransfer.serving import export_report, keras_file, litert, litert_runtime, signatures
-from tftransfer.training import restore
+from tftransfer import restore
 
 
 def _saved_model_artifact(path: str, exported: bool) -> export_report.Artifact:

@@ -19,6 +19,7 @@ the warmup requests; measuring every other format against the SavedModel on the 
 validation split, export_report.py) in a hidden directory beside it, then renamed into place.
 """
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -30,10 +31,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from tftransfer import errors, files
+from tftransfer import config as config_lib, errors, files
 from tftransfer.serving import edge_export, litert, signatures
 from tftransfer.serving.signatures import IMAGE_BYTES, IMAGES, PREDICT_IMAGES, SERVING_DEFAULT
-from tftransfer.training import restore
+from tftransfer import restore
 
 WARMUP_FILE = 'tf_serving_warmup_requests'
 METADATA_FILE = 'tftransfer.json'
@@ -65,12 +66,6 @@ def write_warmup(path: str, inputs: dict[str, dict[str, np.ndarray]]) -> None:
       writer.write(log.SerializeToString())
 
 
-def max_image_pixels(config) -> int:
-  """The run's data.max_image_pixels, which serving applies as training did. (Runs trained
-  before it existed kept a serving-only limit in export.max_image_pixels.)"""
-  return config.data.get('max_image_pixels', config.export.get('max_image_pixels', 0))
-
-
 def write_saved_model(trained: restore.TrainedModel, path: str) -> None:
   """Writes the SavedModel with both signatures and assets/labels.txt to `path`."""
   export = trained.config.export
@@ -82,7 +77,7 @@ def write_saved_model(trained: restore.TrainedModel, path: str) -> None:
     class_table = signatures.class_table(labels_path, num_classes)
     functions = signatures.Signatures(trained.model, class_table, image_size=trained.image_size,
                              top_k=min(export.top_k, num_classes),
-                             max_image_pixels=max_image_pixels(trained.config))
+                             max_image_pixels=trained.config.data.max_image_pixels)
     archive = keras.export.ExportArchive()
     archive.track(trained.model)
     archive.track(class_table)  # Lookup tables are tracked explicitly (Keras docs).
@@ -101,7 +96,7 @@ def _metadata(trained: restore.TrainedModel, workdir: str) -> dict:
       'backbone': model.backbone, 'width': model.width, 'image_size': model.image_size,
       'num_classes': len(trained.class_names),
       'top_k': min(trained.config.export.top_k, len(trained.class_names)),
-      'max_image_pixels': max_image_pixels(trained.config),
+      'max_image_pixels': trained.config.data.max_image_pixels,
       'tensorflow': tf.__version__, 'keras': keras.__version__,
   }
 
@@ -167,7 +162,7 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
            formats: Sequence[str] = ('saved_model',),
            quantize: Sequence[str] | None = None, max_accuracy_drop: float | None = None,
            calibration_images: int = 300, latency_runs: int = 50,
-           num_threads: int = 1) -> str:
+           num_threads: int = 1, top_k: int = 0) -> str:
   """Exports a training run as `export_dir/<version>/`: for TF Serving, phones, or Keras.
 
   Args:
@@ -188,6 +183,7 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
     calibration_images: training images that calibrate an int8 model's activations.
     latency_runs: timed single-image calls per format in export_report.json.
     num_threads: LiteRT interpreter threads for verification and latency.
+    top_k: how many best classes the signatures return; 0 = the run's export.top_k.
 
   Returns:
     The version directory written.
@@ -213,6 +209,10 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
         f'{target} already exists; export to another --version (the next '
         f'free one is {next_version(export_dir)}) or pass --overwrite.')
   trained = restore.restore(workdir, checkpoint=checkpoint, allow_unfinished=allow_unfinished)
+  if top_k:
+    config = config_lib.copy_config(trained.config)
+    config.export.top_k = top_k
+    trained = dataclasses.replace(trained, config=config)
   if automatic:
     logging.info('Exporting as version %d, the next after those in %s.', version, export_dir)
   with files.staged_directory(target, overwrite=overwrite) as staging:

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from tftransfer import errors
 from tftransfer.data import pipeline, sources
-from tftransfer.training import restore
+from tftransfer import restore
 
 QUANTIZATIONS = ('none', 'float16', 'dynamic', 'int8')
 # Largest top-1 accuracy loss from the SavedModel, in points, that an export accepts unless

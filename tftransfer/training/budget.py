@@ -1,4 +1,4 @@
-"""A time budget for the whole command: plan what fits from measured speed, then keep to it.
+"""A time budget's estimates: how fast the backbone runs here, and what fits in the time left.
 
 train.time_budget_minutes = B makes a run finish within B minutes of wall time, start-up,
 data loading, feature computation and every evaluation included, across resumed sessions
@@ -14,13 +14,14 @@ data loading, feature computation and every evaluation included, across resumed 
   3. at every step boundary: when the time left would not cover the rest of the epoch and
      its evaluation, the phase ends there (its schedule cut short), so the run still ends in
      time if it ran slower than planned.
+
+Step 1 and 2's estimates are here (planning.py applies them when it makes the plan); the
+re-plan and the cut are pacing.py's decisions, on the run's one clock (clock.py).
 """
 
 import dataclasses
-import math
 import time
 
-from absl import logging
 import tensorflow as tf
 
 from tftransfer.model import backbones, transfer
@@ -35,21 +36,6 @@ TRACE_SECONDS = 30.0
 # Fine-tuning steps timed before re-planning the phase's length.
 MEASURE_STEPS = 40
 CANDIDATE_SIZES = (96, 128, 160, 192, 224, 256, 299, 320, 384)
-
-
-@dataclasses.dataclass
-class Budget:
-  """The run's time budget: `seconds` in all; `spent_before` by earlier sessions of it."""
-  seconds: float
-  started: float  # when this session started (time.time())
-  spent_before: float = 0.0
-
-  def spent(self) -> float:
-    return self.spent_before + time.time() - self.started
-
-  def left(self) -> float:
-    """Seconds left before the margin kept for the end."""
-    return self.seconds * (1 - MARGIN_FRACTION) - MARGIN_SECONDS - self.spent()
 
 
 def inference_speed(backbone: str, *, width: float, image_size: int, batch_size: int) -> float:
@@ -91,15 +77,19 @@ def estimate(speed: float, *, measured_size: int, image_size: int, num_train: in
                   finetune_epoch=(num_train * TRAIN_COST + num_val) / speed_there)
 
 
-def choose_image_size(*, backbone: str, width: float, largest: int, batch_size: int,
-                      num_train: int, num_val: int, seconds: float, head_seconds: float,
-                      min_finetune_epochs: int) -> tuple[Estimate, str]:
-  """The estimate at the largest candidate resolution up to `largest` at which at least
-  `min_finetune_epochs` fine-tuning epochs fit in `seconds` (else the smallest), and why."""
+def candidate_sizes(backbone: str, largest: int) -> list[int]:
+  """The resolutions a budget chooses from, smallest first, up to `largest`."""
   spec = backbones.get_spec(backbone)
-  sizes = sorted({size for size in CANDIDATE_SIZES if spec.min_size <= size <= largest}
-                 | {max(spec.min_size, min(largest, CANDIDATE_SIZES[0]))})
-  speed = inference_speed(backbone, width=width, image_size=sizes[0], batch_size=batch_size)
+  return sorted({size for size in CANDIDATE_SIZES if spec.min_size <= size <= largest}
+                | {max(spec.min_size, min(largest, CANDIDATE_SIZES[0]))})
+
+
+def choose_image_size(speed: float, *, sizes: list[int], num_train: int, num_val: int,
+                      seconds: float, head_seconds: float,
+                      min_finetune_epochs: int) -> tuple[Estimate, str]:
+  """The estimate at the largest of `sizes` (ascending) at which at least
+  `min_finetune_epochs` fine-tuning epochs fit in `seconds` (else the smallest), and why;
+  `speed` is the inference images/sec measured at sizes[0]."""
   estimates = [estimate(speed, measured_size=sizes[0], image_size=size, num_train=num_train,
                         num_val=num_val) for size in sizes]
   fitting = [e for e in estimates
@@ -112,14 +102,6 @@ def choose_image_size(*, backbone: str, width: float, largest: int, batch_size: 
       f'{seconds:.0f} s left (wanted at least {min_finetune_epochs})')
 
 
-def measure(*, backbone: str, width: float, image_size: int, batch_size: int, num_train: int,
-            num_val: int) -> Estimate:
-  """The estimate at `image_size` from inference speed measured there."""
-  speed = inference_speed(backbone, width=width, image_size=image_size, batch_size=batch_size)
-  return estimate(speed, measured_size=image_size, image_size=image_size, num_train=num_train,
-                  num_val=num_val)
-
-
 def epochs_after_measurement(*, seconds_left: float, steps_done: int, seconds_per_step: float,
                              steps_per_epoch: int, epoch_end_seconds: float) -> int:
   """A phase's length in epochs once its speed is measured: what fits in the time left plus
@@ -130,13 +112,7 @@ def epochs_after_measurement(*, seconds_left: float, steps_done: int, seconds_pe
   return max(steps_done // steps_per_epoch + 1, fitting)
 
 
-def epochs_that_fit(seconds_left: float, epoch_seconds: float) -> int:
-  """Whole epochs of `epoch_seconds` that fit in `seconds_left` (0 if none)."""
-  if epoch_seconds <= 0:
-    return 0
-  return max(int(math.floor(seconds_left / epoch_seconds)), 0)
-
-
-def log_plan(message: str, *args) -> None:
-  logging.info('Time budget: ' + message, *args)
-
+def seconds_left(budget_seconds: float, elapsed: float) -> float:
+  """Seconds a budget of `budget_seconds` leaves after `elapsed`, before the margin kept for
+  the end (negative once it is spent)."""
+  return budget_seconds * (1 - MARGIN_FRACTION) - MARGIN_SECONDS - elapsed

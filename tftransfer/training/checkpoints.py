@@ -1,10 +1,10 @@
-"""Checkpoints: what one holds, where each worker saves, and when every worker saves or stops.
+"""Saving checkpoints while training: where each worker saves, and when every worker saves
+or stops.
 
-A checkpoint holds the whole classifier (backbone and head, every weight and BatchNorm
-statistic), the global step, and each training phase's optimizer state. The global step is
-the run's position: the phase and epoch follow from it, so a killed run resumes where its
-newest checkpoint left it. `checkpoint_of` is the one definition; training saves it and
-restore.py reads it back. The newest checkpoints are for resuming; the selected epoch's
+What a checkpoint holds is `workdir.checkpoint_of`, the one definition that restore.py reads
+back: the whole classifier, the global step (the run's position: phase and epoch follow from
+it with the plan, so a killed run resumes where its newest checkpoint left it), each phase's
+optimizer and the run's clock. The newest checkpoints are for resuming; the selected epoch's
 (selection.py) is copied to checkpoints/best/ and is the run's result.
 
 In a multi-worker run every worker must save (checkpointing is a collective) but only the
@@ -17,60 +17,30 @@ import shutil
 import signal
 import tempfile
 import time
-from typing import Mapping
+from typing import Callable
 
 from absl import logging
-import keras
 import tensorflow as tf
 
-from tftransfer import files, runtime
+from tftransfer import files, runtime, workdir as workdir_lib
 from tftransfer.training import interrupts
 from tftransfer.workdir import Workdir
-
-
-BEST_DIR = 'best'  # checkpoints/best/: the selected epoch's checkpoint and best.json
-BEST_FILE = 'best.json'
-
-
-def checkpoint_of(model: keras.Model, step: tf.Variable,
-                  optimizers: Mapping[str, keras.optimizers.Optimizer] | None = None,
-                  elapsed_seconds: tf.Variable | None = None) -> tf.train.Checkpoint:
-  """The checkpoint of a run: `model` (images -> logits), the global `step` and, when
-  training, each phase's optimizer by phase name and the seconds the run has spent (its
-  time budget counts them across resumed sessions).
-
-  Optimizers are stored without float16's loss-scale wrapper, so a run can resume under
-  another precision (the dynamic loss scale then restarts, and adapts within a few steps).
-  """
-  extra = {} if elapsed_seconds is None else {'elapsed_seconds': elapsed_seconds}
-  return tf.train.Checkpoint(
-      model=model, step=step, **extra,
-      **{f'{name}_optimizer': getattr(optimizer, 'inner_optimizer', optimizer)
-         for name, optimizer in (optimizers or {}).items()})
-
-
-def best_checkpoint(run: Workdir) -> tuple[str | None, dict | None]:
-  """(path, record) of the run's selected checkpoint (checkpoints/best/), or (None, None)
-  for a run that has none yet (or was trained before tftransfer kept one)."""
-  record = run.read_json(f'checkpoints/{BEST_DIR}/{BEST_FILE}')
-  if not record:
-    return None, None
-  return f'{run.checkpoint_dir}/{BEST_DIR}/{record["checkpoint"]}', record
 
 
 class Checkpointer:
   """Saves one run's checkpoints and decides, with every worker, when to save and stop."""
 
   def __init__(self, checkpoint: tf.train.Checkpoint, *, run: Workdir, rt: runtime.Runtime,
-               every_secs: float, keep: int):
+               every_secs: float, keep: int, now: Callable[[], float] = time.time):
     """
     Args:
-      checkpoint: from `checkpoint_of`.
+      checkpoint: from `workdir.checkpoint_of`.
       run: the workdir; the chief saves into its checkpoints/ directory.
       rt: the runtime (strategy, chief or not, number of workers).
       every_secs: save mid-epoch once this many seconds passed since the last save; 0 = only
         when asked to (epoch ends, stops).
       keep: checkpoints kept in the directory; 0 = all.
+      now: the run's clock (clock.Clock.now), seconds.
     """
     self.checkpoint, self.run, self.rt = checkpoint, run, rt
     self.every_secs = every_secs
@@ -78,7 +48,8 @@ class Checkpointer:
         prefix='tftransfer_worker_checkpoints_')
     self.manager = tf.train.CheckpointManager(checkpoint, self.directory,
                                               max_to_keep=keep or None)
-    self.last_save = time.time()
+    self._now = now
+    self.last_save = now()
 
   @property
   def step(self) -> int:
@@ -86,14 +57,14 @@ class Checkpointer:
 
   def restore_latest(self) -> str | None:
     """Restores the chief's newest checkpoint, if any; returns its path."""
-    latest = tf.train.latest_checkpoint(self.run.checkpoint_dir)
+    latest = self.run.latest_checkpoint()
     if latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
     return latest
 
   def save(self) -> None:
     self.manager.save(checkpoint_number=self.step)
-    self.last_save = time.time()
+    self.last_save = self._now()
 
   def keep_as_best(self, record: dict) -> None:
     """Copies the newest checkpoint (just saved at an epoch's end) to checkpoints/best/ and
@@ -103,11 +74,11 @@ class Checkpointer:
       return
     latest = self.manager.latest_checkpoint
     name = latest.rsplit('/', 1)[-1]  # ckpt-N
-    best_dir = f'{self.run.checkpoint_dir}/{BEST_DIR}'
+    best_dir = self.run.best_dir
     tf.io.gfile.makedirs(best_dir)
     for path in tf.io.gfile.glob(f'{latest}.*'):
       tf.io.gfile.copy(path, f'{best_dir}/{path.rsplit("/", 1)[-1]}', overwrite=True)
-    files.write_json(f'{best_dir}/{BEST_FILE}', {**record, 'checkpoint': name})
+    files.write_json(f'{best_dir}/{workdir_lib.BEST_RECORD}', {**record, 'checkpoint': name})
     for path in tf.io.gfile.glob(f'{best_dir}/ckpt-*'):
       if not path.rsplit('/', 1)[-1].startswith(f'{name}.'):
         tf.io.gfile.remove(path)
@@ -123,7 +94,7 @@ class Checkpointer:
       interrupts.Interrupted: a stop was requested; the checkpoint is saved.
     """
     due = bool(self.every_secs) and self.rt.is_chief and (
-        time.time() - self.last_save > self.every_secs)
+        self._now() - self.last_save > self.every_secs)
     stop = stop_request.signum is not None and self.step < total_steps
     if self.rt.num_workers > 1:
       due, stop = (self._any_worker(tf.constant([float(due), float(stop)])).numpy() > 0

@@ -8,6 +8,7 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from tftransfer import plan as plan_lib
 from tftransfer.data import augment, features, pipeline, sources
 from tftransfer.model import transfer
 from tftransfer.training import resolve, steps
@@ -26,14 +27,15 @@ class PhaseInputs(NamedTuple):
 class Validation:
   """The validation images, distributed and cached once for every evaluation of a run."""
 
-  def __init__(self, setup: resolve.RunSetup, data: sources.Data, model: keras.Model):
+  def __init__(self, setup: resolve.RunSetup, plan: plan_lib.Plan, data: sources.Data,
+               model: keras.Model):
     config = setup.config
     strategy = setup.runtime.strategy
-    cache = pipeline.use_memory_cache(config.data.cache, data.val, config.model.image_size)
+    cache = pipeline.use_memory_cache(config.data.cache, data.val, plan.image_size)
     # Built once, so the memory cache is filled only once.
     self.batches = strategy.distribute_datasets_from_function(
         lambda context: pipeline.eval_batches(
-            data.val, image_size=config.model.image_size, batch_size=config.train.batch_size,
+            data.val, image_size=plan.image_size, batch_size=config.train.batch_size,
             cache=cache, input_context=context))
     self.num_classes = len(data.class_names)
     self.step = steps.make_eval_step(strategy, model, self.num_classes)  # one per model
@@ -42,24 +44,24 @@ class Validation:
     return steps.evaluate(self.step, self.batches, self.num_classes)
 
 
-def on_images(setup: resolve.RunSetup, data: sources.Data, model: transfer.TransferModel,
-              validation: Validation, *, seed: int,
+def on_images(setup: resolve.RunSetup, plan: plan_lib.Plan, data: sources.Data,
+              model: transfer.TransferModel, validation: Validation, *, seed: int,
               augmentation: augment.Augmentation = augment.Augmentation()) -> PhaseInputs:
   """The whole classifier on augmented training images (random crop, flip, and what
   `augmentation` adds: RandAugment, mixup, cutmix)."""
   config = setup.config
-  cache = pipeline.use_memory_cache(config.data.cache, data.train, config.model.image_size)
+  cache = pipeline.use_memory_cache(config.data.cache, data.train, plan.image_size)
   batches = setup.runtime.strategy.distribute_datasets_from_function(
       lambda context: pipeline.train_batches(
-          data.train, image_size=config.model.image_size, batch_size=config.train.batch_size,
+          data.train, image_size=plan.image_size, batch_size=config.train.batch_size,
           seed=seed, cache=cache, shuffle_buffer=config.data.shuffle_buffer,
           min_area=config.data.crop_min_area, flip=config.data.flip,
           augmentation=augmentation, num_classes=len(data.class_names), input_context=context))
   return PhaseInputs(model.model, batches, validation)
 
 
-def on_features(setup: resolve.RunSetup, data: sources.Data, model: transfer.TransferModel,
-                *, seed: int) -> PhaseInputs:
+def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: sources.Data,
+                model: transfer.TransferModel, *, seed: int) -> PhaseInputs:
   """The head alone on backbone features of the evaluation view, computed once here (one
   inference pass over this worker's shard of each split; no augmentation)."""
   config, rt = setup.config, setup.runtime
@@ -67,12 +69,12 @@ def on_features(setup: resolve.RunSetup, data: sources.Data, model: transfer.Tra
   logging.info('Computing backbone features of %d training and %d validation images once '
                'for the head phase.', data.train.num_examples, data.val.num_examples)
   extract = tf.function(lambda images: model.features(images, training=False),
-                        reduce_retracing=True, jit_compile=rt.jit_compile)
+                        reduce_retracing=True, jit_compile=plan.jit_compile)
   local = tf.distribute.InputContext(num_input_pipelines=rt.num_workers,
                                      input_pipeline_id=rt.worker_index,
                                      num_replicas_in_sync=rt.strategy.num_replicas_in_sync)
   train_features, val_features = (
-      features.compute_features(extract, split, image_size=config.model.image_size,
+      features.compute_features(extract, split, image_size=plan.image_size,
                                 batch_size=config.train.batch_size, input_context=local)
       for split in (data.train, data.val))
   logging.info('Features ready in %.1f s.', time.time() - started)

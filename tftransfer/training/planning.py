@@ -1,107 +1,163 @@
-"""A run's data-dependent decisions, made once its data is loaded: the 'auto' schedule
-(schedule.py), what a time budget fits (budget.py) and class weights.
+"""The one maker of a run's plan (tftransfer/plan.py): every 'auto' decided, with its reason.
 
-A resumed run re-reads what its first session decided (the workdir's plan.json), so its
-schedules, resolution and weights do not change under it.
+    make_plan(config, runtime, facts, previous=..., elapsed=..., measure_speed=...)
+
+decides, in this order: the runtime's choices for this session (runtime.py's strategy,
+precision and XLA; BatchNorm freezing; the head on features), then, for a new run, the data's:
+resolution, head and fine-tuning epochs and mixup by the rules of rules.py, or by what a time
+budget fits (budget.py's estimates, from the backbone's speed measured here), and class
+weighting. A resumed run keeps what its first session decided (its saved plan: the same
+resolution, schedules and early stops), so nothing changes under it; only this session's
+runtime and step cap are its own. Explicit values always win.
+
+It is a pure function of its inputs but for `measure_speed`, which a test replaces.
 """
 
 import dataclasses
+from typing import Callable
 
-import numpy as np
+import ml_collections
 
-from tftransfer import config as config_lib, errors
+from tftransfer import config as config_lib, errors, plan as plan_lib, runtime
 from tftransfer.data import sources
-from tftransfer.training import budget as budget_lib, resolve, schedule
-from tftransfer.workdir import Workdir
+from tftransfer.model import backbones
+from tftransfer.training import budget, rules
 
-PLAN_FILE = 'plan.json'
+AUTO = config_lib.AUTO
+# The fields a new run's data decides, and the Plan field of each.
+DATA_FIELDS = {'model.image_size': 'image_size', 'train.head_epochs': 'head_epochs',
+               'train.finetune_epochs': 'finetune_epochs', 'data.mixup_alpha': 'mixup_alpha',
+               'train.class_weighting': 'class_weighting'}
+# A head epoch on features takes about this long (budget planning).
+HEAD_EPOCH_SECONDS = 1.0
 
 
-def class_weights(counts, weighting: str, *, imbalance_ratio: float
-                  ) -> tuple[np.ndarray | None, str, str]:
-  """Loss weights per class: ('balanced' weights or None, resolved weighting, why).
+@dataclasses.dataclass(frozen=True)
+class DataFacts:
+  """What planning reads of the data."""
+  num_train: int
+  num_val: int
+  class_counts: tuple[int, ...]
+  shorter_side: Callable[[], int]  # the images' typical shorter side (decodes a sample)
 
-  'balanced' weighs class c by n / (k * n_c) (n examples, k classes, n_c of class c), as
-  scikit-learn's compute_class_weight('balanced'): the expected weight of an example is 1,
-  so the loss keeps its scale. 'auto' = 'balanced' when the largest class has more than
-  `imbalance_ratio` times the examples of the smallest (data.imbalance_warning_ratio).
-  """
-  counts = np.asarray(counts, np.float64)
-  ratio = counts.max() / max(counts.min(), 1)
-  if weighting == config_lib.AUTO:
-    balanced = bool(imbalance_ratio) and ratio > imbalance_ratio
-    weighting = 'balanced' if balanced else 'none'
-    why = (f'classes {ratio:.1f} times apart in size, '
-           f'{"more" if balanced else "not more"} than data.imbalance_warning_ratio='
-           f'{imbalance_ratio:g}')
+
+def facts(data: sources.Data) -> DataFacts:
+  return DataFacts(data.train.num_examples, data.val.num_examples, data.train.class_counts,
+                   lambda: rules.typical_shorter_side(data.train))
+
+
+def _runtime_choices(config: ml_collections.ConfigDict, rt: runtime.Runtime) -> tuple[dict,
+                                                                                      dict]:
+  """(Plan fields, decisions) this session's runtime decides."""
+  train, decisions = config.train, dict(rt.auto_decisions)
+  freeze_batchnorm = train.freeze_batchnorm
+  if freeze_batchnorm == AUTO:  # Pretrained statistics are worth keeping; random ones are not.
+    freeze_batchnorm = config.model.weights != 'none'
+    decisions['train.freeze_batchnorm'] = (freeze_batchnorm, (
+        'pretrained statistics are kept' if freeze_batchnorm else
+        'random initial statistics must learn'))
+  head_on_features = train.head_on_features
+  if head_on_features == AUTO:
+    # Features are computed outside strategy.run: right on CPU and GPU hosts, slow on TPUs.
+    head_on_features = rt.strategy_name != 'tpu'
+    decisions['train.head_on_features'] = (head_on_features, (
+        'features computed once on the host' if head_on_features else
+        'TPUs train the head on images faster than the host computes features'))
+  return dict(freeze_batchnorm=freeze_batchnorm, head_on_features=head_on_features,
+              precision=rt.precision.value, jit_compile=rt.jit_compile,
+              strategy=rt.strategy_name, max_steps=train.max_steps), decisions
+
+
+def _by_rules(config: ml_collections.ConfigDict, data: DataFacts) -> tuple[dict, dict]:
+  """(values, decisions) of DATA_FIELDS: explicit ones as given, 'auto' ones by rules.py."""
+  rule = {
+      'model.image_size': lambda: rules.image_size(config.model.backbone, data.shorter_side()),
+      'train.head_epochs': lambda: rules.head_epochs(data.num_train, config.train.batch_size),
+      'train.finetune_epochs': lambda: rules.finetune_epochs(data.num_train),
+      'data.mixup_alpha': lambda: rules.mixup_alpha(data.num_train),
+      'train.class_weighting': lambda: rules.class_weighting(
+          data.class_counts, config.data.imbalance_warning_ratio),
+  }
+  values, decisions = {}, {}
+  for path, name in DATA_FIELDS.items():
+    section, field = path.split('.')
+    values[name] = config[section][field]
+    if values[name] == AUTO:
+      values[name], why = rule[path]()
+      decisions[path] = (values[name], why)
+  values['image_size'] = backbones.resolve_image_size(config.model.backbone,
+                                                      int(values['image_size']))
+  return values, decisions
+
+
+def _fit_budget(config: ml_collections.ConfigDict, data: DataFacts, values: dict,
+                decisions: dict, *, seconds: float,
+                measure_speed: Callable[[int], float]) -> None:
+  """Sets the resolution and fine-tuning epochs left 'auto' to what fits in `seconds`, by
+  estimate from the backbone's measured inference speed (fine-tuning is planned again from
+  its measured steps later: pacing.py)."""
+  head_seconds = values['head_epochs'] * HEAD_EPOCH_SECONDS
+  sizes = dict(num_train=data.num_train, num_val=data.num_val)
+  if 'model.image_size' in decisions:
+    candidates = budget.candidate_sizes(config.model.backbone, values['image_size'])
+    cost, why = budget.choose_image_size(
+        measure_speed(candidates[0]), sizes=candidates, seconds=seconds,
+        head_seconds=head_seconds, min_finetune_epochs=values['finetune_epochs'], **sizes)
+    values['image_size'] = cost.image_size
+    decisions['model.image_size'] = (cost.image_size, why)
   else:
-    why = 'as configured'
-  if weighting == 'none':
-    return None, weighting, why
-  weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
-  return weights, weighting, why
+    size = values['image_size']
+    cost = budget.estimate(measure_speed(size), measured_size=size, image_size=size, **sizes)
+  if 'train.finetune_epochs' in decisions:
+    values['finetune_epochs'] = cost.finetune_epochs(seconds, head_seconds)
+    decisions['train.finetune_epochs'] = (values['finetune_epochs'], (
+        f'about {cost.finetune_epoch:.0f} s an epoch at {cost.image_size} px by estimate fit '
+        f'the {seconds:.0f} s left; planned again from the first measured steps'))
 
 
-def plan(setup: resolve.RunSetup, data: sources.Data, run_dir: Workdir,
-         budget: budget_lib.Budget | None) -> resolve.RunSetup:
-  """Resolves the data-dependent 'auto' fields of `setup.config` (schedule.FIELDS and
-  train.class_weighting), with `budget` if given, or as the run's plan.json decided them.
+def make_plan(config: ml_collections.ConfigDict, rt: runtime.Runtime, data: DataFacts, *,
+              previous: plan_lib.Plan | None = None, elapsed: float = 0.0,
+              measure_speed: Callable[[int], float] | None = None) -> plan_lib.Plan:
+  """The plan of `config` on `data` for this session.
+
+  Args:
+    config: the run's config as given (validated).
+    rt: this session's runtime (its 'auto' decisions are the plan's too).
+    data: what planning reads of the data.
+    previous: the plan the run saved, when it resumes; its data decisions stand.
+    elapsed: seconds the run has spent so far (a time budget counts them).
+    measure_speed: image size -> the backbone's inference images/sec there (a budget needs
+      it); None = budget.inference_speed on this machine.
 
   Raises:
-    errors.InvalidValueError: the resolved schedule trains nothing, or an explicit image size
-      is too small for the backbone.
+    errors.InvalidValueError: a batch larger than the training split, an image size too
+      small for the backbone, or a schedule that trains nothing.
   """
-  config = config_lib.mutable_copy(setup.config)
-  previous = (run_dir.read_json(PLAN_FILE) or {}).get('decisions')
-  resolved = schedule.by_rules(config, data, previous=previous)
-  decisions = dict(resolved.decisions)
-  if budget and not previous:
-    resolved, decisions = _fit_budget(config, data, resolved, decisions, budget)
-  resolved.apply(config)
-  if not config.train.head_epochs + config.train.finetune_epochs:
+  steps_per_epoch = data.num_train // config.train.batch_size
+  if not steps_per_epoch:
+    raise errors.InvalidValueError(
+        f'config.train.batch_size={config.train.batch_size} is larger than the training '
+        f'split ({data.num_train} examples); lower the batch size.')
+  session, decisions = _runtime_choices(config, rt)
+  if previous is not None:
+    kept = {path: why for path, why in previous.decisions.items() if path in DATA_FIELDS}
+    return dataclasses.replace(previous, **session, decisions={**decisions, **kept})
+  values, data_decisions = _by_rules(config, data)
+  budget_seconds = 60.0 * config.train.time_budget_minutes
+  if budget_seconds and {'model.image_size', 'train.finetune_epochs'} & set(data_decisions):
+    if measure_speed is None:
+      measure_speed = lambda size: budget.inference_speed(  # noqa: E731
+          config.model.backbone, width=config.model.width, image_size=size,
+          batch_size=config.train.batch_size)
+    _fit_budget(config, data, values, data_decisions,
+                seconds=budget.seconds_left(budget_seconds, elapsed),
+                measure_speed=measure_speed)
+  if not values['head_epochs'] + values['finetune_epochs']:
     raise errors.InvalidValueError(
         'config.train.head_epochs and finetune_epochs resolved to 0: nothing to train; set '
         'one of them (or a larger train.time_budget_minutes).')
-  weighting = config.train.class_weighting
-  if config_lib.is_auto(weighting) and previous and 'train.class_weighting' in previous:
-    config.train.class_weighting, why = previous['train.class_weighting']
-    decisions['train.class_weighting'] = (config.train.class_weighting,
-                                          f'{why}; as planned when the run started')
-  elif config_lib.is_auto(weighting):
-    _, config.train.class_weighting, why = class_weights(
-        data.train.class_counts, weighting, imbalance_ratio=config.data.imbalance_warning_ratio)
-    decisions['train.class_weighting'] = (config.train.class_weighting, why)
-  return dataclasses.replace(setup, config=config,
-                             auto_decisions={**setup.auto_decisions, **decisions})
-
-
-def _fit_budget(config, data: sources.Data, resolved: schedule.Schedule, decisions: dict,
-                budget: budget_lib.Budget) -> tuple[schedule.Schedule, dict]:
-  """Chooses resolution and fine-tuning epochs that fit `budget` (for the fields left 'auto'),
-  by estimate; the fine-tuning epochs are planned again from measured steps later."""
-  num_train, num_val = data.train.num_examples, data.val.num_examples
-  head_seconds = resolved.head_epochs * 1.0  # an epoch on features costs about a second
-  sizes = dict(backbone=config.model.backbone, width=config.model.width,
-               batch_size=config.train.batch_size, num_train=num_train, num_val=num_val)
-  if 'model.image_size' in decisions:
-    cost, why = budget_lib.choose_image_size(
-        **sizes, largest=resolved.image_size, seconds=budget.left(), head_seconds=head_seconds,
-        min_finetune_epochs=resolved.finetune_epochs)
-    decisions['model.image_size'] = (cost.image_size, why)
-  else:
-    cost = budget_lib.measure(**sizes, image_size=resolved.image_size)
-  finetune_epochs = resolved.finetune_epochs
-  if 'train.finetune_epochs' in decisions:
-    finetune_epochs = cost.finetune_epochs(budget.left(), head_seconds)
-    decisions['train.finetune_epochs'] = (finetune_epochs, (
-        f'about {cost.finetune_epoch:.0f} s an epoch at {cost.image_size} px by estimate fit '
-        f'the {budget.left():.0f} s left; planned again from the first measured steps'))
-  return dataclasses.replace(resolved, image_size=cost.image_size,
-                             finetune_epochs=finetune_epochs), decisions
-
-
-def save(run_dir: Workdir, setup: resolve.RunSetup, **extra) -> None:
-  """Writes plan.json: every 'auto' decision of `setup` and `extra` facts (early stops)."""
-  existing = run_dir.read_json(PLAN_FILE) or {}
-  run_dir.write_json(PLAN_FILE, {**existing, 'decisions': {
-      field: list(decision) for field, decision in setup.auto_decisions.items()}, **extra})
+  return plan_lib.Plan(
+      image_size=int(values['image_size']), head_epochs=int(values['head_epochs']),
+      finetune_epochs=int(values['finetune_epochs']), steps_per_epoch=steps_per_epoch,
+      mixup_alpha=float(values['mixup_alpha']), class_weighting=values['class_weighting'],
+      budget_seconds=budget_seconds, decisions={**decisions, **data_decisions}, **session)

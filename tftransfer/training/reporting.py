@@ -13,6 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tftransfer import plan as plan_lib, workdir as workdir_lib
+from tftransfer.clock import Reading
 from tftransfer.training.steps import Sums
 from tftransfer.workdir import Workdir
 
@@ -28,23 +30,22 @@ def weights_digest(model: keras.Model) -> str:
 class Reporter:
   """A run's log lines, TensorBoard scalars and metrics files."""
 
-  def __init__(self, run: Workdir, *, is_chief: bool, batch_size: int, total_steps: int):
+  def __init__(self, run: Workdir, *, is_chief: bool):
     self.run, self.is_chief = run, is_chief
-    self.batch_size, self.total_steps = batch_size, total_steps
     self.writer = (tf.summary.create_file_writer(run.tensorboard_dir) if is_chief
                    else tf.summary.create_noop_writer())
 
-  def progress(self, *, phase, epoch: int, step: int, sums: Sums, seconds: float,
-               learning_rate: float) -> None:
-    """Logs training since the previous progress line (`sums` over `seconds`), with the time
-    left in the phase at that speed."""
+  def progress(self, *, plan: plan_lib.Plan, phase: str, step: int, steps: int, sums: Sums,
+               seconds: float, learning_rate: float, reading: Reading) -> None:
+    """Logs the `steps` steps since the previous progress line (`sums` over `seconds`), with
+    the time left in the phase at the clock's measured speed (this line's until it has one)."""
     images_per_sec = sums.count / seconds if seconds else 0.0
-    phase_end = min(phase.end_step, self.total_steps)
-    remaining = (phase_end - step) * self.batch_size / max(images_per_sec, 1e-9)
+    planned = plan.phase(phase)
+    per_step = reading.seconds_per_step or seconds / max(steps, 1)
     logging.info('%s epoch %d/%d step %d/%d: loss %.4f acc %.4f lr %.2e, %.0f img/s, '
-                 'about %.0f s left in this phase.', phase.name, epoch + 1, phase.epochs,
-                 step, self.total_steps, sums.mean_loss, sums.accuracy, learning_rate,
-                 images_per_sec, remaining)
+                 'about %.0f s left in this phase.', phase, planned.epoch_of(step - 1) + 1,
+                 planned.epochs, step, plan.total_steps, sums.mean_loss, sums.accuracy,
+                 learning_rate, images_per_sec, (plan.phase_stop(phase) - step) * per_step)
     with self.writer.as_default(step=step):
       tf.summary.scalar('train/loss', sums.mean_loss)
       tf.summary.scalar('train/accuracy', sums.accuracy)
@@ -56,7 +57,7 @@ class Reporter:
     """Logs a finished epoch and appends its metrics.jsonl row; returns the row.
 
     Args:
-      phase: the training.loop.Phase.
+      phase: the plan.Phase.
       epoch: 0-based epoch within the phase.
       step: the global step at the epoch's end.
       train: the epoch's training sums (with augmentation, dropout, label smoothing).
@@ -93,7 +94,7 @@ class Reporter:
     return row
 
   def final(self, *, best: dict | None, last: Sums, metric: str, step: int,
-            model: keras.Model, stopped_early: list[dict], extra: dict) -> dict:
+            weights_sha256: str, stopped_early: list[dict], extra: dict) -> dict:
     """Builds the final metrics (written to final_metrics.json by the chief) and returns them.
 
     The top-level val_* are the selected epoch's (`best`, the metrics row whose checkpoint is
@@ -105,7 +106,7 @@ class Reporter:
       last: the last model's validation sums.
       metric: the select metric (config.train.select_metric).
       step: the final global step.
-      model: the final classifier, whose weights' digest is recorded (equal on all workers).
+      weights_sha256: the last model's weights_digest (equal on every worker).
       stopped_early: [{'phase', 'step', 'epochs_done', 'reason'}, ...].
       extra: facts of the run to record beside the results (sizes, backbone, precision).
     """
@@ -129,10 +130,10 @@ class Reporter:
         'step': step, 'wall_seconds': rows[-1]['wall_seconds'] if rows else 0.0,
         # A run capped mid-epoch and continued has two rows for that epoch.
         'epochs': len({(row['phase'], row['epoch']) for row in rows}),
-        **extra, 'weights_sha256': weights_digest(model),
+        **extra, 'weights_sha256': weights_sha256,
     }
     logging.info('Final weights sha256 %s (identical on every worker of a run).',
                  final['weights_sha256'])
     if self.is_chief:
-      self.run.write_json('final_metrics.json', final)
+      self.run.write_json(workdir_lib.FINAL_METRICS, final)
     return final

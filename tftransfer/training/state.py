@@ -1,30 +1,30 @@
-"""One run's state while it trains, and the decisions taken between its steps.
+"""One run while it trains: what it was given, what it plans, what it has done, and the
+objects that train it.
 
-    RunState            model, step, optimizers, phases, plan, clock, where results go
-    create              builds it and restores the newest checkpoint
-    end_phase_early     jumps the global step to a phase's end (early stopping, budget)
-    reestimate_batchnorm  BatchNorm statistics from training batches before an evaluation
-    finish              final_metrics.json (the selected epoch's results) and the backbone
+    Run         the immutable setup and data, the plan (replaced by `adopt`, never changed),
+                the progress and clock, the model, optimizers, checkpointer and reporter
+    create      builds it and restores the newest checkpoint (init order: resume from the
+                workdir > model.weights as a file > Keras ImageNet weights > random)
+    finish      final_metrics.json (the selected epoch's results) and the selected backbone
 """
 
 import dataclasses
 import functools
 import math
+from typing import Callable
 
 from absl import logging
 import keras
-import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import errors
+from tftransfer import errors, plan as plan_lib, restore, workdir as workdir_lib
+from tftransfer.clock import Clock
 from tftransfer.data import augment, pipeline, sources
 from tftransfer.model import transfer
-from tftransfer.training import batchnorm, budget as budget_lib, checkpoints, inputs
-from tftransfer.training import interrupts, optimization, phases as phases_lib, planning
-from tftransfer.training import reporting
-from tftransfer.training import resolve, selection
-from tftransfer.training.phases import Phase
+from tftransfer.training import batchnorm, checkpoints, inputs, interrupts, optimization
+from tftransfer.training import phases, reporting, resolve, rules, selection
+from tftransfer.training.progress import Progress
 from tftransfer.training.steps import Sums
 from tftransfer.workdir import Workdir
 
@@ -33,195 +33,135 @@ from tftransfer.workdir import Workdir
 PRECISE_BN_IMAGES = 4096
 
 
-class Clock:
-  """Measured seconds per training step of each phase, the first call (tracing) left out."""
-
-  def __init__(self):
-    self._calls = {}  # phase -> [(steps, seconds), ...]
-    self.epoch_end_seconds = 0.0  # the longest measured epoch end: evaluation, checkpoint
-
-  def record_steps(self, phase: str, num_steps: int, seconds: float) -> None:
-    self._calls.setdefault(phase, []).append((num_steps, seconds))
-
-  def measured_steps(self, phase: str) -> int:
-    return sum(steps for steps, _ in self._calls.get(phase, [])[1:])
-
-  def seconds_per_step(self, phase: str) -> float | None:
-    calls = self._calls.get(phase, [])[1:]
-    steps = sum(steps for steps, _ in calls)
-    return sum(seconds for _, seconds in calls) / steps if steps else None
-
-
 @dataclasses.dataclass
-class RunState:
+class Run:
   """Everything one run's phases share."""
   setup: resolve.RunSetup
+  plan: plan_lib.Plan
+  progress: Progress
+  clock: Clock
   workdir: Workdir
   data: sources.Data
   model: transfer.TransferModel
-  step: tf.Variable  # the global step, checkpointed
-  elapsed: tf.Variable  # seconds the run has spent, across sessions, checkpointed
   optimizers: dict[str, keras.optimizers.Optimizer]  # by phase name
   schedules: dict[str, optimization.WarmupSchedule]  # their learning rates, by phase name
-  phases: list[Phase]
-  total_steps: int
+  elapsed: tf.Variable  # the clock's seconds, as the checkpoint holds them
   checkpointer: checkpoints.Checkpointer
   reporter: reporting.Reporter
-  budget: budget_lib.Budget | None
   class_weights: np.ndarray | None
   augmentation: augment.Augmentation
-  rows: list[dict]  # metrics rows of the finished epochs, as every worker computed them
-  replanned: bool  # a budget re-planned fine-tuning from measured steps (plan.json)
-  clock: Clock = dataclasses.field(default_factory=Clock)
+  on_features: Callable | None = None  # the 'features ready' hook (loop.FeaturesReady)
   stop_request: interrupts.StopRequest = dataclasses.field(
       default_factory=interrupts.StopRequest)
-  last_eval: tuple[int, Sums] | None = None  # (step, validation sums) of the newest epoch end
 
   @property
-  def config(self) -> ml_collections.ConfigDict:
+  def config(self):
     return self.setup.config
 
   @property
-  def strategy(self) -> tf.distribute.Strategy:
-    return self.setup.runtime.strategy
+  def step(self) -> int:
+    return self.progress.current
 
-  @property
-  def current_step(self) -> int:
-    return int(self.step.numpy())
+  def adopt(self, plan: plan_lib.Plan) -> None:
+    """Makes `plan` the run's plan: the learning-rate schedules follow its phases' lengths,
+    and the chief saves it."""
+    self.plan = plan
+    phases.follow(self.schedules, plan)
+    if self.setup.runtime.is_chief:
+      plan_lib.save(self.workdir, plan)
 
-  def phase(self, name: str) -> Phase:
-    return next(phase for phase in self.phases if phase.name == name)
-
-  def phase_stop(self, name: str) -> int:
-    """The step where the phase called `name` ends (its end, or the run's step cap)."""
-    return min(self.phase(name).end_step, self.total_steps)
+  def end_phase(self, phase: str, reason: str) -> None:
+    """Ends `phase` at the current step (the next phase starts here), with `reason`."""
+    if self.step >= self.plan.phase_stop(phase):
+      return
+    planned = self.plan.phase(phase)
+    logging.info('Ending phase %s at step %d, after %d of its %d epochs: %s.', phase,
+                 self.step, planned.epochs_done(self.step), planned.epochs, reason)
+    self.adopt(self.plan.ended_early(phase, self.step, reason))
 
   def set_trainable(self, phase: str) -> None:
-    phases_lib.set_trainable(self.setup, self.model, phase)
+    phases.set_trainable(self.config, self.plan, self.model, phase)
 
   def save_checkpoint(self) -> None:
-    self.elapsed.assign(self.clock_seconds())
+    self.elapsed.assign(self.clock.elapsed())
     self.checkpointer.save()
 
-  def clock_seconds(self) -> float:
-    return self.budget.spent() if self.budget else float(self.elapsed.numpy())
-
   def at_boundary(self, *, always: bool = False) -> None:
-    self.elapsed.assign(self.clock_seconds())
-    self.checkpointer.at_boundary(always=always, total_steps=self.total_steps,
+    self.elapsed.assign(self.clock.elapsed())
+    self.checkpointer.at_boundary(always=always, total_steps=self.plan.total_steps,
                                   stop_request=self.stop_request)
 
   @functools.cached_property
   def validation(self) -> inputs.Validation:
     """The full classifier on the validation images (built on first use, then reused)."""
-    return inputs.Validation(self.setup, self.data, self.model.model)
+    return inputs.Validation(self.setup, self.plan, self.data, self.model.model)
 
   @functools.cached_property
   def batchnorm_batches(self):
     """Training batches (crops and flips, no mixing) for re-estimating BatchNorm."""
     config = self.config
     return iter(pipeline.train_batches(
-        self.data.train, image_size=config.model.image_size, batch_size=config.train.batch_size,
+        self.data.train, image_size=self.plan.image_size, batch_size=config.train.batch_size,
         seed=config.seed + 1, cache=False, shuffle_buffer=config.data.shuffle_buffer,
         min_area=config.data.crop_min_area, flip=config.data.flip))
 
-  def diverged(self, phase: Phase, chunk: Sums) -> errors.DivergedError:
+  def diverged(self, phase: str, chunk: Sums) -> errors.DivergedError:
     return errors.DivergedError(
-        f'Training diverged in phase {phase.name} at step {self.current_step}: the loss is '
-        f'{chunk.mean_loss}. Lower config.train.{phase.name}_lr; the newest checkpoint '
+        f'Training diverged in phase {phase} at step {self.step}: the loss is '
+        f'{chunk.mean_loss}. Lower config.train.{phase}_lr; the newest checkpoint '
         'predates the divergence.')
 
 
-def create(setup: resolve.RunSetup, run_dir: Workdir, data: sources.Data,
-           budget: budget_lib.Budget | None) -> RunState:
+def create(setup: resolve.RunSetup, plan: plan_lib.Plan, run_dir: Workdir, data: sources.Data,
+           clock: Clock, on_features: Callable | None = None) -> Run:
   """Builds the model, step and optimizers in the strategy's scope and restores the newest
-  checkpoint, if any (init order: checkpoint > weights file > ImageNet > random).
-
-  Raises:
-    errors.InvalidValueError: a batch larger than the training split.
-  """
+  checkpoint, if any (init order: checkpoint > weights file > ImageNet > random)."""
   config, rt = setup.config, setup.runtime
-  steps_per_epoch = data.train.num_examples // config.train.batch_size
-  if not steps_per_epoch:
-    raise errors.InvalidValueError(
-        f'config.train.batch_size={config.train.batch_size} is larger than the training '
-        f'split ({data.train.num_examples} examples); lower the batch size.')
-  phases = phases_lib.plan_phases(config.train, steps_per_epoch)
-  total_steps = phases[-1].end_step
-  if config.train.max_steps:
-    total_steps = min(total_steps, config.train.max_steps)
-  resuming = tf.train.latest_checkpoint(run_dir.checkpoint_dir) is not None
+  resuming = run_dir.latest_checkpoint() is not None
   with rt.strategy.scope():
     # A checkpoint restores every weight, so resuming never needs the pretrained file.
-    model = transfer.build_model(
-        backbone=config.model.backbone, num_classes=len(data.class_names),
-        image_size=config.model.image_size, width=config.model.width,
-        weights='none' if resuming else config.model.weights,
-        dropout=config.model.dropout, pooling=config.model.pooling,
-        head_init=config.model.head_init, head_init_stddev=config.model.head_init_stddev)
+    model = restore.build_model(config, image_size=plan.image_size,
+                                num_classes=len(data.class_names),
+                                weights='none' if resuming else None)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
     elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='elapsed_seconds')
-    schedules = {phase.name: phases_lib.learning_rate_schedule(setup, phase)
-                 for phase in phases}
-    optimizers = {phase.name: phases_lib.build_optimizer(setup, model, phase,
-                                                         schedules[phase.name])
-                  for phase in phases}
+    schedules = {phase.name: phases.learning_rate_schedule(config, phase)
+                 for phase in plan.phases}
+    optimizers = {phase.name: phases.build_optimizer(config, plan, model, phase,
+                                                     schedules[phase.name])
+                  for phase in plan.phases}
   checkpointer = checkpoints.Checkpointer(
-      checkpoints.checkpoint_of(model.model, step, optimizers, elapsed), run=run_dir, rt=rt,
-      every_secs=config.train.checkpoint_every_secs, keep=config.train.keep_checkpoints)
+      workdir_lib.checkpoint_of(model.model, step, optimizers, elapsed), run=run_dir, rt=rt,
+      every_secs=config.train.checkpoint_every_secs, keep=config.train.keep_checkpoints,
+      now=clock.now)
   latest = checkpointer.restore_latest()
   if latest:
-    logging.info('Resuming from %s at step %d of %d.', latest, int(step.numpy()), total_steps)
-  if budget:
-    budget.spent_before = float(elapsed.numpy())
-  weights, _, _ = planning.class_weights(data.train.class_counts,
-                                         config.train.class_weighting, imbalance_ratio=0)
+    logging.info('Resuming from %s at step %d of %d.', latest, int(step.numpy()),
+                 plan.total_steps)
+    clock.resume(float(elapsed.numpy()))
   rows = [row for row in run_dir.read_metrics() if row['step'] <= int(step.numpy())]
-  return RunState(
-      setup=setup, workdir=run_dir, data=data, model=model, step=step, elapsed=elapsed,
-      optimizers=optimizers, schedules=schedules, phases=phases, total_steps=total_steps,
-      checkpointer=checkpointer,
-      replanned=bool((run_dir.read_json(planning.PLAN_FILE) or {}).get('finetune_replanned')),
-      reporter=reporting.Reporter(run_dir, is_chief=rt.is_chief,
-                                  batch_size=config.train.batch_size, total_steps=total_steps),
-      budget=budget, class_weights=weights, rows=rows,
+  return Run(
+      setup=setup, plan=plan, progress=Progress(step, rows), clock=clock, workdir=run_dir,
+      data=data, model=model, optimizers=optimizers, schedules=schedules, elapsed=elapsed,
+      checkpointer=checkpointer, reporter=reporting.Reporter(run_dir, is_chief=rt.is_chief),
+      class_weights=rules.class_weights(data.train.class_counts, plan.class_weighting),
+      on_features=on_features,
       augmentation=augment.Augmentation(
           randaugment_ops=config.data.randaugment_ops,
           randaugment_magnitude=config.data.randaugment_magnitude,
-          mixup_alpha=config.data.mixup_alpha, cutmix_alpha=config.data.cutmix_alpha))
+          mixup_alpha=plan.mixup_alpha, cutmix_alpha=config.data.cutmix_alpha))
 
 
-def keep_best_if_missed(run: RunState) -> None:
+def keep_best_if_missed(run: Run) -> None:
   """On resuming: if the best epoch so far is the checkpoint resumed from but was not yet
   copied to checkpoints/best/ (the run was stopped in between), copies it now."""
-  best = selection.best_row(run.rows, run.config.train.select_metric)
-  _, record = checkpoints.best_checkpoint(run.workdir)
-  if best and best['step'] == run.current_step and (record or {}).get('step') != best['step']:
+  best = selection.best_row(run.progress.rows, run.config.train.select_metric)
+  _, record = run.workdir.best_checkpoint()
+  if best and best['step'] == run.step and (record or {}).get('step') != best['step']:
     run.checkpointer.keep_as_best(best)
 
 
-def end_phase_early(run: RunState, phase: Phase, reason: str) -> None:
-  """Ends `phase` now: the global step jumps to its end (the next phase starts, or the run
-  is finished), a checkpoint is saved there, and the reason is logged and kept in plan.json
-  for final_metrics.json."""
-  end = run.phase_stop(phase.name)
-  if run.current_step >= end:
-    return
-  epochs_done = math.ceil((run.current_step - phase.first_step) / phase.steps_per_epoch)
-  logging.info('Ending phase %s at step %d, after %d of its %d epochs: %s.', phase.name,
-               run.current_step, epochs_done, phase.epochs, reason)
-  stop = {'phase': phase.name, 'step': run.current_step, 'epochs_done': epochs_done,
-          'reason': reason}
-  if run.last_eval and run.last_eval[0] == run.current_step:
-    run.last_eval = (end, run.last_eval[1])  # The model is the one just evaluated.
-  run.step.assign(end)
-  if run.setup.runtime.is_chief:
-    stops = (run.workdir.read_json(planning.PLAN_FILE) or {}).get('stopped_early', [])
-    planning.save(run.workdir, run.setup, stopped_early=stops + [stop])
-  run.save_checkpoint()
-
-
-def reestimate_batchnorm(run: RunState) -> None:
+def reestimate_batchnorm(run: Run) -> None:
   """Re-estimates trainable BatchNorm layers' statistics (batchnorm.py) before evaluating."""
   batch_size = run.config.train.batch_size
   num_batches = min(math.ceil(PRECISE_BN_IMAGES / batch_size),
@@ -232,27 +172,38 @@ def reestimate_batchnorm(run: RunState) -> None:
                  layers, num_batches * batch_size)
 
 
-def finish(run: RunState) -> dict:
+def _save_selected_backbone(run: Run) -> None:
+  """Writes backbone.weights.h5 from the selected (best) epoch's checkpoint, the weights
+  export and evaluate use; the model in memory is left holding them."""
+  best, _ = run.workdir.best_checkpoint()
+  if best is not None:
+    workdir_lib.checkpoint_of(run.model.model, tf.Variable(0, dtype=tf.int64)).restore(
+        best).assert_existing_objects_matched().expect_partial()
+  logging.info('Saving the selected epoch\'s backbone to %s.',
+               run.workdir.file(workdir_lib.BACKBONE))
+  run.workdir.save_local_file(workdir_lib.BACKBONE, run.model.backbone.save_weights)
+
+
+def finish(run: Run) -> dict:
   """Writes final_metrics.json (the selected epoch's results, the last epoch's under 'last')
-  and the last trained backbone; returns the final metrics."""
+  and the selected epoch's backbone; returns the final metrics."""
   # Decided from this process's own state, never from files another worker may still be
   # writing: every worker must take the same branch, or one waits forever in the
   # evaluation's collectives.
-  last_step, val_sums = run.last_eval or (None, None)
-  if last_step != run.current_step:  # Resumed after the last epoch's checkpoint.
+  last_step, val_sums = run.progress.last_eval or (None, None)
+  if last_step != run.step:  # Resumed after the last epoch's checkpoint.
     run.set_trainable('finetune')
     reestimate_batchnorm(run)
     val_sums = run.validation()
-  config, rt = run.config, run.setup.runtime
-  plan = run.workdir.read_json(planning.PLAN_FILE) or {}
-  final = run.reporter.final(
-      best=selection.best_row(run.rows, config.train.select_metric), last=val_sums,
-      metric=config.train.select_metric, step=run.current_step, model=run.model.model,
-      stopped_early=plan.get('stopped_early', []), extra={
+  config, plan = run.config, run.plan
+  digest = reporting.weights_digest(run.model.model)
+  if run.setup.runtime.is_chief:  # Before final_metrics.json, which marks the run finished.
+    _save_selected_backbone(run)
+  return run.reporter.final(
+      best=selection.best_row(run.progress.rows, config.train.select_metric), last=val_sums,
+      metric=config.train.select_metric, step=run.step, weights_sha256=digest,
+      stopped_early=[dataclasses.asdict(stop) for stop in plan.early_stops], extra={
           'num_train_examples': run.data.train.num_examples,
           'num_val_examples': run.data.val.num_examples,
-          'backbone': config.model.backbone, 'image_size': config.model.image_size,
-          'precision': rt.precision.value})
-  if rt.is_chief:
-    run.workdir.save_local_file('backbone.weights.h5', run.model.backbone.save_weights)
-  return final
+          'backbone': config.model.backbone, 'image_size': plan.image_size,
+          'precision': plan.precision})

@@ -1,0 +1,192 @@
+"""A run on disk brought back: its model from a checkpoint, its data, and folders judged by it.
+
+Every command that reads a run (export, evaluate, report, audit, explain, the notebook API)
+comes here; the workdir's files themselves are workdir.py, the run's plan plan.py.
+
+    build_model(config, plan, num_classes)   the classifier a config and its plan describe,
+                                             the one builder training and restoring share
+    restore(W)                               W's model with a checkpoint's weights (by default
+                                             its selected, best epoch), in float32
+    run_data(W, config)                      the data W trained on, split as it was
+    folder_data(path, class_names)           a folder of images judged by a model: its class
+                                             folders matched to the model's classes by name
+
+A restored model is built under the float32 policy whatever precision the run trained in:
+mixed-precision checkpoints hold float32 variables, and float32 compute makes exported
+outputs float32 and reproducible on any device.
+"""
+
+import dataclasses
+import os
+
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from tftransfer import errors, plan as plan_lib, runtime, workdir as workdir_lib
+from tftransfer.data import folders, sources
+from tftransfer.model import transfer
+from tftransfer.workdir import Workdir
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+  """A run's classifier with the facts needed to serve or evaluate it."""
+  model: keras.Model  # images in 0-255, [B, image_size, image_size, 3] -> float32 logits
+  config: ml_collections.ConfigDict  # the run's config with its plan's values resolved
+  plan: plan_lib.Plan
+  class_names: tuple[str, ...]  # in label order
+  checkpoint: str  # the checkpoint the weights came from
+  step: int  # training steps behind those weights
+  final_metrics: dict | None  # final_metrics.json, None for an unfinished run
+
+  @property
+  def image_size(self) -> int:
+    return self.plan.image_size
+
+
+def build_model(config: ml_collections.ConfigDict, *, image_size: int, num_classes: int,
+                weights: str | None = None) -> transfer.TransferModel:
+  """The classifier of `config`'s model section at `image_size`, under the current Keras
+  precision policy and tf.distribute scope.
+
+  Args:
+    config: a run's config (its model section is read).
+    image_size: the planned input side in pixels.
+    num_classes: the head's width.
+    weights: the backbone's initial weights; None = config.model.weights.
+  """
+  model = config.model
+  return transfer.build_model(
+      backbone=model.backbone, num_classes=num_classes, image_size=image_size,
+      width=model.width, weights=model.weights if weights is None else weights,
+      dropout=model.dropout, pooling=model.pooling, head_init=model.head_init,
+      head_init_stddev=model.head_init_stddev)
+
+
+def _saved_plan(run: Workdir) -> plan_lib.Plan:
+  plan = plan_lib.load(run)
+  if plan is None:
+    raise errors.NotFoundError(f'The run in {run.path} has no plan yet: it stopped before '
+                               'training began. Re-run its train command.')
+  return plan
+
+
+def restore(workdir: str, *, checkpoint: str | int = 'best',
+            allow_unfinished: bool = False) -> TrainedModel:
+  """Rebuilds a run's model (float32) and restores one of its checkpoints.
+
+  Args:
+    workdir: the training run's directory.
+    checkpoint: 'best' (default: the epoch train.select_metric selected, the run's result),
+      'last' (the newest checkpoint), or a global step whose checkpoint the run kept.
+    allow_unfinished: restore a run that has no final_metrics.json yet.
+
+  Raises:
+    errors.NotFoundError: `workdir` holds no training run, no checkpoint, or none of that step.
+    errors.InvalidValueError: the run is unfinished and `allow_unfinished` is False, or
+      `checkpoint` is not best, last or a step number.
+  """
+  run = Workdir(workdir, create=False)
+  config = run.saved_config()
+  plan = _saved_plan(run)
+  path = run.choose_checkpoint(checkpoint)
+  final_metrics = run.read_json(workdir_lib.FINAL_METRICS)
+  if final_metrics is None and not allow_unfinished:
+    raise errors.InvalidValueError(
+        f'The run in {run.path} is unfinished (no {workdir_lib.FINAL_METRICS}; newest '
+        f'checkpoint {os.path.basename(run.latest_checkpoint())}). Finish it by re-running its '
+        'train command, or pass --allow_unfinished to use the newest checkpoint as it is.')
+  class_names = tuple(run.read_json(workdir_lib.DATA)['class_names'])
+  with runtime.keras_policy('float32'):
+    model = build_model(config, image_size=plan.image_size, num_classes=len(class_names),
+                        weights='none').model
+  step = tf.Variable(0, dtype=tf.int64, trainable=False)
+  # Every model weight must come back; the optimizers in the checkpoint are not needed.
+  workdir_lib.checkpoint_of(model, step).restore(
+      path).assert_existing_objects_matched().expect_partial()
+  return TrainedModel(model=model, config=plan_lib.resolved_config(config, plan), plan=plan,
+                      class_names=class_names, checkpoint=path, step=int(step.numpy()),
+                      final_metrics=final_metrics)
+
+
+def run_data(workdir: str, config: ml_collections.ConfigDict) -> sources.Data:
+  """The data a run trained on, split as it was: its validation split holds the images the
+  run held out, its training split the ones it learned from.
+
+  Raises:
+    errors.InvalidValueError: the data changed since the run was trained (its validation split
+      could now hold training images).
+  """
+  run = Workdir(workdir, create=False)
+  # The run's scan cache: an unchanged folder is not decoded again.
+  data = sources.load(config.data, seed=config.seed,
+                      scan_cache=run.file(workdir_lib.FOLDER_SCAN))
+  changes = run.data_changes(data.summary())
+  if changes:
+    raise errors.InvalidValueError(
+        f'The data changed since {workdir} was trained ({"; ".join(changes)}), so its '
+        'validation split would no longer be the images it held out (some may be training '
+        'images). Use the data as it was, or judge a separate test folder (evaluate --data).')
+  return data
+
+
+def class_labels(found: tuple[str, ...], class_names: tuple[str, ...], *, what: str
+                 ) -> np.ndarray:
+  """int32 [len(found)]: each of `found` (class names of data to judge) as the model's label
+  of that name. The one rule for data judged by a model: its classes must be some or all of
+  the model's, matched by name; order does not matter.
+
+  Raises:
+    errors.InvalidValueError: a class the model does not have, naming `what` holds it.
+  """
+  unknown = [name for name in found if name not in class_names]
+  if unknown:
+    raise errors.InvalidValueError(
+        f'{what} has classes {unknown} that are not classes of the model '
+        f'({", ".join(class_names)}); give data whose classes are some or all of the '
+        "model's (for a folder: one sub-folder per class, named as the class).")
+  return np.asarray([class_names.index(name) for name in found], np.int32)
+
+
+def judged_split(split: sources.Split, found: tuple[str, ...], class_names: tuple[str, ...],
+                 *, what: str) -> sources.Split:
+  """`split` (labelled by the class names `found`) relabelled by the model's `class_names`,
+  under class_labels' rule.
+
+  Raises:
+    errors.InvalidValueError: a class the model does not have.
+  """
+  labels = class_labels(found, class_names, what=what)
+  if tuple(found) == tuple(class_names):
+    return split
+  mapping = tf.constant(labels)
+  counts = np.zeros(len(class_names), np.int64)
+  counts[labels] = split.class_counts
+
+  def read(shard_index, num_shards):
+    return split.read(shard_index, num_shards).map(
+        lambda image, label: (image, tf.gather(mapping, label)))
+  return sources.Split(read, tuple(int(count) for count in counts), split.paths)
+
+
+def folder_data(path: str, class_names: tuple[str, ...], *, max_pixels: int,
+                what: str | None = None) -> tuple[sources.Split, dict]:
+  """Every decodable image of `path`/<class>/... as one split, labelled by the model's class
+  order (the folder may hold some of the model's classes), and its data report;
+  `max_pixels` is the run's data.max_image_pixels.
+
+  Raises:
+    errors.NotFoundError: no such folder.
+    errors.InvalidValueError: a class folder that is not one of the model's classes.
+  """
+  scan = folders.scan_folder(path, max_image_pixels=max_pixels, on_bad_image='skip')
+  labels = class_labels(scan.class_names, class_names, what=what or f'--data={path!r}')
+  split = sources.file_split(scan.files, labels[scan.labels], len(class_names),
+                             max_pixels=max_pixels)
+  report = {'description': f'image folder {path!r}', 'scan': scan.summary(), 'warnings': [],
+            'split_sizes': {'judged': split.num_examples},
+            'classes': [{'name': name, 'judged': count}
+                        for name, count in zip(class_names, split.class_counts)]}
+  return split, report
