@@ -1,4 +1,4 @@
-"""`python -m tftransfer.audit` (tftransfer-audit): the command is tftransfer/cli/audit.py."""
+"""`python -m tftransfer.audit`, kept for scripts that spell it so: `tftransfer audit`."""
 
 from tftransfer.cli import launch
 

@@ -1,4 +1,4 @@
-"""`python -m tftransfer.evaluate` (tftransfer-evaluate): see tftransfer/cli/evaluate.py."""
+"""`python -m tftransfer.evaluate`, kept for scripts that spell it so: `tftransfer evaluate`."""
 
 from tftransfer.cli import launch
 

@@ -1,4 +1,4 @@
-"""`python -m tftransfer.explain` (tftransfer-explain): the command is tftransfer/cli/explain.py."""
+"""`python -m tftransfer.explain`, kept for scripts that spell it so: `tftransfer explain`."""
 
 from tftransfer.cli import launch
 

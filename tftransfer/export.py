@@ -1,4 +1,4 @@
-"""`python -m tftransfer.export` (tftransfer-export): see tftransfer/cli/export.py."""
+"""`python -m tftransfer.export`, kept for scripts that spell it so: `tftransfer export`."""
 
 from tftransfer.cli import launch
 

@@ -1,4 +1,5 @@
-"""`python -m tftransfer.make_tfrecords` (tftransfer-make-tfrecords): see cli/make_tfrecords.py."""
+"""`python -m tftransfer.make_tfrecords`, kept for scripts that spell it so:
+`tftransfer make_tfrecords`."""
 
 from tftransfer.cli import launch
 

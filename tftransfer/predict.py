@@ -1,4 +1,4 @@
-"""`python -m tftransfer.predict` (tftransfer-predict): see tftransfer/cli/predict.py."""
+"""`python -m tftransfer.predict`, kept for scripts that spell it so: `tftransfer predict`."""
 
 from tftransfer.cli import launch
 

@@ -1,4 +1,4 @@
-"""`python -m tftransfer.report` (tftransfer-report): the command is tftransfer/cli/report.py."""
+"""`python -m tftransfer.report`, kept for scripts that spell it so: `tftransfer report`."""
 
 from tftransfer.cli import launch
 

@@ -1,4 +1,4 @@
-"""`python -m tftransfer.train` (tftransfer-train): see tftransfer/cli/train.py."""
+"""`python -m tftransfer.train`, kept for scripts that spell it so: `tftransfer train`."""
 
 from tftransfer.cli import launch
 

@@ -1,6 +1,9 @@
 """What every command does around its `main`: a quiet start, --version, one-line user errors.
 
-Console scripts and `python -m tftransfer.<command>` enter through `run(command)`, which
+Every spelling of a command enters here: `tftransfer <command>`, `python -m tftransfer
+<command>`, the console scripts `tftransfer-<command>` (all `main`, which reads the command
+from the program's name or its first argument) and `python -m tftransfer.<command>` (the
+modules at the package's top call `run`). The commands are commands.py's table. `run`:
   1. sets TensorFlow's C++ log level to warnings and above (TF_CPP_MIN_LOG_LEVEL=1) unless the
      user set it, before TensorFlow is first imported, and keeps the start-up notices that
      no log level reaches off the screen while TensorFlow loads and finds its devices
@@ -22,11 +25,12 @@ import sys
 import time
 
 from tftransfer import __version__, errors, tf_noise
+from tftransfer.cli import commands
 
-_STARTED = time.time()  # The command's start, for a time budget (before TensorFlow loads).
+# The command's start, before TensorFlow loads: a time budget counts from here.
+STARTED = time.time()
+COMMANDS = tuple(commands.COMMANDS)
 
-COMMANDS = ('train', 'export', 'predict', 'evaluate', 'make_tfrecords', 'audit', 'report',
-            'explain')
 
 def _load(module_name: str):
   """Imports `module_name`, and TensorFlow with it, quietly unless the user set
@@ -49,18 +53,23 @@ def versions() -> str:
           f'Python {sys.version.split()[0]}')
 
 
+_program_name: list[str] = []  # how the user named the running command, once known
+
+
 def _program(command: str) -> str:
-  """The name a user typed for `command`: its console script, or tftransfer-<command> when
-  started as `python -m tftransfer.<command>`."""
+  """The name a user typed for `command`: 'tftransfer train', its console script, or
+  tftransfer-<command> when started as `python -m tftransfer.<command>`."""
+  if _program_name:
+    return _program_name[0]
   program = os.path.basename(sys.argv[0]) if sys.argv else command
   if program in ('__main__.py', f'{command}.py', '-c', ''):
-    program = f'tftransfer-{command.replace("_", "-")}'
+    program = commands.console_script(command)
   return program
 
 
 def command_line(command: str) -> str:
   """The running command as a user could type it again, e.g. for a report to show."""
-  return shlex.join([_program(command), *sys.argv[1:]])
+  return shlex.join([*_program(command).split(' '), *sys.argv[1:]])
 
 
 def _fail(program: str, message: str) -> None:
@@ -70,6 +79,17 @@ def _fail(program: str, message: str) -> None:
   sys.exit(2)
 
 
+def _no_such_field(flag: str) -> str:
+  """'--config.x.y: no such config field; did you mean ...?' for a misspelt override."""
+  from tftransfer import config as config_lib  # pylint: disable=g-import-not-at-top
+  section = flag.split('=')[0].removeprefix('--config.').rpartition('.')[0]
+  likely = [path.rpartition('.')[2] if path.rpartition('.')[0] == section else path
+            for path in config_lib.suggest(flag.split('=')[0])]
+  hint = (f"; did you mean {', '.join(map(repr, likely))}?" if likely else
+          '; --helpfull lists every field.')
+  return f'{flag.split("=")[0]}: no such config field{hint}'
+
+
 def _flag_error_message(error: Exception, argv: list[str]) -> str:
   """One line saying which flag is wrong, from absl's or ml_collections' error."""
   message = str(error)
@@ -77,23 +97,39 @@ def _flag_error_message(error: Exception, argv: list[str]) -> str:
     last = [line for line in message.splitlines() if line.strip()][-1]
     return f'{message.splitlines()[0].rstrip(":")} {last.strip()}'
   typo = re.search(r'Did you mean "(\w+)" instead of "(\w+)"', message.replace('\\"', '"'))
-  if typo:
-    suggestion, wrong = typo.groups()
-    flag = next((arg.split('=')[0] for arg in argv if f'.{wrong}' in arg.split('=')[0]),
-                wrong)
-    return f'{flag}: no such config field; did you mean {suggestion!r}?'
-  if isinstance(error, (AttributeError, KeyError)):
-    field = message.strip('\'"')
-    return f'--config override names a field that does not exist: {field}'
+  missing = typo.group(2) if typo else message.strip('\'"') if isinstance(
+      error, (AttributeError, KeyError)) else None
+  if missing:
+    flag = next((arg for arg in argv if arg.startswith('--config.')
+                 and arg.split('=')[0].rsplit('.', 1)[-1] == missing), f'--config.{missing}')
+    return _no_such_field(flag)
   return message.splitlines()[0] if message else type(error).__name__
 
 
-def _parse_flags(program: str):
+# absl's help flags, and whether each asks for the command's own flags only.
+_HELP = {'--help': True, '-h': True, '-?': True, '--helpshort': True, '--helpfull': False}
+
+
+def _help(module, program: str, *, short: bool) -> str:
+  """The command's usage (its module docstring) and its flags (with --helpfull, every
+  flag, absl's and TensorFlow's too)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  listed = (flags.FLAGS.module_help(module.__name__) if short else flags.FLAGS.get_help())
+  return (f'{program}: {(module.__doc__ or "").strip()}\n\nflags:\n{listed}\n'
+          + ('\n(--helpfull lists every flag, absl\'s and TensorFlow\'s too.)\n'
+             if short else ''))
+
+
+def _parse_flags(program: str, module):
   from absl import flags  # pylint: disable=g-import-not-at-top
 
   def parse(argv):
     if '--version' in argv[1:]:
       print(versions())
+      sys.exit(0)
+    asked = [arg for arg in argv[1:] if arg in _HELP]
+    if asked:  # absl would exit 1; asking for help is not a failure.
+      print(_help(module, program, short=_HELP[asked[0]]))
       sys.exit(0)
     try:
       return flags.FLAGS(argv)
@@ -108,9 +144,7 @@ def run(command: str) -> None:
   from absl import app, logging  # pylint: disable=g-import-not-at-top
   program = _program(command)
   module = _load(f'tftransfer.cli.{command}')
-  from tftransfer import runtime  # pylint: disable=g-import-not-at-top
   from tftransfer.training import interrupts  # pylint: disable=g-import-not-at-top
-  runtime.set_command_started(_STARTED)
 
   def main(argv):
     # TensorFlow's checkpoint writer logs one INFO line per save through absl ('Sharding
@@ -128,44 +162,36 @@ def run(command: str) -> None:
     except interrupts.Interrupted as stopped:  # Logged, with the step, where it was raised.
       sys.exit(stopped.exit_code)
 
-  app.run(main, flags_parser=_parse_flags(program))
+  app.run(main, flags_parser=_parse_flags(program, module))
 
 
-def train():
-  """Console script tftransfer-train."""
-  run('train')
+def usage() -> str:
+  width = max(map(len, COMMANDS))
+  return '\n'.join(['usage: tftransfer <command> [--flags] [arguments]  (or python -m '
+                    'tftransfer <command>, or tftransfer-<command>)', '', 'commands:'] +
+                   [f'  {name:<{width}}  {text}' for name, text in commands.COMMANDS.items()] +
+                   ['', "'tftransfer <command> --helpshort' lists a command's flags; "
+                    "'tftransfer --version' the versions."])
 
 
-def export():
-  """Console script tftransfer-export."""
-  run('export')
-
-
-def predict():
-  """Console script tftransfer-predict."""
-  run('predict')
-
-
-def evaluate():
-  """Console script tftransfer-evaluate."""
-  run('evaluate')
-
-
-def make_tfrecords():
-  """Console script tftransfer-make-tfrecords."""
-  run('make_tfrecords')
-
-
-def audit():
-  """Console script tftransfer-audit."""
-  run('audit')
-
-
-def report():
-  """Console script tftransfer-report."""
-  run('report')
-
-
-def explain():
-  """Console script tftransfer-explain."""
-  run('explain')
+def main() -> None:
+  """Every console script: `tftransfer-<command> ...` and `tftransfer <command> ...`."""
+  program = os.path.basename(sys.argv[0]) if sys.argv else 'tftransfer'
+  by_script = {commands.console_script(name): name for name in COMMANDS}
+  if program in by_script:
+    run(by_script[program])
+  arguments = sys.argv[1:]
+  if arguments in (['--version'], ['version']):
+    print(versions())
+    sys.exit(0)
+  if not arguments or arguments[0] in ('-h', '--help', 'help'):
+    print(usage(), file=sys.stdout if arguments else sys.stderr)
+    sys.exit(0 if arguments else 2)
+  command = arguments[0].replace('-', '_')
+  if command not in COMMANDS:
+    print(f'tftransfer: error: {arguments[0]!r} is not a command.\n\n{usage()}',
+          file=sys.stderr)
+    sys.exit(2)
+  _program_name[:] = [f'tftransfer {arguments[0]}']
+  sys.argv = [f'tftransfer {arguments[0]}', *arguments[1:]]
+  run(command)
