@@ -1,28 +1,109 @@
-"""Shared fixtures (helpers.py holds the plain functions), and the `shared_data` marker's skip."""
+"""Shared fixtures (helpers.py holds the plain functions), the markers' skips, and the guard
+that fails a test which leaks global state into the tests after it.
+
+Two tiers: `python -m pytest -q -m "not slow"` is the fast one; the README's command runs
+every test. `TFTRANSFER_SHARED=none` hides ../shared from the tests, as on a user's clone.
+"""
 
 import os
 import pathlib
+import random
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import logging  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-from helpers import (SHARED, SHARED_TRAIN, SHARED_WEIGHTS, tiny_config,  # noqa: E402
-                     write_calibrated_weights, write_fake_weights, write_messy_folder)
+from tests.helpers import (SHARED, SHARED_TRAIN, SHARED_WEIGHTS,  # noqa: E402
+                           tiny_run_config, write_calibrated_weights, write_fake_weights,
+                           write_messy_folder)
 
+pytest_plugins = ['pytester']  # tests/test_isolation.py runs pytest on a leaky test
 
 # The library's own INFO lines ('Resuming from ...', 'not retraining') are part of what tests
 # check through caplog.
 logging.set_verbosity(logging.INFO)
+# TensorFlow's CPU kernels are not bit-for-bit deterministic across processes (parallel
+# reductions), so a tiny run's best epoch could differ from one session to the next: with op
+# determinism and the runs' seeds, the same tests train the same weights every time.
+tf.config.experimental.enable_op_determinism()
 
 
 def pytest_collection_modifyitems(config, items):
-  skip_shared = pytest.mark.skip(reason=f'needs real data in {SHARED} (absent)')
+  """Whole runs are slow: everything in tests/e2e/ and every test on real data (../shared);
+  real-data tests skip when ../shared is absent."""
+  del config
+  skip_shared = pytest.mark.skip(reason=f'needs real data in {SHARED} (absent or hidden by '
+                                 'TFTRANSFER_SHARED=none)')
+  e2e = pathlib.Path(__file__).parent / 'e2e'
   for item in items:
+    if e2e in pathlib.Path(item.fspath).parents or 'shared_data' in item.keywords:
+      item.add_marker(pytest.mark.slow)
     if 'shared_data' in item.keywords and not (SHARED_TRAIN.is_dir()
                                                and SHARED_WEIGHTS.is_file()):
       item.add_marker(skip_shared)
+
+
+def _global_state() -> dict:
+  """What one test may not leave changed for the next: the Keras dtype policy, the process's
+  environment and working directory, the global seeds of TensorFlow and Keras (what
+  keras.utils.set_random_seed sets) and the absl log level."""
+  from keras.src.backend.common import global_state  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
+  return {'keras dtype policy': keras.mixed_precision.dtype_policy().name,
+          # pytest itself sets PYTEST_CURRENT_TEST around each test.
+          'environment': {key: value for key, value in os.environ.items()
+                          if key != 'PYTEST_CURRENT_TEST'},
+          'working directory': os.getcwd(),
+          'TensorFlow global seed': context.global_seed(),
+          'Keras global seed': global_state.get_global_attribute('global_random_seed'),
+          'absl verbosity': logging.get_verbosity()}
+
+
+def _restore(state: dict) -> None:
+  from keras.src.backend.common import global_state  # pylint: disable=g-import-not-at-top
+  keras.mixed_precision.set_global_policy(state['keras dtype policy'])
+  for key in set(os.environ) - set(state['environment']) - {'PYTEST_CURRENT_TEST'}:
+    del os.environ[key]
+  os.environ.update(state['environment'])
+  os.chdir(state['working directory'])
+  tf.random.set_seed(state['TensorFlow global seed'])
+  global_state.set_global_attribute('global_random_seed', state['Keras global seed'])
+  logging.set_verbosity(state['absl verbosity'])
+
+
+def _differences(before: dict, after: dict) -> list[str]:
+  changed = []
+  for name, value in before.items():
+    if name == 'environment':
+      keys = sorted(key for key in value.keys() | after[name].keys()
+                    if value.get(key) != after[name].get(key))
+      changed += [f'environment variable {key}' for key in keys]
+    elif value != after[name]:
+      changed.append(name)
+  return changed
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_state(request):
+  """Fails the test that changes global state without restoring it (restoring it for the
+  tests after it), so a leak is found where it starts rather than where it hurts. Python's
+  and NumPy's global random streams are given back after every test too: building any Keras
+  model draws from them (its layers' default seeds), so they are restored, not policed."""
+  before = _global_state()
+  streams = random.getstate(), np.random.get_state()
+  yield
+  random.setstate(streams[0])
+  np.random.set_state(streams[1])
+  changed = _differences(before, _global_state())
+  if changed:
+    _restore(before)
+    pytest.fail(f'{request.node.nodeid} left global state changed: {", ".join(changed)}. '
+                'Restore it (monkeypatch, runtime.keras_policy, runtime.seeded) before the '
+                'test ends.', pytrace=False)
 
 
 @pytest.fixture
@@ -43,14 +124,12 @@ def messy_folder(tmp_path):
 def tiny_run(tmp_path_factory):
   """A finished tiny run (5 classes, export.top_k=3, data.max_image_pixels=64*64) from
   calibrated 'pretrained' weights, so its outputs depend on the image; trained once per session
-  for the export and evaluation tests. Copy it before changing it."""
+  for the training, export and evaluation tests. Which epoch is selected is read from its
+  final_metrics.json, never assumed. Copy it before changing it."""
   from tftransfer.training import loop  # Imported here: only these fixtures train.
   root = tmp_path_factory.mktemp('tiny_run')
-  weights = root / 'calibrated_mobilenet.weights.h5'
-  write_calibrated_weights(weights)
-  loop.train_and_evaluate(
-      tiny_config(model__weights=str(weights), export__top_k=3,
-                  data__max_image_pixels=64 * 64), str(root / 'run'))
+  write_calibrated_weights(root / 'calibrated_mobilenet.weights.h5')
+  loop.train_and_evaluate(tiny_run_config(root / 'run'), str(root / 'run'))
   return root / 'run'
 
 
@@ -65,14 +144,13 @@ def tiny_export(tiny_run, tmp_path_factory):
 @pytest.fixture(scope='session')
 def served(tiny_export):
   """`tiny_export` loaded with tf.saved_model.load."""
-  import tensorflow as tf
   return tf.saved_model.load(str(tiny_export))
 
 
 @pytest.fixture(scope='session')
 def trained(tiny_run):
   """`tiny_run` restored from its workdir."""
-  from tftransfer.training import restore
+  from tftransfer import restore
   return restore.restore(str(tiny_run))
 
 

@@ -1,6 +1,6 @@
 """Test helpers: tiny offline configs, generated image folders, fake pretrained weight files.
 
-Imported by tests as `helpers` (tests/ is on sys.path via its conftest.py).
+Imported by tests as `tests.helpers` (the repository root is on sys.path: tests/ is a package).
 """
 
 import base64
@@ -20,8 +20,9 @@ from tftransfer.model import backbones
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # ../shared beside the checkout; TFTRANSFER_SHARED points elsewhere (a git worktree's checkout
-# has no ../shared beside it).
-SHARED = pathlib.Path(os.environ.get('TFTRANSFER_SHARED', REPO.parent / 'shared'))
+# has no ../shared beside it), and TFTRANSFER_SHARED=none hides it, as on a user's clone.
+_SHARED = os.environ.get('TFTRANSFER_SHARED', str(REPO.parent / 'shared'))
+SHARED = pathlib.Path('/nonexistent/shared' if _SHARED == 'none' else _SHARED)
 SHARED_TRAIN = SHARED / 'data' / 'cifar10' / 'train'
 SHARED_WEIGHTS = SHARED / 'weights' / 'mobilenet_2_5_224_tf_no_top.h5'
 # config.data.max_image_pixels by default: what a scan or decode in a test allows.
@@ -55,6 +56,14 @@ def tiny_config(**overrides):
     section, _, field = dotted.rpartition('__')
     (config[section] if section else config)[field] = value
   return config.lock()
+
+
+def tiny_run_config(run: pathlib.Path):
+  """The config of the `tiny_run` fixture's `run` (its calibrated weights lie beside it): a
+  tiny_config with calibrated 'pretrained' weights, export.top_k=3 and a 64x64 pixel limit."""
+  return tiny_config(model__weights=str(pathlib.Path(run).parent /
+                                        'calibrated_mobilenet.weights.h5'),
+                     export__top_k=3, data__max_image_pixels=64 * 64)
 
 
 def write_fake_weights(path, *, backbone='mobilenet', width=0.25, image_size=32, seed=7):

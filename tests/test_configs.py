@@ -1,6 +1,5 @@
 """Every config in configs/ loads, validates, builds its model, and parses overrides."""
 
-import subprocess
 import sys
 
 from absl import flags
@@ -9,10 +8,10 @@ import ml_collections
 from ml_collections import config_flags
 import pytest
 
-from tftransfer import config as config_lib
-from tftransfer.model import backbones, transfer
-from tftransfer.training import resolve, schedule
-from helpers import REPO, load_config
+from tftransfer import config as config_lib, restore
+from tftransfer.model import backbones
+from tftransfer.training import resolve, rules
+from tests.helpers import REPO, load_config
 
 CONFIGS = sorted((REPO / 'configs').glob('*.py'))
 # Configs taking an argument, and the arguments they accept.
@@ -43,11 +42,10 @@ def test_config_loads_validates_and_builds(path, arg, tmp_path):
   config_lib.validate(config)
   resolved = resolve.resolve(config).config
   size = resolved.model.image_size
-  if config_lib.is_auto(size):  # decided once data is loaded; photos keep the native size
-    size = schedule.rule_image_size(resolved.model.backbone, shorter_side=500)[0]
-  model = transfer.build_model(backbone=resolved.model.backbone, num_classes=10,
-                             image_size=size, width=resolved.model.width,
-                             weights='none', dropout=resolved.model.dropout)
+  if size == config_lib.AUTO:  # decided once data is loaded; photos keep the native size
+    size = rules.image_size(resolved.model.backbone, shorter_side=500)[0]
+  size = backbones.resolve_image_size(resolved.model.backbone, size)
+  model = restore.build_model(resolved, image_size=size, num_classes=10, weights='none')
   assert model.model.input_shape == (None, size, size, 3)
   assert model.model.output_shape == (None, 10)
   assert size >= backbones.get_spec(resolved.model.backbone).min_size
@@ -104,14 +102,43 @@ def _leaves(config, prefix=''):
       yield prefix + key
 
 
-def test_every_field_is_documented_and_helpfull_shows_it():
+def test_every_field_is_declared_once_documented_and_unique_by_name():
   docs = config_lib.field_docs()
   assert set(docs) == set(_leaves(config_lib.default_config()))
   assert all(len(doc) > 10 for doc in docs.values())
-  helpfull = subprocess.run([sys.executable, '-m', 'tftransfer.train', '--helpfull'],
-                            capture_output=True, text=True, timeout=120).stdout
-  assert '--config.train.unfreeze=' in helpfull
-  assert docs['train.unfreeze'][:40] in ' '.join(helpfull.split())
+  names = [path.rpartition('.')[2] for path in docs]
+  assert len(names) == len(set(names))  # the notebook API takes them as keywords
+  described = config_lib.describe_fields()
+  assert "--config.train.unfreeze='all'" in described
+  assert "Values: 'all' or a positive number of top backbone layers" in described
+
+
+def test_defaults_come_locked_and_auto_is_one_value():
+  config = config_lib.default_config()
+  assert config.is_locked
+  with pytest.raises(AttributeError):
+    config.train.learning_rate = 0.5  # a typo must not become a field nothing reads
+  config.model.image_size = 96  # 'auto' fields take numbers ...
+  config.train.freeze_batchnorm = False  # ... and switches booleans
+  config_lib.validate(config)
+  config.train.freeze_batchnorm = 'false'
+  with pytest.raises(ValueError, match=r"freeze_batchnorm='false' is not valid; use 'auto', "
+                                       'True or False'):
+    config_lib.validate(config)
+
+
+def test_fields_by_name_suggest_what_a_guess_meant():
+  config = config_lib.from_fields(image_size=96, head_epochs=2, **{'train.batch_size': 16})
+  assert (config.model.image_size, config.train.head_epochs, config.train.batch_size) == (
+      96, 2, 16)
+  assert config_lib.suggest('batchsize') == ['train.batch_size']
+  assert config_lib.suggest('epochs') == ['train.head_epochs', 'train.finetune_epochs']
+  assert config_lib.suggest('learning_rate') == ['train.head_lr', 'train.finetune_lr']
+  with pytest.raises(ValueError, match="epochs=5: no such config field; did you mean "
+                                       "'head_epochs', 'finetune_epochs'"):
+    config_lib.from_fields(epochs=5)
+  with pytest.raises(ValueError, match=r'dropout=1.5 is not valid; use a number in \[0, 1\)'):
+    config_lib.from_fields(dropout=1.5)
 
 
 def test_one_image_size_limit_for_scan_training_and_serving():

@@ -35,15 +35,12 @@ def test_auto_precision_table(hardware, gpu, cpu_bf16, strategy, depthwise, expe
   assert precision is expected and why
 
 
-def test_explicit_precision_wins_and_unknown_is_refused(hardware, monkeypatch):
+def test_explicit_precision_and_xla_win(hardware, monkeypatch):
   monkeypatch.delenv('TF_CONFIG', raising=False)
   hardware(gpu=None, cpu_bf16=True)
   rt = runtime.setup(strategy='one_device', tpu_address='', mixed_precision='float16',
                      jit_compile=True, depthwise_backbone=False)
   assert (rt.precision, rt.jit_compile, rt.auto_decisions) == (Precision.FLOAT16, True, {})
-  with pytest.raises(ValueError, match=r"mixed_precision='fp16'.*float16"):
-    runtime.setup(strategy='one_device', tpu_address='', mixed_precision='fp16',
-                  jit_compile=None, depthwise_backbone=False)
 
 
 def test_precision_keras_policies():
@@ -78,8 +75,8 @@ def test_strategy_choices(monkeypatch):
 def test_setup_resolves_everything_for_one_process(hardware, monkeypatch):
   hardware(gpu=None, cpu_bf16=True)
   monkeypatch.delenv('TF_CONFIG', raising=False)
-  rt = runtime.setup(strategy='auto', tpu_address='', mixed_precision='auto', jit_compile=None,
-                     depthwise_backbone=False)
+  rt = runtime.setup(strategy='auto', tpu_address='', mixed_precision='auto',
+                     jit_compile='auto', depthwise_backbone=False)
   assert (rt.strategy_name, rt.precision, rt.jit_compile) == ('one_device',
                                                              Precision.BFLOAT16, False)
   assert (rt.is_chief, rt.worker_index, rt.num_workers) == (True, 0, 1)
@@ -87,5 +84,5 @@ def test_setup_resolves_everything_for_one_process(hardware, monkeypatch):
       'distribute.strategy': ('one_device', '0 local GPUs'),
       'train.mixed_precision': ('bfloat16', 'this CPU has AVX512_BF16/AMX (ResNet50 measured '
                                             '17 % faster)'),
-      'train.jit_compile': ('false', 'XLA measured 2-8x slower on this kind of CPU')}
+      'train.jit_compile': (False, 'XLA measured 2-8x slower on this kind of CPU')}
   assert rt.describe() == 'Strategy one_device: 1 replicas in sync, worker 0 of 1 (chief).'

@@ -6,9 +6,9 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 import tensorflow as tf
 
-from helpers import MAX_IMAGE_PIXELS, smooth_picture
+from tests.helpers import MAX_IMAGE_PIXELS, smooth_picture
 from tftransfer.auditing import descriptors, duplicates
-from tftransfer.data import sources
+from tftransfer import restore
 
 
 def _describe(pictures, crop=0.1):
@@ -72,7 +72,8 @@ def test_hashes_tell_a_byte_copy_from_the_same_pixels_saved_again(tmp_path):
     (tmp_path / 'pictures' / name).write_bytes(data)
   (tmp_path / 'others').mkdir()  # A folder of images needs two classes.
   (tmp_path / 'others' / 'third.png').write_bytes(_png(smooth_picture(3)))
-  _, split = sources.whole_folder(str(tmp_path), max_pixels=MAX_IMAGE_PIXELS)
+  split, _ = restore.folder_data(str(tmp_path), ('others', 'pictures'),
+                                 max_pixels=MAX_IMAGE_PIXELS)
   described = descriptors.compute(split, crop=0.1)
   index = {path.rsplit('/', 1)[-1]: number for number, path in enumerate(split.paths)}
   byte, pixel = described.byte_hashes, described.pixel_hashes

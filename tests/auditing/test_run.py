@@ -11,7 +11,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from helpers import SHARED_WEIGHTS, tiny_config
+from tests.helpers import SHARED_WEIGHTS, tiny_config
 from tftransfer.auditing import run, thresholds
 
 

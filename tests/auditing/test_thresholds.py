@@ -9,7 +9,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
-from helpers import REPO, SHARED_TRAIN, SHARED_WEIGHTS, smooth_picture
+from tests.helpers import REPO, SHARED_TRAIN, SHARED_WEIGHTS, smooth_picture
 from tftransfer import config as config_lib
 from tftransfer.auditing import thresholds
 

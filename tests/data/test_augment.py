@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tftransfer.data import augment, pipeline, sources
-from helpers import tiny_config
+from tests.helpers import tiny_config
 
 NUM_CLASSES = 5
 

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from tftransfer.data import exif, image_ops, sources
-from helpers import MAX_IMAGE_PIXELS, tiny_config, write_image_folder
-import image_variants
+from tests.helpers import MAX_IMAGE_PIXELS, tiny_config, write_image_folder
+from tests import image_variants
 
 
 def test_a_portrait_photo_stored_sideways_is_decoded_upright():

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tftransfer.data import folders, image_ops, sources
 from tftransfer.evaluation import evaluate
 from tftransfer.training import loop
-from helpers import (MAX_IMAGE_PIXELS, SHARED_TRAIN, png_claiming, tiny_config,
+from tests.helpers import (MAX_IMAGE_PIXELS, SHARED_TRAIN, png_claiming, tiny_config,
                      write_image_folder)
 
 
@@ -76,6 +76,7 @@ def test_a_class_without_usable_images_is_an_error_naming_it(messy_folder):
     folders.scan_folder(str(root), max_image_pixels=MAX_IMAGE_PIXELS)
 
 
+@pytest.mark.slow
 def test_training_on_a_messy_folder_skips_and_reports(messy_folder, tmp_path):
   root, valid, broken = messy_folder
   workdir = tmp_path / 'run'
@@ -94,6 +95,7 @@ def test_training_on_a_messy_folder_skips_and_reports(messy_folder, tmp_path):
                                                                               'émeu']
 
 
+@pytest.mark.slow
 def test_a_folder_changed_since_the_run_started_is_refused(messy_folder, tmp_path):
   # Export and predict name classes from data.json: a renamed class folder must not
   # silently relabel a trained head.
@@ -143,6 +145,7 @@ def test_unchanged_folder_is_served_from_the_scan_cache(messy_folder, tmp_path, 
   assert [path for path, _ in repaired.skipped] == sorted(set(broken) - {'cat/zero.jpg'})
 
 
+@pytest.mark.slow
 def test_resumed_run_does_not_scan_again(messy_folder, tmp_path, monkeypatch):
   root, _, _ = messy_folder
   workdir = tmp_path / 'run'

@@ -7,7 +7,7 @@ from PIL import Image
 import tensorflow as tf
 
 from tftransfer.data import image_headers
-from helpers import encode_image, gif_bytes, random_image
+from tests.helpers import encode_image, gif_bytes, random_image
 
 
 def _decoded_shape(encoded):

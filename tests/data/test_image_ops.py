@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from tftransfer.data import image_ops
-import image_variants
-from helpers import MAX_IMAGE_PIXELS, png_claiming
+from tests import image_variants
+from tests.helpers import MAX_IMAGE_PIXELS, png_claiming
 
 
 def test_preprocessing_is_identical_eagerly_and_in_tf_data():

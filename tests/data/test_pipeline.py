@@ -3,7 +3,7 @@
 import numpy as np
 
 from tftransfer.data import pipeline, sources
-from helpers import tiny_config
+from tests.helpers import tiny_config
 
 
 def _labels(split):

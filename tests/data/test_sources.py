@@ -9,8 +9,8 @@ import tensorflow_datasets as tfds
 
 from tftransfer import config as config_lib, errors
 from tftransfer.data import folders, sources, splits
-from helpers import tiny_config, write_image_folder
-import image_variants
+from tests.helpers import tiny_config, write_image_folder
+from tests import image_variants
 
 
 def _labels(split, shard=0, shards=1):

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tftransfer.data import image_ops, sources, tfrecords
 from tftransfer.training import loop
-from helpers import MAX_IMAGE_PIXELS, tiny_config, write_image_folder
+from tests.helpers import MAX_IMAGE_PIXELS, tiny_config, write_image_folder
 
 
 def _config(source, path, **overrides):
@@ -137,6 +137,7 @@ def test_workers_read_their_own_files(converted):
   assert all(sum(shard.values()) in (3, 4) for shard in shards)
 
 
+@pytest.mark.slow
 def test_training_from_tfrecords_runs_and_reports_the_scan(converted, tmp_path):
   _, output, _, _, broken = converted
   workdir = tmp_path / 'run'
@@ -193,6 +194,7 @@ def test_automatic_shard_count():
   assert tfrecords.auto_num_shards(10 * 2**30, 10**6) == 80
 
 
+@pytest.mark.slow
 def test_make_tfrecords_command(messy_folder, tmp_path):
   root, _, _ = messy_folder
   output = tmp_path / 'records'

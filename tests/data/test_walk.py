@@ -10,7 +10,7 @@ from tftransfer import errors
 from tftransfer.data import folders, walk
 from tftransfer.serving import prediction
 from tftransfer.training import loop
-from helpers import MAX_IMAGE_PIXELS, tiny_config, write_image_folder
+from tests.helpers import MAX_IMAGE_PIXELS, tiny_config, write_image_folder
 
 
 def _scan(root):

@@ -21,8 +21,8 @@ def main(workdir, overrides, logical_cpus=1):
     cpu = tf.config.list_physical_devices('CPU')[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from helpers import tiny_config  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+  from tests.helpers import tiny_config  # pylint: disable=g-import-not-at-top
   from tftransfer.training import interrupts, loop  # pylint: disable=g-import-not-at-top
   try:
     final = loop.train_and_evaluate(tiny_config(**overrides), workdir)

@@ -9,8 +9,9 @@ import pytest
 
 from tftransfer.data import folders
 from tftransfer.evaluation import evaluate
-from tftransfer.training import loop, restore
-from helpers import (MAX_IMAGE_PIXELS, REPO, tiny_config, write_calibrated_weights,
+from tftransfer import restore, runtime
+from tftransfer.training import loop
+from tests.helpers import (MAX_IMAGE_PIXELS, REPO, tiny_config, write_calibrated_weights,
                      write_image_folder)
 
 sys.path.insert(0, str(REPO / 'scripts'))
@@ -53,17 +54,17 @@ def test_a_tftransfer_snapshot_scores_as_the_run_evaluates(folder_run, tmp_path)
 def test_a_keras_snapshot_scores_as_keras_evaluates(folder_run, tmp_path):
   _, test_folder = folder_run
   # A peer-like model: 0-255 RGB in at 40 px, its own rescaling inside, trained a little.
-  keras.utils.set_random_seed(0)
-  inputs = keras.Input((40, 40, 3))
-  x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
-  x = keras.layers.Conv2D(8, 3, activation='relu')(x)
-  x = keras.layers.GlobalAveragePooling2D()(x)
-  model = keras.Model(inputs, keras.layers.Dense(3)(x))
-  model.compile('adam', keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=['accuracy'])
-  dataset = keras.utils.image_dataset_from_directory(str(test_folder), image_size=(40, 40),
-                                                     batch_size=32, shuffle=False)
-  model.fit(dataset, epochs=3, verbose=0, shuffle=False)
+  with runtime.seeded(0):
+    inputs = keras.Input((40, 40, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.Conv2D(8, 3, activation='relu')(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    model.compile('adam', keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=['accuracy'])
+    dataset = keras.utils.image_dataset_from_directory(str(test_folder), image_size=(40, 40),
+                                                       batch_size=32, shuffle=False)
+    model.fit(dataset, epochs=3, verbose=0, shuffle=False)
   path = str(tmp_path / 'head_1.keras')
   model.save(path)
   scan = folders.scan_folder(str(test_folder), max_image_pixels=MAX_IMAGE_PIXELS)

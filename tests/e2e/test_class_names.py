@@ -10,7 +10,7 @@ import sys
 from tftransfer.evaluation import evaluate
 from tftransfer.serving import export
 from tftransfer.training import loop
-from helpers import tiny_config, write_image_folder
+from tests.helpers import tiny_config, write_image_folder
 
 FOLDER = os.fsdecode(b'caf\x93')  # the folder's name as Python lists it
 TEXT = 'caf\\x93'  # the class name everywhere it is text

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import REPO, write_image_folder
+from tests.helpers import REPO, console_script, write_image_folder
 
 FOLDER_CONFIG = str(REPO / 'configs' / 'folder.py')
 
@@ -141,7 +141,7 @@ def test_a_run_starts_quietly_and_says_what_auto_chose(finished_run):
   lines = result.stderr.splitlines()
   for noise in ('oneDNN', 'cuda', 'cuInit', 'absl::InitializeLog', 'AVX512', 'rebuild TensorFlow'):
     assert not any(noise in line for line in lines), noise
-  config_lines = [line for line in lines if 'Config: ' in line]
+  config_lines = [line for line in lines if 'Plan: ' in line]
   assert len(config_lines) == 1 and "'auto' resolved: distribute.strategy -> one_device" in (
       config_lines[0])
   assert not any('seed: 0' in line for line in lines)  # the config itself: --verbosity=1 only
@@ -184,3 +184,23 @@ def test_a_folder_of_one_class_is_one_line(tmp_path):
                   "folder(s) ('cat'); a classifier needs at least two. Lay the images out as "
                   'root/<class>/<image>, one folder per class.')
   assert not (tmp_path / 'w' / 'checkpoints').exists()
+
+
+def test_every_spelling_of_a_command_runs_it():
+  spellings = {'train': [sys.executable, '-m', 'tftransfer.train'],
+               'export': [console_script('tftransfer-export')],
+               'predict': [sys.executable, '-m', 'tftransfer', 'predict'],
+               'evaluate': [console_script('tftransfer'), 'evaluate']}
+  running = {command: subprocess.Popen([*argv, '--helpfull'], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+             for command, argv in spellings.items()}
+  for command, process in running.items():
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, (command, stderr[-2000:])  # asking for help is no failure
+    assert f'tftransfer.cli.{command}:' in stdout and 'absl.logging:' in stdout, command
+  usage = subprocess.run([console_script('tftransfer')], capture_output=True, text=True,
+                         timeout=60)
+  assert usage.returncode == 2 and 'make_tfrecords' in usage.stderr
+  wrong = subprocess.run([console_script('tftransfer'), 'trian'], capture_output=True,
+                         text=True, timeout=60)
+  assert wrong.returncode == 2 and "'trian' is not a command" in wrong.stderr

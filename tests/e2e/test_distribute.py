@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from helpers import REPO
+from tests.helpers import REPO
 from tftransfer.model import backbones
-from tftransfer.training import restore
+from tftransfer import restore
 
 RUNNER = str(REPO / 'tests' / 'e2e' / 'run_tiny.py')
 
@@ -92,7 +92,7 @@ def _cluster(count):
 def single_device_run(tmp_path_factory):
   """The reference: one process, one device, from weights whose features depend on the
   image (so every layer gets gradients worth comparing)."""
-  from helpers import write_calibrated_weights
+  from tests.helpers import write_calibrated_weights
   root = tmp_path_factory.mktemp('single')
   weights = root / 'pretrained.weights.h5'
   write_calibrated_weights(weights)

@@ -15,7 +15,7 @@ import pytest
 
 from tftransfer.data import folders, splits
 from tftransfer.training import loop
-from helpers import SHARED_TRAIN, SHARED_WEIGHTS, console_script, tiny_config
+from tests.helpers import SHARED_TRAIN, SHARED_WEIGHTS, console_script, tiny_config
 
 pytestmark = pytest.mark.shared_data
 

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-import browser
+from tests import browser
 from tftransfer.evaluation import report
 
 CHROMIUM = browser.find_chromium()

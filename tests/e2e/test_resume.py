@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from helpers import REPO
+from tests.helpers import REPO
 
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tftransfer.evaluation import evaluate
-from helpers import tiny_config
+from tests.helpers import tiny_config
 
 
 def _check_report(directory, metrics):
@@ -68,6 +68,7 @@ def test_evaluate_a_tflite_export_as_its_export_report_measured_it(tiny_edge_exp
   assert metrics['model']['step'] == report['source']['step']
 
 
+@pytest.mark.slow
 def test_evaluate_command_writes_the_workdir_report(tiny_run, tmp_path):
   workdir = tmp_path / 'run'
   shutil.copytree(tiny_run, workdir)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tftransfer.evaluation import explain
-from helpers import encode_image, expected_probabilities, random_image
+from tests.helpers import encode_image, expected_probabilities, random_image
 
 
 @pytest.fixture
@@ -54,6 +54,7 @@ def test_explain_files_refuses_an_unknown_class(trained, images, tmp_path):
   assert result['explained'] == trained.class_names[-1]
 
 
+@pytest.mark.slow
 def test_the_explain_command(tiny_run, images, tmp_path):
   paths, broken = images
   command = [sys.executable, '-m', 'tftransfer.explain', f'--workdir={tiny_run}',

@@ -9,8 +9,9 @@ import tensorflow as tf
 from tftransfer.data import image_ops, synthetic
 from tftransfer.evaluation import gradcam
 from tftransfer.model import transfer
-from tftransfer.training import loop, restore
-from helpers import SHARED_WEIGHTS, tiny_config, write_calibrated_weights
+from tftransfer import restore
+from tftransfer.training import loop
+from tests.helpers import SHARED_WEIGHTS, tiny_config, write_calibrated_weights
 
 # A 7x7 last feature map. At 96 px (3x3) and 128 px (4x4) every cell of MobileNet-0.25 sees
 # nearly the whole image, and the heat maps' peaks land no nearer the square than the image's
@@ -89,7 +90,12 @@ def test_heat_maps_are_grad_cam_of_the_class_asked_for(tmp_path):
                                     channel_weights.numpy()), 0)
     expected /= expected.max() if expected.max() > 0 else 1
     assert heatmap.shape == (3, 3)
-    np.testing.assert_allclose(heatmap, expected, atol=1e-4)
+    # The batched tf.function and this one-image eager tape compute the backbone and its
+    # gradients with other kernels (batch 8 against 1), whose float32 sums differ in their last
+    # bits; a cell is a sum over 256 channels in which positive and negative terms cancel,
+    # divided by the map's maximum, so a cell of 0.08 moved by 2e-4 (measured). A wrong map
+    # (another class, no ReLU, no normalisation) differs by more than 0.1, as below.
+    np.testing.assert_allclose(heatmap, expected, atol=1e-3)
   assert np.abs(heatmaps - predicted).max() > 0.1  # Another class, another map.
 
 

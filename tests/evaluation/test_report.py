@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from tftransfer.data import pipeline
 from tftransfer.evaluation import report
-from tftransfer.training import restore
-from helpers import write_image_folder
+from tftransfer import restore
+from tests.helpers import write_image_folder
 
 SECTIONS = ['summary', 'curves', 'per-class', 'confusion', 'mistakes', 'pairs', 'calibration',
             'data']
@@ -136,11 +136,12 @@ def test_a_folder_of_the_run_classes_is_judged_with_its_file_paths(tiny_run, tmp
     # The image's class folder is the true class shown: labels follow the model's class order.
     assert path.startswith(str(folder)) and (tmp_path / path).exists()
     assert pathlib.Path(path).parent.name == true_class
-  with pytest.raises(ValueError, match=r"class folders \['cat', 'dog', 'frog'\] that are not"):
+  with pytest.raises(ValueError, match=r"has classes \['cat', 'dog', 'frog'\] that are not"):
     report.report_workdir(str(tiny_run), data=str(write_image_folder(tmp_path / 'other')),
                           output_dir=str(tmp_path / 'other_out'))
 
 
+@pytest.mark.slow
 def test_the_report_command(tiny_run, tmp_path):
   workdir = tmp_path / 'run'
   shutil.copytree(tiny_run, workdir)

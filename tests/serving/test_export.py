@@ -14,8 +14,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tftransfer.serving import export
-from tftransfer.training import restore
-from helpers import encode_image, expected_probabilities, random_image
+from tftransfer import restore
+from tests.helpers import encode_image, expected_probabilities, random_image
 
 IMAGE_SIZE = 32  # tiny_config's model.image_size
 TOLERANCE = 1e-4  # see test_signatures.py
@@ -29,7 +29,8 @@ def test_export_layout_labels_and_metadata(tiny_export, tiny_run):
       f'{name}\n' for name in CLASSES)
   metadata = json.loads((tiny_export / 'assets.extra' / 'tftransfer.json').read_text())
   final = json.loads((tiny_run / 'final_metrics.json').read_text())
-  assert metadata['step'] == final['step'] and metadata['final_metrics'] == final
+  # The export holds the selected epoch, which need not be the last.
+  assert metadata['step'] == final['selected']['step'] and metadata['final_metrics'] == final
   assert (metadata['image_size'], metadata['top_k'], metadata['max_image_pixels']) == (
       IMAGE_SIZE, 3, 64 * 64)
   # Readable by a TF Serving running as another user, as the files inside it are.
@@ -50,6 +51,7 @@ def test_warmup_requests_parse_and_run(tiny_export, served):
   assert signatures == ['serving_default', 'predict_images']
 
 
+@pytest.mark.slow
 def test_reloads_in_a_fresh_process_with_tensorflow_alone(tiny_export, tmp_path):
   png = tmp_path / 'image.png'
   png.write_bytes(encode_image(random_image(45, 30)))
@@ -74,6 +76,7 @@ print(json.dumps({{'classes': by_bytes['classes'].numpy().astype(str).tolist(),
   assert np.asarray(outputs['probabilities']).shape == (2, 5)
 
 
+@pytest.mark.slow
 def test_versions_count_up_and_are_never_overwritten(tiny_run, tmp_path):
   models = tmp_path / 'models'
   first = export.export(str(tiny_run), str(models))
@@ -121,9 +124,10 @@ def test_a_missing_workdir_is_refused_without_creating_it(tmp_path):
   assert not (tmp_path / 'typo').exists()
 
 
+@pytest.mark.slow
 def test_a_bfloat16_run_serves_float32(tmp_path):
   from tftransfer.training import loop
-  from helpers import tiny_config
+  from tests.helpers import tiny_config
   workdir = tmp_path / 'run'
   loop.train_and_evaluate(tiny_config(train__mixed_precision='bfloat16', train__max_steps=2,
                                           train__head_epochs=0), str(workdir))
@@ -164,6 +168,7 @@ def test_edge_formats_sit_beside_the_saved_model_with_their_report(tiny_edge_exp
       (tiny_edge_export / 'assets.extra' / 'tftransfer.json').read_text())['step']
 
 
+@pytest.mark.slow
 def test_the_accuracy_guard_refuses_an_impossible_threshold_and_publishes_nothing(
     tiny_run, tmp_path):
   # A drop of at most -100 points: the .tflite would have to beat the SavedModel by 100.
@@ -190,6 +195,7 @@ def test_check_accuracy_compares_each_drop_with_its_own_maximum():
     export_report.check_accuracy(results)
 
 
+@pytest.mark.slow
 def test_tflite_alone_needs_no_saved_model_and_an_unfinished_run_is_refused(tiny_run,
                                                                           tmp_path):
   workdir = tmp_path / 'run'
@@ -216,6 +222,9 @@ def test_bad_formats_are_refused_before_anything_is_read(tmp_path, formats, quan
   with pytest.raises(ValueError, match=message):
     export.export(str(tmp_path / 'no_run'), str(tmp_path / 'models'), formats=formats,
                   quantize=quantize)
+
+
+@pytest.mark.slow
 def test_a_run_from_before_the_shared_pixel_limit_keeps_its_serving_limit(tiny_run, tmp_path):
   # Runs trained before data.max_image_pixels held the serving limit in export.
   workdir = tmp_path / 'run'

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tftransfer.data import pipeline
 from tftransfer.serving import litert, litert_runtime
-from tftransfer.training import restore
+from tftransfer import restore
 
 # Largest difference of any probability from the Keras model's (softmax of its logits) on the
 # validation pixels: float32 formats differ only in the order of float operations; float16
@@ -62,6 +62,7 @@ def validation_pixels(trained, tiny_run):
   return np.concatenate(images), np.concatenate(labels)
 
 
+@pytest.mark.slow
 def test_every_format_reloads_in_a_fresh_process_and_agrees_with_keras(
     tiny_edge_export, trained, validation_pixels, tmp_path):
   pixels, _ = validation_pixels

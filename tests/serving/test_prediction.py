@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tftransfer.serving import prediction
-from helpers import MAX_IMAGE_PIXELS, write_image_folder
+from tests.helpers import MAX_IMAGE_PIXELS, write_image_folder
 
 
 def test_image_files_walks_folders_and_refuses_missing_paths(tmp_path):
@@ -29,6 +29,7 @@ def test_load_export_points_at_the_version_directory(tiny_export):
   assert prediction.load_export(str(tiny_export)).class_names[0] == 'zigzag'
 
 
+@pytest.mark.slow
 def test_predict_prints_one_json_line_per_image(tiny_export, tmp_path):
   root = write_image_folder(tmp_path / 'images', classes=('a', 'b'), per_class=3,
                             size=(50, 41))

@@ -8,9 +8,9 @@ import PIL.Image
 import pytest
 import tensorflow as tf
 
-from helpers import (console_script, encode_image, expected_probabilities, gif_bytes,
+from tests.helpers import (console_script, encode_image, expected_probabilities, gif_bytes,
                      png_claiming, random_image)
-import image_variants
+from tests import image_variants
 
 # Graph and eager kernels round differently (measured up to 1.2e-5); a preprocessing mismatch
 # (another crop or resize) moves probabilities by 1e-2 and more.
@@ -19,6 +19,7 @@ CLASSES = ['zigzag', 'spiral', 'diamonds', 'waves', 'hatch']  # textures_target,
 VARIANTS = image_variants.variants()
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_the_contract(tiny_export):
   shown = subprocess.run([console_script('saved_model_cli'), 'show', '--dir', str(tiny_export),
                           '--all'],

@@ -3,14 +3,15 @@ statistics, and a short from-scratch run no longer evaluates as one constant cla
 
 import keras
 import numpy as np
+import pytest
 
 from tftransfer.data import sources
-from tftransfer.training import batchnorm, loop, restore
-from helpers import tiny_config
+from tftransfer import restore
+from tftransfer.training import batchnorm, loop
+from tests.helpers import tiny_config
 
 
 def test_statistics_become_the_average_of_the_batches():
-  keras.utils.set_random_seed(0)
   norm = keras.layers.BatchNormalization()
   model = keras.Sequential([keras.Input((3,)), norm])
   batches = [(np.random.default_rng(i).normal(i, 1 + i, (16, 3)).astype(np.float32), None)
@@ -27,6 +28,7 @@ def test_statistics_become_the_average_of_the_batches():
   assert batchnorm.reestimate(model, iter(batches), num_batches=4) == 0
 
 
+@pytest.mark.slow
 def test_a_short_run_from_scratch_does_not_predict_one_class(tmp_path):
   # 20 steps with BatchNorm training from random initialisation: with momentum 0.99 the
   # moving statistics would still be near 0 and 1, and every image one class.

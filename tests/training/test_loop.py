@@ -3,6 +3,7 @@ caps, precision and stop requests."""
 
 import json
 import os
+import shutil
 import signal
 
 import keras
@@ -11,8 +12,9 @@ import pytest
 
 from tftransfer.data import features
 from tftransfer.model import backbones, transfer
-from tftransfer.training import interrupts, loop, resolve, restore, state
-from helpers import tiny_config
+from tftransfer import restore, runtime
+from tftransfer.training import interrupts, loop, state
+from tests.helpers import tiny_config, tiny_run_config
 
 
 def _trained_backbone(workdir):
@@ -24,7 +26,8 @@ def _batchnorm(model):
   return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
 
 
-@pytest.mark.parametrize('on_features', ['true', 'false'])
+@pytest.mark.slow
+@pytest.mark.parametrize('on_features', [True, False])
 def test_head_phase_moves_only_the_head(tmp_path, fake_weights, on_features):
   path, pretrained = fake_weights
   config = tiny_config(model__weights=str(path), train__finetune_epochs=0,
@@ -35,9 +38,9 @@ def test_head_phase_moves_only_the_head(tmp_path, fake_weights, on_features):
   for variable, before in zip(backbone.weights, pretrained):
     np.testing.assert_array_equal(variable.numpy(), before, err_msg=variable.path)
   # ... while the head did train: compare with its initialisation under the same seed.
-  keras.utils.set_random_seed(config.seed)
-  untrained = transfer.build_model(backbone='mobilenet', num_classes=5, image_size=32,
-                                 width=0.25, weights=str(path)).head
+  with runtime.seeded(config.seed):
+    untrained = transfer.build_model(backbone='mobilenet', num_classes=5, image_size=32,
+                                     width=0.25, weights=str(path)).head
   trained = restore.restore(str(tmp_path / 'run')).model.get_layer('head')
   assert not np.allclose(trained.weights[0].numpy(), untrained.weights[0].numpy())
 
@@ -57,6 +60,7 @@ def test_finetune_trains_convolutions_but_not_batchnorm(tmp_path, fake_weights):
   assert all(not np.array_equal(*by_path[name]) for name in kernels)
 
 
+@pytest.mark.slow
 def test_unfreezing_top_layers_leaves_the_rest(tmp_path, fake_weights):
   path, pretrained = fake_weights
   config = tiny_config(model__weights=str(path), train__head_epochs=0,
@@ -71,22 +75,27 @@ def test_unfreezing_top_layers_leaves_the_rest(tmp_path, fake_weights):
     assert moved == trainable_kernel, variable.path
 
 
+@pytest.mark.slow
 def test_batchnorm_trains_from_scratch_unless_frozen(tmp_path):
   config = tiny_config(train__head_epochs=0)
-  assert resolve.resolve(config).freeze_batchnorm is False  # weights='none': must learn
   loop.train_and_evaluate(config, str(tmp_path / 'run'))
+  plan = json.loads((tmp_path / 'run' / 'plan.json').read_text())
+  assert plan['freeze_batchnorm'] is False  # weights='none': must learn
   fresh = backbones.build_backbone('mobilenet', image_size=32, width=0.25, weights='none')
   trained = _trained_backbone(tmp_path / 'run')
   assert not np.array_equal(_batchnorm(trained)[0].moving_mean.numpy(),
                             _batchnorm(fresh)[0].moving_mean.numpy())
 
 
-def test_workdir_holds_the_whole_run(tmp_path):
-  workdir = tmp_path / 'run'
-  final = loop.train_and_evaluate(tiny_config(), str(workdir))
+def test_workdir_holds_the_whole_run(tiny_run):
+  workdir = tiny_run
+  final = json.loads((workdir / 'final_metrics.json').read_text())
   config = json.loads((workdir / 'config.json').read_text())
   assert config['train']['mixed_precision'] == 'float32'
-  assert config['train']['head_on_features'] == 'true'  # 'auto' resolved and recorded
+  assert config['train']['head_on_features'] == 'auto'  # the config as given ...
+  plan = json.loads((workdir / 'plan.json').read_text())
+  assert plan['head_on_features'] is True  # ... and what 'auto' became, with why
+  assert 'computed once' in plan['decisions']['train.head_on_features'][1]
   assert json.loads((workdir / 'data.json').read_text())['class_names'][0] == 'zigzag'
   rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert [(row['phase'], row['epoch']) for row in rows] == [('head', 1), ('finetune', 1)]
@@ -94,21 +103,35 @@ def test_workdir_holds_the_whole_run(tmp_path):
               'val_loss', 'val_balanced_accuracy', 'val_recall', 'images_per_sec',
               'learning_rate', 'step'):
     assert all(key in row for row in rows), key
-  assert json.loads((workdir / 'final_metrics.json').read_text()) == final
   # The result is the best epoch by val_accuracy (the earlier of equals); 'last' the last.
   best = max(rows, key=lambda row: (row['val_accuracy'], -row['step']))
   assert (final['val_accuracy'], final['selected']['step']) == (best['val_accuracy'],
                                                                  best['step'])
   assert final['last']['val_accuracy'] == rows[-1]['val_accuracy']
-  assert final['last']['step'] == rows[-1]['step'] == final['step']
+  assert final['last']['step'] == rows[-1]['step'] == final['step'] == 10
   assert (workdir / 'checkpoints' / 'checkpoint').exists()
   events = os.listdir(workdir / 'tensorboard')
   assert any(name.startswith('events.out.tfevents') for name in events)
 
 
-def test_finished_run_is_not_retrained(tmp_path, monkeypatch, caplog):
+def test_the_saved_backbone_is_the_selected_epochs(tiny_run):
+  saved = _trained_backbone(tiny_run)
+  selected = restore.restore(str(tiny_run)).model
+  last = restore.restore(str(tiny_run), checkpoint='last').model
+  backbone = [layer for layer in selected.layers if layer.name == saved.name][0]
+  for variable, expected in zip(saved.weights, backbone.weights):
+    np.testing.assert_array_equal(variable.numpy(), expected.numpy(), err_msg=variable.path)
+  final = json.loads((tiny_run / 'final_metrics.json').read_text())
+  if final['selected']['step'] != final['step']:  # then the last epoch's backbone differs
+    last_backbone = [layer for layer in last.layers if layer.name == saved.name][0]
+    assert any(not np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(saved.weights, last_backbone.weights))
+
+
+def test_finished_run_is_not_retrained(tiny_run, tmp_path, monkeypatch, caplog):
   workdir = tmp_path / 'run'
-  first = loop.train_and_evaluate(tiny_config(), str(workdir))
+  shutil.copytree(tiny_run, workdir)
+  first = json.loads((workdir / 'final_metrics.json').read_text())
   checkpoints = sorted(os.listdir(workdir / 'checkpoints'))
 
   def no_work(*args, **kwargs):
@@ -116,7 +139,7 @@ def test_finished_run_is_not_retrained(tmp_path, monkeypatch, caplog):
 
   monkeypatch.setattr(loop, '_train_phase', no_work)
   monkeypatch.setattr(state, 'finish', no_work)
-  second = loop.train_and_evaluate(tiny_config(), str(workdir))
+  second = loop.train_and_evaluate(tiny_run_config(tiny_run), str(workdir))
   assert second == first
   assert 'already holds a finished run (step 10); not retraining' in caplog.text
   assert sorted(os.listdir(workdir / 'checkpoints')) == checkpoints
@@ -129,6 +152,7 @@ def test_a_different_experiment_in_the_workdir_is_refused(tmp_path):
     loop.train_and_evaluate(tiny_config(train__head_lr=0.5), str(workdir))
 
 
+@pytest.mark.slow
 def test_max_steps_stops_early_and_a_higher_cap_continues(tmp_path, monkeypatch):
   workdir = tmp_path / 'run'
   assert loop.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))[
@@ -185,6 +209,7 @@ def test_bad_values_fail_before_any_work(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_a_run_resumes_under_another_precision(tmp_path):
   # float16 wraps the optimizer in a loss-scale optimizer; the checkpoint must not care.
   workdir = str(tmp_path / 'run')
@@ -196,6 +221,7 @@ def test_a_run_resumes_under_another_precision(tmp_path):
   assert (final['step'], final['precision']) == (6, 'float32')
 
 
+@pytest.mark.slow
 def test_a_stop_request_during_the_feature_pass_stops_before_training(tmp_path, monkeypatch):
   # Every tf.function call ends an epoch here (5 steps per loop and per epoch), so only the
   # checks outside the step loop (after the feature pass, at epoch ends) can see the request.

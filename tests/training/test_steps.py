@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tftransfer import runtime
 from tftransfer.runtime import Precision
 from tftransfer.training import optimization, steps
 
@@ -21,9 +22,9 @@ def _gaussians(counts, seed):
 
 def _train(class_weights, *, soft=False):
   """A linear classifier trained by the real train loop on 400 + 20 examples."""
-  keras.utils.set_random_seed(0)
   strategy = tf.distribute.get_strategy()
-  model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+  with runtime.seeded(0):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
   optimizer = optimization.build_optimizer(
       name='sgd', learning_rate=0.1, weight_decay=0.0, momentum=0.9,
       precision=Precision.FLOAT32, variables=model.trainable_variables)
