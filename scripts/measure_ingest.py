@@ -25,14 +25,14 @@ import ml_collections  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tftransfer import config as config_lib  # noqa: E402
-from tftransfer.data import folders, sources, tfrecords  # noqa: E402
+from tftransfer.data import dataset, folders, sources, tfrecords
 
 MAX_IMAGE_PIXELS = config_lib.default_config().data.max_image_pixels
 
 SHARED_TRAIN = pathlib.Path(__file__).resolve().parents[1].parent / 'shared/data/cifar10/train'
 
 
-def images_per_sec(split: sources.Split) -> float:
+def images_per_sec(split: dataset.Split) -> float:
   """Reads and decodes every example of `split` once."""
   started = time.perf_counter()
   count = 0

@@ -126,6 +126,12 @@ FIELDS: tuple[Field, ...] = (
        judging, not for choosing checkpoints."""),
     _f('data.val_fraction', 0.1, number(0, 1, high_open=True), """Fraction of each class held
        out for validation when the split is carved from train."""),
+    _f('data.val_path', '', TEXT, """A folder (source='folder') or TFRecord directory
+       (source='tfrecord') to validate on instead of carving data.val_fraction from
+       data.path: its classes must be some or all of the training ones, matched by name;
+       '' = carve."""),
+    _f('data.split_seed', -1, number(-1, integer=True), """Seeds the stratified validation split
+       carved from the training data (and the per-class cap); -1 = the run's seed."""),
     _f('data.max_examples_per_class', 0, number(0, integer=True), """Cap on training examples
        per class after the split (few-label runs, smoke tests); 0 = all."""),
     _f('data.cache', AUTO, choice(*CACHES), """Decoded-image cache: 'memory' | 'none' | 'auto'
@@ -373,8 +379,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if data.source in ('folder', 'tfrecord'):
     _check(bool(data.path), f"config.data.source={data.source!r} needs config.data.path, "
            'e.g. --config.data.path=/data/my_images.')
-    _check(data.val_fraction > 0, f'config.data.val_fraction=0 leaves a {data.source} source '
-           'nothing to validate on (it has no validation split); use e.g. 0.1.')
+    _check(data.val_fraction > 0 or bool(data.val_path), 'config.data.val_fraction=0 leaves a '
+           f'{data.source} source nothing to validate on (it has no validation split); use '
+           'e.g. 0.1, or a folder to validate on with config.data.val_path.')
+  _check(not data.val_path or data.source in ('folder', 'tfrecord'),
+         f'config.data.val_path={data.val_path!r} names a folder or TFRecord directory to '
+         f"validate on; it needs config.data.source='folder' or 'tfrecord', not "
+         f'{data.source!r} (TFDS data: config.data.eval_split).')
   _check(not data.exclude_file or data.source == 'folder',
          f'config.data.exclude_file={data.exclude_file!r} lists files of an image folder; it '
          f"needs config.data.source='folder', not {data.source!r}.")

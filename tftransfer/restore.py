@@ -10,6 +10,7 @@ comes here; the workdir's files themselves are workdir.py, the run's plan plan.p
     run_data(W, config)                      the data W trained on, split as it was
     folder_data(path, class_names)           a folder of images judged by a model: its class
                                              folders matched to the model's classes by name
+                                             (data/dataset.py's class_labels, the one rule)
 
 A restored model is built under the float32 policy whatever precision the run trained in:
 mixed-precision checkpoints hold float32 variables, and float32 compute makes exported
@@ -21,11 +22,10 @@ import os
 
 import keras
 import ml_collections
-import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors, plan as plan_lib, runtime, workdir as workdir_lib
-from tftransfer.data import folders, sources
+from tftransfer.data import dataset, folders, sources
 from tftransfer.model import transfer
 from tftransfer.workdir import Workdir
 
@@ -111,7 +111,7 @@ def restore(workdir: str, *, checkpoint: str | int = 'best',
                       final_metrics=final_metrics)
 
 
-def run_data(workdir: str, config: ml_collections.ConfigDict) -> sources.Data:
+def run_data(workdir: str, config: ml_collections.ConfigDict) -> dataset.Data:
   """The data a run trained on, split as it was: its validation split holds the images the
   run held out, its training split the ones it learned from.
 
@@ -132,47 +132,8 @@ def run_data(workdir: str, config: ml_collections.ConfigDict) -> sources.Data:
   return data
 
 
-def class_labels(found: tuple[str, ...], class_names: tuple[str, ...], *, what: str
-                 ) -> np.ndarray:
-  """int32 [len(found)]: each of `found` (class names of data to judge) as the model's label
-  of that name. The one rule for data judged by a model: its classes must be some or all of
-  the model's, matched by name; order does not matter.
-
-  Raises:
-    errors.InvalidValueError: a class the model does not have, naming `what` holds it.
-  """
-  unknown = [name for name in found if name not in class_names]
-  if unknown:
-    raise errors.InvalidValueError(
-        f'{what} has classes {unknown} that are not classes of the model '
-        f'({", ".join(class_names)}); give data whose classes are some or all of the '
-        "model's (for a folder: one sub-folder per class, named as the class).")
-  return np.asarray([class_names.index(name) for name in found], np.int32)
-
-
-def judged_split(split: sources.Split, found: tuple[str, ...], class_names: tuple[str, ...],
-                 *, what: str) -> sources.Split:
-  """`split` (labelled by the class names `found`) relabelled by the model's `class_names`,
-  under class_labels' rule.
-
-  Raises:
-    errors.InvalidValueError: a class the model does not have.
-  """
-  labels = class_labels(found, class_names, what=what)
-  if tuple(found) == tuple(class_names):
-    return split
-  mapping = tf.constant(labels)
-  counts = np.zeros(len(class_names), np.int64)
-  counts[labels] = split.class_counts
-
-  def read(shard_index, num_shards):
-    return split.read(shard_index, num_shards).map(
-        lambda image, label: (image, tf.gather(mapping, label)))
-  return sources.Split(read, tuple(int(count) for count in counts), split.paths)
-
-
 def folder_data(path: str, class_names: tuple[str, ...], *, max_pixels: int,
-                what: str | None = None) -> tuple[sources.Split, dict]:
+                what: str | None = None) -> tuple[dataset.Split, dict]:
   """Every decodable image of `path`/<class>/... as one split, labelled by the model's class
   order (the folder may hold some of the model's classes), and its data report;
   `max_pixels` is the run's data.max_image_pixels.
@@ -182,8 +143,9 @@ def folder_data(path: str, class_names: tuple[str, ...], *, max_pixels: int,
     errors.InvalidValueError: a class folder that is not one of the model's classes.
   """
   scan = folders.scan_folder(path, max_image_pixels=max_pixels, on_bad_image='skip')
-  labels = class_labels(scan.class_names, class_names, what=what or f'--data={path!r}')
-  split = sources.file_split(scan.files, labels[scan.labels], len(class_names),
+  labels = dataset.class_labels(scan.class_names, class_names,
+                                what=what or f'--data={path!r}')
+  split = dataset.file_split(scan.files, labels[scan.labels], len(class_names),
                              max_pixels=max_pixels)
   report = {'description': f'image folder {path!r}', 'scan': scan.summary(), 'warnings': [],
             'split_sizes': {'judged': split.num_examples},

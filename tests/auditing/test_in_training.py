@@ -8,6 +8,9 @@ from tests.helpers import tiny_config, write_calibrated_weights, write_image_fol
 from tftransfer.auditing import run as audit_run
 from tftransfer.training import loop
 
+# What the train command wires: the data audit on the head phase's features.
+AUDIT = loop.Hooks(features_ready=audit_run.in_training)
+
 
 def test_a_run_leaves_out_excluded_files_audits_and_says_so(tmp_path, caplog):
   root = write_image_folder(tmp_path / 'images', per_class=8)
@@ -21,7 +24,7 @@ def test_a_run_leaves_out_excluded_files_audits_and_says_so(tmp_path, caplog):
                        data__max_examples_per_class=0, data__exclude_file=str(exclude_file),
                        model__weights=str(weights), train__batch_size=4,
                        train__finetune_epochs=0)
-  loop.train_and_evaluate(config, str(tmp_path / 'run'), on_features=audit_run.in_training)
+  loop.train_and_evaluate(config, str(tmp_path / 'run'), hooks=AUDIT)
   report = json.loads((tmp_path / 'run' / 'data_report.json').read_text())
   assert sorted(report['exclusions']['excluded']) == excluded
   assert report['exclusions']['not_found'] == ['frog/gone.png']
@@ -43,12 +46,12 @@ def test_the_audit_finds_a_copy_and_survives_a_resume(tmp_path):
   config = tiny_config(data__source='folder', data__path=str(root),
                        data__max_examples_per_class=0, train__batch_size=4)
   workdir = tmp_path / 'run'
-  loop.train_and_evaluate(config, str(workdir), on_features=audit_run.in_training)
+  loop.train_and_evaluate(config, str(workdir), hooks=AUDIT)
   report = json.loads((workdir / 'data_report.json').read_text())
   groups = report['audit']['exact_duplicates']
   assert [sorted(i['label'] for i in g['images']) for g in groups] == [['cat', 'dog']]
   assert groups[0]['label_conflict']
   # A re-run (finished, not retrained) rewrites data_report.json; the audit stays in it.
-  loop.train_and_evaluate(config, str(workdir), on_features=audit_run.in_training)
+  loop.train_and_evaluate(config, str(workdir), hooks=AUDIT)
   assert json.loads((workdir / 'data_report.json').read_text())['audit']['counts'] == (
       report['audit']['counts'])

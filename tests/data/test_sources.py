@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tftransfer import config as config_lib, errors
-from tftransfer.data import folders, sources, splits
+from tftransfer.data import folders, sources, splits, tfds_source
 from tests.helpers import tiny_config, write_image_folder
 from tests import image_variants
 
@@ -38,7 +38,7 @@ def test_tfds_not_prepared_fails_fast_offline(tmp_path):
   config = config_lib.default_config()
   config.data.data_dir = str(tmp_path)
   start = time.time()
-  with pytest.raises(sources.DataUnavailableError, match='download=true'):
+  with pytest.raises(tfds_source.DataUnavailableError, match='download=true'):
     sources.load(config.data, seed=0)
   assert time.time() - start < 30
 
@@ -133,3 +133,45 @@ def test_tfds_images_are_decoded_by_the_shared_decode(monkeypatch):
   with tfds.testing.mock_data(as_dataset_fn=photos):
     image, _ = next(iter(sources.load(config.data, seed=0).train.dataset()))
   np.testing.assert_array_equal(image.numpy(), image_variants.pillow_decode(photo))
+
+
+def test_a_separate_validation_folder_is_judged_by_class_name(tmp_path):
+  train_root = write_image_folder(tmp_path / 'train', classes=('ant', 'bee', 'wasp'),
+                                  per_class=4)
+  val_root = write_image_folder(tmp_path / 'val', classes=('bee', 'wasp'), per_class=3,
+                                seed=50)
+  config = tiny_config(data__source='folder', data__path=str(train_root),
+                       data__val_path=str(val_root), data__val_fraction=0.0,
+                       data__max_examples_per_class=0)
+  config_lib.validate(config)
+  data = sources.load(config.data, seed=0)
+  assert data.class_names == ('ant', 'bee', 'wasp')
+  assert data.train.class_counts == (4, 4, 4)  # all of the training folder
+  assert data.val.class_counts == (0, 3, 3)  # bee and wasp keep their training labels
+  assert sorted(set(_labels(data.val))) == [1, 2]
+  assert all('/val/' in path for path in data.val.paths)
+  assert 'validated on image folder' in data.description
+  assert data.report()['scan']['validation']['usable_images'] == 6
+  write_image_folder(tmp_path / 'val', classes=('moth',), per_class=1)
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"val_path=.* has classes \['moth'\] that are not classes"):
+    sources.load(config.data, seed=0)
+
+
+def test_the_split_seed_moves_the_split_and_defaults_to_the_run_seed(tmp_path):
+  root = write_image_folder(tmp_path / 'images', per_class=10)
+
+  def val_paths(**fields):
+    config = tiny_config(data__source='folder', data__path=str(root),
+                         data__max_examples_per_class=0, data__val_fraction=0.3, **fields)
+    return sorted(sources.load(config.data, seed=0).val.paths)
+
+  assert val_paths() == val_paths(data__split_seed=0)  # -1: the run's seed
+  assert val_paths(data__split_seed=5) != val_paths()
+
+
+def test_a_validation_folder_needs_a_folder_or_tfrecord_source():
+  config = config_lib.default_config()
+  config.data.val_path = '/data/val'
+  with pytest.raises(ValueError, match="val_path='/data/val' names a folder .* not 'tfds'"):
+    config_lib.validate(config)

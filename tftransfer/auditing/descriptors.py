@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer.data import image_ops
-from tftransfer.data.sources import Split
+from tftransfer.data.dataset import Split
 
 THUMBNAIL_SIDE = 8  # pixels of the thumbnail descriptor's side
 _WINDOW_CANVAS = 64  # side the square is resampled to before its windows are cut

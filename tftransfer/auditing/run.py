@@ -25,8 +25,8 @@ from tftransfer import config as config_lib, errors, plan as plan_lib, restore, 
 from tftransfer import workdir as workdir_lib
 from tftransfer.auditing import descriptors as descriptors_lib, findings as findings_lib
 from tftransfer.auditing import thumbnails
-from tftransfer.data import exclusions, features as features_lib, sources
-from tftransfer.data.sources import Split
+from tftransfer.data import dataset, exclusions, features as features_lib, sources
+from tftransfer.data.dataset import Split
 from tftransfer.model import backbones
 from tftransfer.workdir import Workdir
 
@@ -35,7 +35,7 @@ THUMBNAILS_FILE = workdir_lib.AUDIT_THUMBNAILS
 _VERSION = 1  # of audit.json's shape
 
 
-def _items(data: sources.Data, test: Split | None
+def _items(data: dataset.Data, test: Split | None
            ) -> tuple[list[str], list[str], list[Split]]:
   """(path or name of each image, its split's name, the splits) in audit order."""
   splits = [('train', data.train), ('val', data.val)] + ([('test', test)] if test else [])
@@ -49,7 +49,7 @@ def _items(data: sources.Data, test: Split | None
   return paths, names, [split for _, split in splits]
 
 
-def audit_data(data: sources.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
+def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
                image_size: int, batch_size: int, settings: ml_collections.ConfigDict,
                seed: int, test: Split | None = None, features=None) -> dict:
   """Audits the train and validation splits of `data` (and `test`, if given).

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from tftransfer.auditing import descriptors as descriptors_lib, duplicates, search
 from tftransfer.data import features as features_lib, image_ops
-from tftransfer.data.sources import Split
+from tftransfer.data.dataset import Split
 
 COPY_KINDS = ('jpeg', 'resize', 'crop', 'mirror')
 SIGNALS = ('backbone', 'pixels')

@@ -35,4 +35,4 @@ def main(argv):
     logging.info('Config as given:\n%s', _CONFIG.value)
   # The data audit runs on the head phase's features, as soon as they are ready.
   loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, started=launch.STARTED,
-                          on_features=audit_run.in_training)
+                          hooks=loop.Hooks(features_ready=audit_run.in_training))

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer.data import pipeline
-from tftransfer.data.sources import Split
+from tftransfer.data.dataset import Split
 
 
 def compute_features(extract: Callable[[tf.Tensor], tf.Tensor], split: Split, *,

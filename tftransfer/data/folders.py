@@ -208,8 +208,8 @@ def scan_folder(root: str, *, max_image_pixels: int, on_bad_image: str = 'skip',
   else:
     failures, largest = _undecodable(listing, max_image_pixels)
     if cache_path:
-      files.write_json(cache_path, {**key, 'num_files': len(listing.files),
-                                    'largest_image_pixels': largest, 'skipped': failures})
+      _write_cache(cache_path, {**key, 'num_files': len(listing.files),
+                                'largest_image_pixels': largest, 'skipped': failures})
   relative = [listing.relative(path) for path in listing.files]
   keep = np.array([path not in failures for path in relative], bool)
   scan = FolderScan(
@@ -255,17 +255,32 @@ def _check(scan: FolderScan, listing: FolderListing, *, on_bad_image: str,
         f'{", ".join(empty)}. Add images to them or remove those folders.')
 
 
-def _read_cache(cache_path: str | None, key: dict) -> dict | None:
-  """The cached scan, if it describes this listing scanned with these settings (`key`)."""
-  if not cache_path or not tf.io.gfile.exists(cache_path):
-    return None
+def _cached_scans(cache_path: str) -> dict:
+  """{root: scan} of a cache file (one scan per folder a run reads: training, validation).
+  Files written before it held several kept one scan at the top."""
+  if not tf.io.gfile.exists(cache_path):
+    return {}
   with tf.io.gfile.GFile(cache_path) as f:
     cached = json.load(f)
+  return cached['scans'] if 'scans' in cached else {cached.get('root'): cached}
+
+
+def _read_cache(cache_path: str | None, key: dict) -> dict | None:
+  """The cached scan of key['root'], if it describes this listing scanned with these
+  settings (`key`)."""
+  cached = _cached_scans(cache_path).get(key['root']) if cache_path else None
+  if cached is None:
+    return None
   if any(cached.get(field) != value for field, value in key.items()):
     logging.info('Folder %s or the scan settings changed since the cached scan in %s: '
                  'scanning again.', key['root'], cache_path)
     return None
   return cached
+
+
+def _write_cache(cache_path: str, scan: dict) -> None:
+  scans = {root: cached for root, cached in _cached_scans(cache_path).items() if root}
+  files.write_json(cache_path, {'scans': {**scans, scan['root']: scan}})
 
 
 def _undecodable(listing: FolderListing, max_image_pixels: int) -> tuple[dict[str, str], int]:

@@ -13,7 +13,7 @@ from absl import logging
 import tensorflow as tf
 
 from tftransfer.data import augment, image_ops
-from tftransfer.data.sources import Split
+from tftransfer.data.dataset import Split
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -42,6 +42,15 @@ def cap_per_class(indices: np.ndarray, labels: np.ndarray, *, max_per_class: int
   return np.sort(np.concatenate(kept))
 
 
+def resolve_eval_split(requested: str, available) -> str:
+  """config.data.eval_split against a source's splits (`available` names them): 'auto' =
+  'validation' if there is one, else 'carve' (a fraction of the training split). 'auto'
+  never picks 'test'."""
+  if requested == 'auto':
+    return 'validation' if 'validation' in available else 'carve'
+  return requested
+
+
 def train_val_indices(labels: np.ndarray, data: ml_collections.ConfigDict, seed: int):
   """Carves a stratified validation set from `labels` and caps the training classes.
 

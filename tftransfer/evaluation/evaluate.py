@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import config as config_lib, restore, workdir as workdir_lib
-from tftransfer.data import pipeline, sources
+from tftransfer.data import dataset, pipeline, sources
 from tftransfer.evaluation import metrics as metrics_lib, predictions
 from tftransfer.evaluation import report as report_lib
 from tftransfer.serving import prediction, signatures
@@ -83,7 +83,7 @@ def _same_shape_batches(examples: tf.data.Dataset,
     yield np.stack(images), np.asarray(labels)
 
 
-def _saved_model_scores(export: prediction.LoadedExport, split: sources.Split,
+def _saved_model_scores(export: prediction.LoadedExport, split: dataset.Split,
                         batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   """(probabilities, labels) batches of the export's predict_images signature."""
   predict = export.signature(signatures.PREDICT_IMAGES)
@@ -95,7 +95,7 @@ def _saved_model_scores(export: prediction.LoadedExport, split: sources.Split,
     yield predict(**{signatures.IMAGES: tf.constant(images)})['probabilities'].numpy(), labels
 
 
-def _litert_scores(model: prediction.LoadedLiteRT, split: sources.Split,
+def _litert_scores(model: prediction.LoadedLiteRT, split: dataset.Split,
                    batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   """(probabilities, labels) batches of a .tflite, sent the evaluation view's uint8 pixels."""
   batches = pipeline.pixel_batches(split, image_size=model.classifier.image_size,

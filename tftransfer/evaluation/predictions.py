@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors, restore, workdir as workdir_lib
-from tftransfer.data import image_ops, pipeline, sources
+from tftransfer.data import dataset, image_ops, pipeline
 from tftransfer.workdir import Workdir
 
 # --data value meaning the run's own validation split.
@@ -23,7 +23,7 @@ VALIDATION = 'val'
 class Predictions:
   """The model's outputs on every example of a split, in the split's order."""
   trained: restore.TrainedModel
-  split: sources.Split  # the examples judged
+  split: dataset.Split  # the examples judged
   description: str  # what they are, e.g. "image folder '/data' (5000 images), validation split"
   logits: np.ndarray  # float32 [N, num_classes]
   labels: np.ndarray  # int32 [N]
@@ -37,7 +37,7 @@ class Predictions:
     return exponentials / exponentials.sum(axis=-1, keepdims=True)
 
 
-def predict(trained: restore.TrainedModel, split: sources.Split) -> tuple[np.ndarray,
+def predict(trained: restore.TrainedModel, split: dataset.Split) -> tuple[np.ndarray,
                                                                          np.ndarray]:
   """(float32 logits [N, K], int32 labels [N]) of the model on `split`'s evaluation view, in
   the split's order, batched by the run's train.batch_size."""
@@ -77,7 +77,7 @@ def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | i
   return Predictions(trained, split, description, logits, labels, report)
 
 
-def evaluation_images(split: sources.Split, indices: np.ndarray, image_size: int
+def evaluation_images(split: dataset.Split, indices: np.ndarray, image_size: int
                       ) -> np.ndarray:
   """uint8 [len(indices), S, S, 3]: the evaluation view of the examples at `indices` of
   `split` (positions in its order), in the order of `indices`."""

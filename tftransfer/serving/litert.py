@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors
-from tftransfer.data import pipeline, sources
+from tftransfer.data import dataset, pipeline
 from tftransfer import restore
 
 QUANTIZATIONS = ('none', 'float16', 'dynamic', 'int8')
@@ -59,7 +59,7 @@ def check_quantizations(quantizations) -> None:
         f'{", ".join(QUANTIZATIONS)}, each once (e.g. --quantize=float16,int8).')
 
 
-def calibration_images(split: sources.Split, *, image_size: int, num_images: int
+def calibration_images(split: dataset.Split, *, image_size: int, num_images: int
                        ) -> tuple[list[np.ndarray], list[int]]:
   """The representative dataset of int8 calibration: training images in the evaluation view.
 

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from tftransfer import plan as plan_lib
-from tftransfer.data import augment, features, pipeline, sources
+from tftransfer.data import augment, dataset, features, pipeline
 from tftransfer.model import transfer
 from tftransfer.training import resolve, steps
 
@@ -27,7 +27,7 @@ class PhaseInputs(NamedTuple):
 class Validation:
   """The validation images, distributed and cached once for every evaluation of a run."""
 
-  def __init__(self, setup: resolve.RunSetup, plan: plan_lib.Plan, data: sources.Data,
+  def __init__(self, setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data,
                model: keras.Model):
     config = setup.config
     strategy = setup.runtime.strategy
@@ -44,7 +44,7 @@ class Validation:
     return steps.evaluate(self.step, self.batches, self.num_classes)
 
 
-def on_images(setup: resolve.RunSetup, plan: plan_lib.Plan, data: sources.Data,
+def on_images(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data,
               model: transfer.TransferModel, validation: Validation, *, seed: int,
               augmentation: augment.Augmentation = augment.Augmentation()) -> PhaseInputs:
   """The whole classifier on augmented training images (random crop, flip, and what
@@ -60,7 +60,7 @@ def on_images(setup: resolve.RunSetup, plan: plan_lib.Plan, data: sources.Data,
   return PhaseInputs(model.model, batches, validation)
 
 
-def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: sources.Data,
+def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data,
                 model: transfer.TransferModel, *, seed: int) -> PhaseInputs:
   """The head alone on backbone features of the evaluation view, computed once here (one
   inference pass over this worker's shard of each split; no augmentation)."""

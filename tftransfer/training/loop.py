@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from tftransfer import plan as plan_lib, runtime, workdir as workdir_lib
 from tftransfer.clock import Clock
-from tftransfer.data import sources
+from tftransfer.data import dataset, sources
 from tftransfer.training import inputs, interrupts, pacing, planning, resolve, selection
 from tftransfer.training import state, steps
 from tftransfer.training.state import Run
@@ -45,7 +45,7 @@ class FeaturesReady:
   workdir: Workdir
   config: ml_collections.ConfigDict  # as given
   plan: plan_lib.Plan
-  data: sources.Data
+  data: dataset.Data
   runtime: runtime.Runtime
   features_model: keras.Model  # images -> pooled float32 features [B, D]
   # ((train features, labels), (validation features, labels)) of this worker's shard when
@@ -53,9 +53,18 @@ class FeaturesReady:
   features: tuple | None
 
 
+@dataclasses.dataclass(frozen=True)
+class Hooks:
+  """What a caller sees of a run while it trains; each is optional. The train command wires
+  the data audit to `features_ready`; the notebook API draws its progress bars and calls
+  Keras callbacks from the others."""
+  features_ready: Callable[[FeaturesReady], None] | None = None  # each phase's start
+  progress: Callable[[dict], None] | None = None  # each progress line (Reporter.progress)
+  epoch_end: Callable[[dict], None] | None = None  # each finished epoch's metrics row
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       started: float | None = None,
-                       on_features: Callable[[FeaturesReady], None] | None = None) -> dict:
+                       started: float | None = None, hooks: Hooks = Hooks()) -> dict:
   """Trains `config` in `workdir`, resuming whatever the workdir holds.
 
   Args:
@@ -63,8 +72,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     workdir: the run's directory; created if missing, resumed if it holds a run.
     started: when the command started (time.time()), which a time budget counts from;
       None = now.
-    on_features: called at the start of each phase with its FeaturesReady (the train
-      command audits the data there).
+    hooks: what to call while it trains (Hooks; the train command audits the data when the
+      head phase's features are ready).
 
   Returns:
     The final metrics (also written to workdir/final_metrics.json): those of the selected
@@ -75,7 +84,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       or data that changed since the run started, a batch larger than the training split.
     errors.NotFoundError: a missing weights file, image folder or TFRecord directory.
     backbones.WeightsUnavailableError: ImageNet weights cannot be downloaded (offline).
-    sources.DataUnavailableError: a TFDS dataset is not prepared and may not be downloaded.
+    tfds_source.DataUnavailableError: a TFDS dataset is not prepared and may not be downloaded.
     folders.BadImagesError: undecodable images under data.on_bad_image='fail'.
     interrupts.Interrupted: SIGINT or SIGTERM stopped training after a checkpoint.
     errors.DivergedError: the loss diverged (the newest checkpoint predates it).
@@ -90,7 +99,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     plan = planning.make_plan(setup.config, setup.runtime, planning.facts(data),
                               previous=plan_lib.load(run_dir), elapsed=clock.elapsed())
     _log_setup(setup, plan, run_dir)
-    run = state.create(setup, plan, run_dir, data, clock, on_features)
+    run = state.create(setup, plan, run_dir, data, clock, hooks)
     try:
       # Written only now: a value that fails while building the run (a batch larger than
       # the split, a weights file for another backbone) must not lock the workdir to itself.
@@ -105,7 +114,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       run.checkpointer.close()
 
 
-def _load_data(setup: resolve.RunSetup, run_dir: Workdir) -> sources.Data:
+def _load_data(setup: resolve.RunSetup, run_dir: Workdir) -> dataset.Data:
   config = setup.config
   data = sources.load(config.data, seed=config.seed,
                       scan_cache=run_dir.file(workdir_lib.FOLDER_SCAN))
@@ -179,9 +188,10 @@ def _train_phase(run: Run, name: str) -> None:
   started = run.clock.now()
   run.set_trainable(name)
   phase_inputs = _phase_inputs(run, name)
-  if run.on_features:
-    run.on_features(FeaturesReady(run.workdir, run.config, run.plan, run.data,
-                                  run.setup.runtime, run.model.features, phase_inputs.features))
+  if run.hooks and run.hooks.features_ready:
+    run.hooks.features_ready(FeaturesReady(run.workdir, run.config, run.plan, run.data,
+                                           run.setup.runtime, run.model.features,
+                                           phase_inputs.features))
   run.at_boundary()  # The feature pass and the hook can take minutes: honour a stop request.
   optimizer = run.optimizers[name]
   loop = steps.make_train_loop(

@@ -19,7 +19,7 @@ from typing import Callable
 import ml_collections
 
 from tftransfer import config as config_lib, errors, plan as plan_lib, runtime
-from tftransfer.data import sources
+from tftransfer.data import dataset
 from tftransfer.model import backbones
 from tftransfer.training import budget, rules
 
@@ -41,7 +41,7 @@ class DataFacts:
   shorter_side: Callable[[], int]  # the images' typical shorter side (decodes a sample)
 
 
-def facts(data: sources.Data) -> DataFacts:
+def facts(data: dataset.Data) -> DataFacts:
   return DataFacts(data.train.num_examples, data.val.num_examples, data.train.class_counts,
                    lambda: rules.typical_shorter_side(data.train))
 

@@ -7,6 +7,7 @@ and final_metrics.json. Every worker logs; only the chief writes files.
 """
 
 import hashlib
+from typing import Callable
 
 from absl import logging
 import keras
@@ -30,8 +31,18 @@ def weights_digest(model: keras.Model) -> str:
 class Reporter:
   """A run's log lines, TensorBoard scalars and metrics files."""
 
-  def __init__(self, run: Workdir, *, is_chief: bool):
+  def __init__(self, run: Workdir, *, is_chief: bool,
+               on_progress: Callable[[dict], None] | None = None,
+               on_epoch_end: Callable[[dict], None] | None = None):
+    """
+    Args:
+      run: the workdir (the chief writes metrics.jsonl and final_metrics.json there).
+      is_chief: whether this process writes files.
+      on_progress: called with every progress line's values (see `progress`).
+      on_epoch_end: called with every finished epoch's metrics row.
+    """
     self.run, self.is_chief = run, is_chief
+    self.on_progress, self.on_epoch_end = on_progress, on_epoch_end
     self.writer = (tf.summary.create_file_writer(run.tensorboard_dir) if is_chief
                    else tf.summary.create_noop_writer())
 
@@ -39,13 +50,22 @@ class Reporter:
                seconds: float, learning_rate: float, reading: Reading) -> None:
     """Logs the `steps` steps since the previous progress line (`sums` over `seconds`), with
     the time left in the phase at the clock's measured speed (this line's until it has one)."""
-    images_per_sec = sums.count / seconds if seconds else 0.0
     planned = plan.phase(phase)
     per_step = reading.seconds_per_step or seconds / max(steps, 1)
+    line = {'phase': phase, 'epoch': planned.epoch_of(step - 1) + 1, 'epochs': planned.epochs,
+            'step': step, 'total_steps': plan.total_steps,
+            'phase_steps': (step - planned.first_step,
+                            plan.phase_stop(phase) - planned.first_step),
+            'loss': sums.mean_loss, 'accuracy': sums.accuracy, 'learning_rate': learning_rate,
+            'images_per_sec': sums.count / seconds if seconds else 0.0,
+            'seconds_left': (plan.phase_stop(phase) - step) * per_step}
     logging.info('%s epoch %d/%d step %d/%d: loss %.4f acc %.4f lr %.2e, %.0f img/s, '
-                 'about %.0f s left in this phase.', phase, planned.epoch_of(step - 1) + 1,
-                 planned.epochs, step, plan.total_steps, sums.mean_loss, sums.accuracy,
-                 learning_rate, images_per_sec, (plan.phase_stop(phase) - step) * per_step)
+                 'about %.0f s left in this phase.', phase, line['epoch'], line['epochs'],
+                 step, line['total_steps'], line['loss'], line['accuracy'], learning_rate,
+                 line['images_per_sec'], line['seconds_left'])
+    if self.on_progress:
+      self.on_progress(line)
+    images_per_sec = line['images_per_sec']
     with self.writer.as_default(step=step):
       tf.summary.scalar('train/loss', sums.mean_loss)
       tf.summary.scalar('train/accuracy', sums.accuracy)
@@ -85,6 +105,8 @@ class Reporter:
                  val.balanced_accuracy)
     if self.is_chief:
       self.run.append_metrics(row)
+    if self.on_epoch_end:
+      self.on_epoch_end(row)
     with self.writer.as_default(step=step):
       tf.summary.scalar('val/loss', val.mean_loss)
       tf.summary.scalar('val/accuracy', val.accuracy)

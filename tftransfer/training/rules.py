@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from tftransfer.data import sources
+from tftransfer.data import dataset
 from tftransfer.model import backbones
 
 # Training-set sizes where the rules change (BiT draws its lines at 20k and 500k).
@@ -40,7 +40,7 @@ def size_bucket(num_train: int) -> str:
   return 'small' if num_train < SMALL else 'medium' if num_train < LARGE else 'large'
 
 
-def typical_shorter_side(split: sources.Split, sample: int = 64) -> int:
+def typical_shorter_side(split: dataset.Split, sample: int = 64) -> int:
   """The median shorter side in pixels of the first `sample` images of `split`."""
   sides = [min(image.shape[:2]) for image, _ in split.dataset().take(sample)]
   return int(np.median(sides)) if sides else 0

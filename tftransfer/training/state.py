@@ -11,7 +11,7 @@ objects that train it.
 import dataclasses
 import functools
 import math
-from typing import Callable
+from typing import Any
 
 from absl import logging
 import keras
@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tftransfer import errors, plan as plan_lib, restore, workdir as workdir_lib
 from tftransfer.clock import Clock
-from tftransfer.data import augment, pipeline, sources
+from tftransfer.data import augment, dataset, pipeline
 from tftransfer.model import transfer
 from tftransfer.training import batchnorm, checkpoints, inputs, interrupts, optimization
 from tftransfer.training import phases, reporting, resolve, rules, selection
@@ -41,7 +41,7 @@ class Run:
   progress: Progress
   clock: Clock
   workdir: Workdir
-  data: sources.Data
+  data: dataset.Data
   model: transfer.TransferModel
   optimizers: dict[str, keras.optimizers.Optimizer]  # by phase name
   schedules: dict[str, optimization.WarmupSchedule]  # their learning rates, by phase name
@@ -50,7 +50,7 @@ class Run:
   reporter: reporting.Reporter
   class_weights: np.ndarray | None
   augmentation: augment.Augmentation
-  on_features: Callable | None = None  # the 'features ready' hook (loop.FeaturesReady)
+  hooks: Any = None  # loop.Hooks: what its caller sees while it trains
   stop_request: interrupts.StopRequest = dataclasses.field(
       default_factory=interrupts.StopRequest)
 
@@ -112,8 +112,8 @@ class Run:
         'predates the divergence.')
 
 
-def create(setup: resolve.RunSetup, plan: plan_lib.Plan, run_dir: Workdir, data: sources.Data,
-           clock: Clock, on_features: Callable | None = None) -> Run:
+def create(setup: resolve.RunSetup, plan: plan_lib.Plan, run_dir: Workdir, data: dataset.Data,
+           clock: Clock, hooks=None) -> Run:
   """Builds the model, step and optimizers in the strategy's scope and restores the newest
   checkpoint, if any (init order: checkpoint > weights file > ImageNet > random)."""
   config, rt = setup.config, setup.runtime
@@ -143,9 +143,11 @@ def create(setup: resolve.RunSetup, plan: plan_lib.Plan, run_dir: Workdir, data:
   return Run(
       setup=setup, plan=plan, progress=Progress(step, rows), clock=clock, workdir=run_dir,
       data=data, model=model, optimizers=optimizers, schedules=schedules, elapsed=elapsed,
-      checkpointer=checkpointer, reporter=reporting.Reporter(run_dir, is_chief=rt.is_chief),
+      checkpointer=checkpointer, reporter=reporting.Reporter(
+          run_dir, is_chief=rt.is_chief, on_progress=getattr(hooks, 'progress', None),
+          on_epoch_end=getattr(hooks, 'epoch_end', None)),
       class_weights=rules.class_weights(data.train.class_counts, plan.class_weighting),
-      on_features=on_features,
+      hooks=hooks,
       augmentation=augment.Augmentation(
           randaugment_ops=config.data.randaugment_ops,
           randaugment_magnitude=config.data.randaugment_magnitude,
