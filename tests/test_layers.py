@@ -15,7 +15,7 @@ LAYERS = (
     {'training', 'auditing'},
     {'serving'},
     {'evaluation'},
-    {'cli', '__main__', 'train', 'export', 'predict', 'evaluate', 'make_tfrecords', 'audit',
+    {'cli', 'api', '__main__', 'train', 'export', 'predict', 'evaluate', 'make_tfrecords', 'audit',
      'report', 'explain'},
 )
 

@@ -19,6 +19,10 @@
     backbone.weights.h5  the selected epoch's backbone, loadable as another run's
                          model.weights
     eval/, report/, explain/   what evaluate, report and explain write about the run
+    images/              arrays a notebook trained or judged on (tft.ImageData.from_arrays),
+                         written as image folders
+    run_config.py        a configs/-style file that recreates a notebook's run from the
+                         command line (tft.ImageClassifier.create writes it)
 
 Files are replaced atomically (write, then rename) so a killed run never leaves half a file.
 All I/O goes through tf.io.gfile, so a workdir can live on GCS (gs://...) or any filesystem
@@ -54,6 +58,8 @@ EVAL = 'eval'
 REPORT = 'report'
 EXPLAIN = 'explain'
 EXCLUSIONS = 'exclusions.txt'
+IMAGES = 'images'  # arrays a notebook trained or judged on, written as image folders
+RUN_CONFIG = 'run_config.py'  # a configs/-style file that recreates a notebook's run
 CHECKPOINT_CHOICES = ('best', 'last')  # or a global step number
 
 # Fields that may change between a run and its resumption: they steer how a run executes

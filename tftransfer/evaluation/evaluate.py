@@ -109,7 +109,7 @@ def evaluate_export(model_path: str, config: ml_collections.ConfigDict | None, o
   """Evaluates an export on every image of `data_dir`, or on `config`'s validation split: a
   SavedModel version through its predict_images signature, or a .tflite through the LiteRT
   interpreter. The data's classes are matched to the model's by name
-  (restore.class_labels).
+  (data/dataset.py class_labels).
 
   Args:
     model_path: an `export_dir/<version>` directory, or a .tflite file in one.
@@ -133,7 +133,7 @@ def evaluate_export(model_path: str, config: ml_collections.ConfigDict | None, o
   else:
     config_lib.validate(config)
     data = sources.load(config.data, seed=config.seed)
-    split = restore.judged_split(data.val, data.class_names, model.class_names,
+    split = dataset.judged_split(data.val, data.class_names, model.class_names,
                                  what=data.description)
     description = f'{data.description}, validation split'
   scores = (_litert_scores if isinstance(model, prediction.LoadedLiteRT)

@@ -1,7 +1,8 @@
 """Classification metrics from predicted scores, and the confusion-matrix PNG.
 
-metrics.json holds top-1 (and top-5 when there are more than 5 classes), macro F1, per-class
-precision, recall, F1 and support, and the confusion matrix with its class names.
+metrics.json holds top-1 (also as `accuracy`; top-5 when there are more than 5 classes),
+balanced accuracy, macro F1, per-class precision, recall, F1 and support, and the confusion
+matrix with its class names.
 """
 
 import os
@@ -50,6 +51,7 @@ def classification_metrics(batches: Iterable[tuple[np.ndarray, np.ndarray]],
   metrics = {
       'num_examples': total,
       'top1_accuracy': round(float(true_positives.sum() / total), 5),
+      'accuracy': round(float(true_positives.sum() / total), 5),  # the same, by its usual name
       # Mean recall over the classes with examples (sklearn's balanced_accuracy_score).
       'balanced_accuracy': round(float(recall[support > 0].mean()), 5),
       'macro_f1': round(float(f1.mean()), 5),

@@ -11,11 +11,12 @@ sent one at a time, as an app would.
 import dataclasses
 import json
 import os
-from typing import Any, Iterator
-
-import tensorflow as tf
+import tempfile
+import types
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
+import tensorflow as tf
 
 from tftransfer import config as config_lib, errors, files, tf_noise
 from tftransfer.data import image_ops, walk
@@ -124,14 +125,14 @@ def image_files(paths: list[str]) -> list[str]:
   return found
 
 
-def _predict_batch(serve, paths: list[str], contents: list[bytes]) -> Iterator[dict]:
+def _predict_batch(serve, paths: list, contents: list[bytes]) -> Iterator[dict]:
   try:
     # A rejected image is reported in its result line; TF's own echo of the failure is not.
     with tf_noise.filtered(tf_noise.expected_failure_dropper()):
       outputs = serve(**{signatures.IMAGE_BYTES: tf.constant(contents, tf.string)})
   except tf.errors.InvalidArgumentError as error:
     if len(paths) == 1:
-      yield {'path': paths[0], 'error': image_ops.error_reason(error)}
+      yield _result(paths[0], error=image_ops.error_reason(error))
       return
     # One bad file fails its whole batch: send the files one by one to keep the others.
     for path, content in zip(paths, contents):
@@ -140,10 +141,17 @@ def _predict_batch(serve, paths: list[str], contents: list[bytes]) -> Iterator[d
   classes, scores = outputs['classes'].numpy(), outputs['scores'].numpy()
   for path, names, values in zip(paths, classes, scores):
     # Class names as text the one way labels.txt and data.json hold them (files.text_name).
-    top_k = [{'class': files.text_name(name), 'score': float(value)}
-             for name, value in zip(names, values)]
-    yield {'path': path, 'class': top_k[0]['class'], 'score': top_k[0]['score'],
-           'top_k': top_k}
+    yield _result(path, top_k=[{'class': files.text_name(name), 'score': float(value)}
+                               for name, value in zip(names, values)])
+
+
+def _result(path: str | None, *, top_k: list[dict] | None = None,
+            error: str | None = None) -> dict:
+  """One prediction: {'path' (for files), 'class', 'score', 'top_k'} or {'path', 'error'}."""
+  named = {} if path is None else {'path': path}
+  if error is not None:
+    return {**named, 'error': error}
+  return {**named, 'class': top_k[0]['class'], 'score': top_k[0]['score'], 'top_k': top_k}
 
 
 def _top_k(probabilities: np.ndarray, class_names, k: int) -> list[dict]:
@@ -151,44 +159,113 @@ def _top_k(probabilities: np.ndarray, class_names, k: int) -> list[dict]:
   return [{'class': class_names[index], 'score': float(probabilities[index])} for index in best]
 
 
-def _predict_litert(model: LoadedLiteRT, paths: list[str]) -> Iterator[dict]:
+def _predict_litert(model: LoadedLiteRT, items: Iterable) -> Iterator[dict]:
   image_size, max_image_pixels = model.metadata['image_size'], model.metadata['max_image_pixels']
-  for path in paths:
-    with open(path, 'rb') as f:
-      encoded = tf.constant(f.read())
+  for path, content in items:
     try:
       # Eagerly: a failure inside a tf.function defined here leaves TensorFlow a rendezvous
       # to abort, with a warning, when the process ends.
       with tf_noise.filtered(tf_noise.expected_failure_dropper()):
         image = image_ops.to_pixels(signatures.decode_request(
-            encoded, tf.constant(0), image_size=image_size,
+            tf.constant(content()), tf.constant(0), image_size=image_size,
             max_image_pixels=max_image_pixels)).numpy()
     except tf.errors.InvalidArgumentError as error:
-      yield {'path': path, 'error': image_ops.error_reason(error)}
+      yield _result(path, error=image_ops.error_reason(error))
       continue
-    top_k = _top_k(model.classifier.probabilities(image[np.newaxis])[0], model.class_names,
-                   model.metadata['top_k'])
-    yield {'path': path, 'class': top_k[0]['class'], 'score': top_k[0]['score'],
-           'top_k': top_k}
+    yield _result(path, top_k=_top_k(model.classifier.probabilities(image[np.newaxis])[0],
+                                      model.class_names, model.metadata['top_k']))
 
 
-def predict_files(export: LoadedExport | LoadedLiteRT, paths: list[str], *,
-                  batch_size: int = 32) -> Iterator[dict]:
-  """Classifies image files through an export, in batches (a .tflite: one at a time).
+def _read(path: str) -> Callable[[], bytes]:
+  def read():
+    with open(path, 'rb') as f:
+      return f.read()
+  return read
 
-  Yields, per file in order, {'path', 'class', 'score', 'top_k': [{'class', 'score'}, ...]},
-  or {'path', 'error'} for a file the export rejects (undecodable, too large, empty).
+
+def predict_encoded(export: 'LoadedExport | LoadedLiteRT', items: Iterable, *,
+                    batch_size: int = 32) -> Iterator[dict]:
+  """Classifies encoded images (the bytes of JPEG, PNG, GIF, BMP or WebP files) through an
+  export's serving_default signature, in batches (a .tflite: one at a time, decoded on the
+  host by the signature's own function).
+
+  Args:
+    export: a loaded export (load_model, or in_memory for a run not exported).
+    items: (path or None, a function returning the bytes) per image, in order.
+    batch_size: images per signature call.
+
+  Yields:
+    Per image, in order: {'path' (when given), 'class', 'score', 'top_k': [{'class',
+    'score'}, ...]}, or {'path', 'error'} for an image the export rejects (undecodable, too
+    large, empty).
   """
   if batch_size < 1:
     raise errors.InvalidValueError(f'--batch_size={batch_size} must be >= 1.')
   if isinstance(export, LoadedLiteRT):
-    yield from _predict_litert(export, paths)
+    yield from _predict_litert(export, items)
     return
   serve = export.signature(signatures.SERVING_DEFAULT)
-  for start in range(0, len(paths), batch_size):
-    batch = paths[start:start + batch_size]
-    contents = []
-    for path in batch:
-      with open(path, 'rb') as f:
-        contents.append(f.read())
-    yield from _predict_batch(serve, batch, contents)
+  batch = []
+  for item in items:
+    batch.append(item)
+    if len(batch) == batch_size:
+      yield from _predict_batch(serve, [path for path, _ in batch], [read() for _, read in batch])
+      batch = []
+  if batch:
+    yield from _predict_batch(serve, [path for path, _ in batch], [read() for _, read in batch])
+
+
+def predict_files(export: 'LoadedExport | LoadedLiteRT', paths: list[str], *,
+                  batch_size: int = 32) -> Iterator[dict]:
+  """Classifies image files through an export (predict_encoded, each file's path kept)."""
+  yield from predict_encoded(export, ((path, _read(path)) for path in paths),
+                             batch_size=batch_size)
+
+
+def predict_pixels(export: 'LoadedExport | LoadedLiteRT', images: Iterable[np.ndarray]
+                   ) -> Iterator[dict]:
+  """Classifies decoded images, uint8 [H, W, 3] each of any size, through an export's
+  predict_images signature (a .tflite: the same evaluation view on the host), one call per
+  image. Yields {'class', 'score', 'top_k'} per image, in order."""
+  if isinstance(export, LoadedLiteRT):
+    size = export.metadata['image_size']
+    for image in images:
+      pixels = image_ops.to_pixels(image_ops.evaluation_view(tf.constant(image), size)).numpy()
+      yield _result(None, top_k=_top_k(export.classifier.probabilities(pixels[np.newaxis])[0],
+                                        export.class_names, export.metadata['top_k']))
+    return
+  predict = export.signature(signatures.PREDICT_IMAGES)
+  for image in images:
+    outputs = predict(**{signatures.IMAGES: tf.constant(image[np.newaxis], tf.uint8)})
+    yield _result(None, top_k=[{'class': files.text_name(name), 'score': float(value)}
+                               for name, value in zip(outputs['classes'].numpy()[0],
+                                                      outputs['scores'].numpy()[0])])
+
+
+def in_memory(model, class_names, *, image_size: int, top_k: int,
+              max_image_pixels: int, metadata: dict) -> LoadedExport:
+  """The export's signatures over a model in memory, without writing it: the functions
+  tftransfer-export saves (signatures.py), for predicting with a run not yet exported.
+
+  Args:
+    model: images 0-255 [B, S, S, 3] -> logits, float32 (a restored run's model).
+    class_names: in label order.
+    image_size: S.
+    top_k: best classes returned (at most the number of classes).
+    max_image_pixels: the run's data.max_image_pixels.
+    metadata: what the export's tftransfer.json would say (workdir, step, ...).
+  """
+  directory = tempfile.mkdtemp(prefix='tftransfer_labels_')
+  labels_path = os.path.join(directory, signatures.LABELS_FILE)
+  signatures.write_labels(labels_path, class_names)
+  functions = signatures.Signatures(model, signatures.class_table(labels_path, len(class_names)),
+                                    image_size=image_size, top_k=min(top_k, len(class_names)),
+                                    max_image_pixels=max_image_pixels)
+  saved = types.SimpleNamespace(signatures={
+      signatures.SERVING_DEFAULT: tf.function(functions.serving_default, input_signature=[
+          tf.TensorSpec([None], tf.string)]),
+      signatures.PREDICT_IMAGES: tf.function(functions.predict_images, input_signature=[
+          tf.TensorSpec([None, None, None, 3], tf.uint8)])})
+  return LoadedExport(directory, saved, tuple(class_names),
+                      {**metadata, 'image_size': image_size, 'top_k': top_k,
+                       'max_image_pixels': max_image_pixels})
