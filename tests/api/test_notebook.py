@@ -1,7 +1,6 @@
 """docs/notebooks/quickstart.ipynb, executed end to end in a Jupyter kernel (nbclient and
 ipykernel), so the documented API cannot rot: each cell's output is checked."""
 
-import pathlib
 
 import pytest
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer.data import folders, image_ops, sources
+from tftransfer.data import folders, image_ops, scan, sources
 from tftransfer.evaluation import evaluate
 from tftransfer.training import loop
 from tests.helpers import (MAX_IMAGE_PIXELS, SHARED_TRAIN, png_claiming, tiny_config,
@@ -129,8 +129,8 @@ def test_unchanged_folder_is_served_from_the_scan_cache(messy_folder, tmp_path, 
   first = folders.scan_folder(str(root), max_image_pixels=MAX_IMAGE_PIXELS,
                               cache_path=cache)
   decodes = []
-  real = folders._undecodable
-  monkeypatch.setattr(folders, '_undecodable',
+  real = scan._undecodable
+  monkeypatch.setattr(scan, '_undecodable',
                       lambda *args: decodes.append(args) or real(*args))
   again = folders.scan_folder(str(root), max_image_pixels=MAX_IMAGE_PIXELS,
                               cache_path=cache)
@@ -151,7 +151,7 @@ def test_resumed_run_does_not_scan_again(messy_folder, tmp_path, monkeypatch):
   workdir = tmp_path / 'run'
   config = _folder_config(root, train__max_steps=1)
   loop.train_and_evaluate(config, str(workdir))
-  monkeypatch.setattr(folders, '_undecodable', lambda *args: pytest.fail('scanned again'))
+  monkeypatch.setattr(scan, '_undecodable', lambda *args: pytest.fail('scanned again'))
   loop.train_and_evaluate(_folder_config(root, train__max_steps=2), str(workdir))
   assert json.loads((workdir / 'data_report.json').read_text())['scan']['from_cache']
 

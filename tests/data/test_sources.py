@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tftransfer import config as config_lib, errors
-from tftransfer.data import folders, sources, splits, tfds_source
+from tftransfer.data import scan, sources, splits, tfds_source
 from tests.helpers import tiny_config, write_image_folder
 from tests import image_variants
 
@@ -94,7 +94,7 @@ def test_one_class_folder_is_refused_before_anything_is_decoded(tmp_path, monkey
   # Issue 11 kind 3: one class trains a model that answers it for everything, with a
   # validation accuracy of 1.0.
   root = write_image_folder(tmp_path / 'images', classes=('cat',), per_class=6)
-  monkeypatch.setattr(folders, '_undecodable', lambda *args: pytest.fail('decoded'))
+  monkeypatch.setattr(scan, '_undecodable', lambda *args: pytest.fail('decoded'))
   config = tiny_config(data__source='folder', data__path=str(root))
   with pytest.raises(errors.InvalidValueError,
                      match=r"has 1 class folder\(s\) \('cat'\); a classifier needs at least two"):

@@ -4,9 +4,9 @@ A folder of real images holds files that training cannot read: zero-byte files, 
 `.jpg`, truncated downloads, variants TensorFlow would decode wrongly. `scan_folder` decodes
 every image once, in parallel, with the op training and serving use
 (`image_ops.decode_image`, under `data.max_image_pixels`), so a file it accepts cannot stop a
-run in epoch 3, and it reports the others with the reason TensorFlow gave. Its verdicts are
-cached under a fingerprint of the listing (paths, sizes, modification times, link targets), so
-a resumed run does not decode an unchanged folder again.
+run in epoch 3, and it reports the others with the reason TensorFlow gave (scan.py decodes
+and caches the verdicts, under a fingerprint of the listing: paths, sizes, modification
+times, link targets), so a resumed run does not decode an unchanged folder again.
 
 What decodes is what `image_ops.decode_image` turns into RGB: JPEG (grayscale, CMYK; EXIF
 orientation applied), PNG (palette, RGBA, 16-bit, interlaced), GIF (first frame), BMP (palette
@@ -17,30 +17,21 @@ training would read it.
 
 Class names are the class folders' names as text (files.text_name: bytes that are not UTF-8
 become \\xNN escapes), sorted; linked folders are followed as walk.py describes.
-
-A little over 300 lines: listing, the scan and its cache belong together (the cache's key
-is the listing; the scan's verdicts are what it caches).
 """
 
 import collections
 import dataclasses
 import hashlib
-import json
 import os
 import time
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
-from tftransfer import errors, files, tf_noise
-from tftransfer.data import image_ops, walk
+from tftransfer import errors, files
+from tftransfer.data import scan, walk
 
 IMAGE_EXTENSIONS = walk.IMAGE_EXTENSIONS
-# Bump when what the scan accepts changes, so that cached verdicts of an older scan are redone.
-# 2: palette BMPs decode through their colour table, misdecoded variants are refused, JPEGs
-# are decoded with the accurate IDCT and turned upright, images have a pixel limit.
-_SCAN_VERSION = 2
 # How many undecodable files an error message names; the scan cache and the report list all.
 _MAX_NAMED = 20
 
@@ -198,34 +189,25 @@ def scan_folder(root: str, *, max_image_pixels: int, on_bad_image: str = 'skip',
         f"on_bad_image={on_bad_image!r} is not valid; use 'skip' or 'fail'.")
   started = time.time()
   listing = list_folder(root)
-  key = {'version': _SCAN_VERSION, 'root': listing.root, 'fingerprint': listing.fingerprint(),
-         'max_image_pixels': max_image_pixels}
-  cached = _read_cache(cache_path, key)
-  if cached is not None:
-    failures, largest = cached['skipped'], cached['largest_image_pixels']
-    logging.info('Folder scan of %s: unchanged since the cached scan in %s; not decoding.',
-                 root, cache_path)
-  else:
-    failures, largest = _undecodable(listing, max_image_pixels)
-    if cache_path:
-      _write_cache(cache_path, {**key, 'num_files': len(listing.files),
-                                'largest_image_pixels': largest, 'skipped': failures})
   relative = [listing.relative(path) for path in listing.files]
+  failures, largest, from_cache = scan.verdicts(
+      listing.files, relative, root=listing.root, fingerprint=listing.fingerprint(),
+      max_image_pixels=max_image_pixels, cache_path=cache_path)
   keep = np.array([path not in failures for path in relative], bool)
-  scan = FolderScan(
+  scanned = FolderScan(
       class_names=listing.class_names,
       files=tuple(np.asarray(listing.files, object)[keep]),
       labels=listing.labels[keep],
       skipped=tuple((path, failures[path]) for path in relative if path in failures),
-      ignored=listing.ignored, hidden=listing.hidden, from_cache=cached is not None,
+      ignored=listing.ignored, hidden=listing.hidden, from_cache=from_cache,
       seconds=time.time() - started, links=walk.links_summary(listing.links, listing.root),
       max_image_pixels=max_image_pixels, largest_image_pixels=largest)
-  _check(scan, listing, on_bad_image=on_bad_image, cache_path=cache_path)
+  _check(scanned, listing, on_bad_image=on_bad_image, cache_path=cache_path)
   logging.info('Folder scan of %s: %d usable images in %d classes, %d unusable, %d '
-               'non-image and %d hidden files ignored (%.1f s).', root, len(scan.files),
-               len(scan.class_names), len(scan.skipped), sum(scan.ignored.values()),
-               scan.hidden, scan.seconds)
-  return scan
+               'non-image and %d hidden files ignored (%.1f s).', root, len(scanned.files),
+               len(scanned.class_names), len(scanned.skipped), sum(scanned.ignored.values()),
+               scanned.hidden, scanned.seconds)
+  return scanned
 
 
 def _check(scan: FolderScan, listing: FolderListing, *, on_bad_image: str,
@@ -253,80 +235,3 @@ def _check(scan: FolderScan, listing: FolderListing, *, on_bad_image: str,
     raise errors.InvalidValueError(
         f'Class folders without any usable image under {listing.root}: '
         f'{", ".join(empty)}. Add images to them or remove those folders.')
-
-
-def _cached_scans(cache_path: str) -> dict:
-  """{root: scan} of a cache file (one scan per folder a run reads: training, validation).
-  Files written before it held several kept one scan at the top."""
-  if not tf.io.gfile.exists(cache_path):
-    return {}
-  with tf.io.gfile.GFile(cache_path) as f:
-    cached = json.load(f)
-  return cached['scans'] if 'scans' in cached else {cached.get('root'): cached}
-
-
-def _read_cache(cache_path: str | None, key: dict) -> dict | None:
-  """The cached scan of key['root'], if it describes this listing scanned with these
-  settings (`key`)."""
-  cached = _cached_scans(cache_path).get(key['root']) if cache_path else None
-  if cached is None:
-    return None
-  if any(cached.get(field) != value for field, value in key.items()):
-    logging.info('Folder %s or the scan settings changed since the cached scan in %s: '
-                 'scanning again.', key['root'], cache_path)
-    return None
-  return cached
-
-
-def _write_cache(cache_path: str, scan: dict) -> None:
-  scans = {root: cached for root, cached in _cached_scans(cache_path).items() if root}
-  files.write_json(cache_path, {'scans': {**scans, scan['root']: scan}})
-
-
-def _undecodable(listing: FolderListing, max_image_pixels: int) -> tuple[dict[str, str], int]:
-  """({path relative to the root: reason} of every file `image_ops.decode_image` rejects,
-  frames x height x width of the largest file it accepts).
-
-  All files are decoded in a parallel tf.data map that drops failures (`ignore_errors`) and
-  yields the index of each file that decoded; the few that did not are then decoded again
-  one by one to capture TensorFlow's reason. Per-file Python (a thread pool, or tf.py_function)
-  measured twice as slow on the 50,000 CIFAR-10 JPEGs.
-  """
-
-  def decode(index, path):
-    _, pixels = image_ops.decode_image_and_size(tf.io.read_file(path),
-                                                max_pixels=max_image_pixels)
-    return index, pixels  # an error when the file does not decode
-
-  # Paths as bytes: a file name that is not valid UTF-8 must not stop the scan.
-  paths = [os.fsencode(path) for path in listing.files]
-  decoded = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).enumerate()
-  decoded = decoded.map(decode, num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=False).ignore_errors()
-  ok = np.zeros(len(paths), bool)
-  largest = 0
-  failures = {}
-  # TF logs every failing decode a second time ('Local rendezvous is aborting'), and oneDNN
-  # its notice on the first uint8 op; the reason is reported below, once.
-  with tf_noise.filtered(tf_noise.expected_failure_dropper()):
-    for indices, pixels in decoded.batch(4096):
-      ok[indices.numpy()] = True
-      largest = max(largest, int(np.max(pixels.numpy(), initial=0)))
-    reasons = {index: _decode_error(listing.files[index], max_image_pixels)
-               for index in np.flatnonzero(~ok)}
-  for index, reason in reasons.items():
-    if reason is None:
-      logging.warning('%s failed to decode in the parallel scan but decoded on a second try '
-                      '(a transient read error?); keeping it.', listing.files[index])
-    else:
-      failures[listing.relative(listing.files[index])] = reason
-  return failures, largest
-
-
-def _decode_error(path: str, max_image_pixels: int) -> str | None:
-  """Why `image_ops.decode_image` rejects the file at `path`, or None if it does not."""
-  try:
-    image_ops.decode_image(tf.io.read_file(os.fsencode(path)), max_pixels=max_image_pixels)
-  except tf.errors.OpError as error:
-    return image_ops.error_reason(error)
-  return None
