@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import config as config_lib
+from tftransfer import runtime
 from tftransfer.model import backbones
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -88,8 +89,9 @@ def write_calibrated_weights(path, *, backbone='mobilenet', width=0.25, image_si
   statistics are the initial 0 and 1), so every image gets the same features. One training-mode
   pass over random images with momentum 0 sets each BatchNorm's statistics to the batch's.
   """
-  model = backbones.build_backbone(backbone, image_size=image_size, width=width,
-                                   weights='none')
+  with runtime.seeded(seed):  # the same weights whatever ran before in this process
+    model = backbones.build_backbone(backbone, image_size=image_size, width=width,
+                                     weights='none')
   for layer in model.layers:
     if isinstance(layer, keras.layers.BatchNormalization):
       layer.momentum = 0.0
