@@ -121,6 +121,36 @@ def write_image_folder(root, *, classes=('cat', 'dog', 'frog'), per_class=6, siz
   return root
 
 
+# The tags of write_tag_manifest: a colour in one of the image's quadrants.
+TAGS = ('blue_bottom', 'green_right', 'red_top_left')
+
+
+def write_tag_manifest(root, *, count=60, side=32, seed=0):
+  """Writes root/img/<i>.png and root/tags.csv (path,tags with '|' between tags): each image
+  noise with one to three of TAGS painted in (each tag on about half the images). Returns the
+  manifest's path."""
+  root = pathlib.Path(root)
+  (root / 'img').mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  half = side // 2
+  lines = ['path,tags']
+  for index in range(count):
+    image = rng.normal(90, 25, (side, side, 3))
+    tags = [tag for tag in TAGS if rng.random() < 0.5] or [TAGS[index % len(TAGS)]]
+    if 'red_top_left' in tags:
+      image[:half, :half, 0] = 240
+    if 'green_right' in tags:
+      image[:, half:, 1] = 240
+    if 'blue_bottom' in tags:
+      image[half:, :, 2] = 240
+    data = tf.io.encode_png(np.clip(image, 0, 255).astype(np.uint8)).numpy()
+    (root / 'img' / f'{index}.png').write_bytes(data)
+    lines.append(f'img/{index}.png,{"|".join(tags)}')
+  manifest = root / 'tags.csv'
+  manifest.write_text('\n'.join(lines) + '\n')
+  return manifest
+
+
 def _pil_bytes(image, format_name, **options):
   buffer = io.BytesIO()
   image.save(buffer, format_name, **options)

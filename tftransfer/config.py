@@ -25,12 +25,13 @@ from tftransfer import errors
 AUTO = 'auto'
 
 # Vocabularies that the modules implementing each choice read too.
-SOURCES = ('tfds', 'folder', 'tfrecord', 'synthetic')
+SOURCES = ('tfds', 'folder', 'tfrecord', 'csv', 'synthetic')
+TASKS = (AUTO, 'single_label', 'multi_label')
 CACHES = (AUTO, 'memory', 'none')
 BAD_IMAGE_POLICIES = ('skip', 'fail')
 POOLINGS = ('avg', 'max')
 OPTIMIZERS = ('adamw', 'sgd')
-SELECT_METRICS = ('val_accuracy', 'val_loss', 'val_balanced_accuracy')
+SELECT_METRICS = (AUTO, 'val_accuracy', 'val_loss', 'val_balanced_accuracy', 'val_map')
 CLASS_WEIGHTINGS = ('none', 'balanced', AUTO)
 HEAD_INITS = ('glorot_uniform', 'normal')
 LR_SCHEDULES = ('cosine', 'constant')
@@ -113,7 +114,18 @@ FIELDS: tuple[Field, ...] = (
     _f('data.name', 'cifar10', TEXT, """TFDS dataset name (source='tfds') or synthetic task
        name (source='synthetic')."""),
     _f('data.path', '', TEXT, """Image folder root, one sub-folder per class
-       (source='folder'), or TFRecord directory (source='tfrecord')."""),
+       (source='folder'); TFRecord directory (source='tfrecord'); or a manifest, a .csv, .tsv
+       or .jsonl file listing images and labels (source='csv', data/manifests.py)."""),
+    _f('data.image_column', 'path', TEXT, """A manifest's column of image paths (relative to
+       the manifest's folder, absolute, or gs://)."""),
+    _f('data.label_column', 'label', TEXT, """A manifest's column of labels (one a row, or
+       several split by data.label_delimiter)."""),
+    _f('data.label_delimiter', '', TEXT, """Splits a manifest's label cell into several labels
+       an image, e.g. '|'; '' = one label a row."""),
+    _f('data.label_columns', '', TEXT, """A manifest's 0/1 columns, one per label (its header
+       the label's name), comma-separated, e.g. 'cat,dog,indoor'; '' = data.label_column."""),
+    _f('data.split_column', '', TEXT, """A manifest's column of splits (train, validation or
+       val, test), respected instead of carving data.val_fraction; '' = carve."""),
     _f('data.data_dir', '', TEXT, """TFDS data directory; '' = TFDS default
        (~/tensorflow_datasets or $TFDS_DATA_DIR)."""),
     _f('data.download', False, BOOLEAN, """Let TFDS download and prepare a dataset that is not
@@ -173,6 +185,10 @@ FIELDS: tuple[Field, ...] = (
        `tftransfer-audit --write_exclusions` writes it; data_report.json lists what was left
        out. '' = none."""),
     # The backbone, its weights and input size, and the new head.
+    _f('model.task', AUTO, choice(*TASKS), """'single_label' (one class an image, softmax) |
+       'multi_label' (any number of labels an image: sigmoid per label, binary cross-entropy,
+       thresholds chosen on validation) | 'auto' = multi_label when the data gives an image
+       several labels (a manifest's label_columns, or a row with more than one label)."""),
     _f('model.backbone', 'resnet50', TEXT, """Registry name of the keras.applications backbone;
        see tftransfer/model/backbones.py."""),
     _f('model.width', 1.0, number(0, low_open=True), """Width multiplier (alpha) for MobileNets;
@@ -227,9 +243,11 @@ FIELDS: tuple[Field, ...] = (
        'balanced' = n_examples / (n_classes * n_class), as scikit-learn's
        compute_class_weight('balanced'); 'none'; 'auto' = 'balanced' when the classes are more
        than data.imbalance_warning_ratio times apart in size."""),
-    _f('train.select_metric', 'val_accuracy', choice(*SELECT_METRICS), """Which epoch's weights
-       the run keeps as its result (export, evaluate and predict use it): 'val_accuracy' |
-       'val_loss' | 'val_balanced_accuracy' (mean recall per class)."""),
+    _f('train.select_metric', AUTO, choice(*SELECT_METRICS), """Which epoch's weights the
+       run keeps as its result (export, evaluate and predict use it): 'val_accuracy' |
+       'val_loss' | 'val_balanced_accuracy' (mean recall per class) | 'val_map' (mean average
+       precision over labels, multi-label) | 'auto' = val_map for multi-label, else
+       val_accuracy."""),
     _f('train.early_stopping_patience', 0, number(0, integer=True), """Stop a phase after this
        many epochs without a new best select_metric; 0 = never."""),
     _f('train.unfreeze', 'all', UNFREEZE, """What fine-tuning unfreezes: 'all' or a number of
@@ -376,16 +394,22 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(field.kind.accepts(value),
            f'config.{field.path}={value!r} is not valid; use {field.kind.allowed}.')
   data, train = config.data, config.train
-  if data.source in ('folder', 'tfrecord'):
+  if data.source in ('folder', 'tfrecord', 'csv'):
     _check(bool(data.path), f"config.data.source={data.source!r} needs config.data.path, "
-           'e.g. --config.data.path=/data/my_images.')
-    _check(data.val_fraction > 0 or bool(data.val_path), 'config.data.val_fraction=0 leaves a '
-           f'{data.source} source nothing to validate on (it has no validation split); use '
-           'e.g. 0.1, or a folder to validate on with config.data.val_path.')
+           + ('e.g. --config.data.path=/data/labels.csv.' if data.source == 'csv' else
+              'e.g. --config.data.path=/data/my_images.'))
+    _check(data.val_fraction > 0 or bool(data.val_path) or bool(data.split_column),
+           f'config.data.val_fraction=0 leaves a {data.source} source nothing to validate on '
+           '(it has no validation split); use e.g. 0.1, a folder to validate on with '
+           'config.data.val_path, or a manifest\'s config.data.split_column.')
   _check(not data.val_path or data.source in ('folder', 'tfrecord'),
          f'config.data.val_path={data.val_path!r} names a folder or TFRecord directory to '
          f"validate on; it needs config.data.source='folder' or 'tfrecord', not "
          f'{data.source!r} (TFDS data: config.data.eval_split).')
+  _check(not (data.split_column or data.label_columns or data.label_delimiter)
+         or data.source == 'csv',
+         "config.data.split_column, label_columns and label_delimiter read a manifest; they "
+         f"need config.data.source='csv', not {data.source!r}.")
   _check(not data.exclude_file or data.source == 'folder',
          f'config.data.exclude_file={data.exclude_file!r} lists files of an image folder; it '
          f"needs config.data.source='folder', not {data.source!r}.")

@@ -76,6 +76,8 @@ class Plan:
   precision: str  # one of config.PRECISIONS
   jit_compile: bool
   strategy: str  # one of config.STRATEGIES
+  task: str = 'single_label'  # 'single_label' | 'multi_label'
+  select_metric: str = 'val_accuracy'  # the metrics row's field that selects the best epoch
   max_steps: int = 0  # cap on global steps; 0 = none
   budget_seconds: float = 0.0  # the run's time budget; 0 = none
   decisions: dict = dataclasses.field(default_factory=dict)  # field -> (value, why)
@@ -143,7 +145,8 @@ _CONFIG_FIELDS = {
     'finetune_epochs': 'train.finetune_epochs', 'mixup_alpha': 'data.mixup_alpha',
     'class_weighting': 'train.class_weighting', 'freeze_batchnorm': 'train.freeze_batchnorm',
     'head_on_features': 'train.head_on_features', 'precision': 'train.mixed_precision',
-    'jit_compile': 'train.jit_compile', 'strategy': 'distribute.strategy'}
+    'jit_compile': 'train.jit_compile', 'strategy': 'distribute.strategy',
+    'task': 'model.task', 'select_metric': 'train.select_metric'}
 
 
 def resolved_config(config: ml_collections.ConfigDict, plan: Plan) -> ml_collections.ConfigDict:

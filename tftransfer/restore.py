@@ -22,6 +22,7 @@ import os
 
 import keras
 import ml_collections
+import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors, plan as plan_lib, runtime, workdir as workdir_lib
@@ -40,10 +41,21 @@ class TrainedModel:
   checkpoint: str  # the checkpoint the weights came from
   step: int  # training steps behind those weights
   final_metrics: dict | None  # final_metrics.json, None for an unfinished run
+  # A multi-label run's threshold of each label (thresholds.json), in label order; None for
+  # single-label runs (and multi-label ones not yet finished: 0.5 each is then used).
+  thresholds: tuple[float, ...] | None = None
 
   @property
   def image_size(self) -> int:
     return self.plan.image_size
+
+  @property
+  def multi_label(self) -> bool:
+    return self.plan.task == 'multi_label'
+
+  def label_thresholds(self) -> np.ndarray:
+    """float32 [num_classes]: the thresholds, 0.5 for a run without them."""
+    return np.asarray(self.thresholds or (0.5,) * len(self.class_names), np.float32)
 
 
 def build_model(config: ml_collections.ConfigDict, *, image_size: int, num_classes: int,
@@ -106,9 +118,11 @@ def restore(workdir: str, *, checkpoint: str | int = 'best',
   # Every model weight must come back; the optimizers in the checkpoint are not needed.
   workdir_lib.checkpoint_of(model, step).restore(
       path).assert_existing_objects_matched().expect_partial()
+  saved = run.read_json(workdir_lib.THRESHOLDS)
+  thresholds = tuple(float(saved[name]) for name in class_names) if saved else None
   return TrainedModel(model=model, config=plan_lib.resolved_config(config, plan), plan=plan,
                       class_names=class_names, checkpoint=path, step=int(step.numpy()),
-                      final_metrics=final_metrics)
+                      final_metrics=final_metrics, thresholds=thresholds)
 
 
 def run_data(workdir: str, config: ml_collections.ConfigDict) -> dataset.Data:
@@ -121,8 +135,9 @@ def run_data(workdir: str, config: ml_collections.ConfigDict) -> dataset.Data:
   """
   run = Workdir(workdir, create=False)
   # The run's scan cache: an unchanged folder is not decoded again.
-  data = sources.load(config.data, seed=config.seed,
-                      scan_cache=run.file(workdir_lib.FOLDER_SCAN))
+  data = dataset.for_task(sources.load(config.data, seed=config.seed,
+                                       scan_cache=run.file(workdir_lib.FOLDER_SCAN)),
+                          config.model.task)
   changes = run.data_changes(data.summary())
   if changes:
     raise errors.InvalidValueError(

@@ -18,6 +18,7 @@
     final_metrics.json   the final validation result; present = the run is finished
     backbone.weights.h5  the selected epoch's backbone, loadable as another run's
                          model.weights
+    thresholds.json      a multi-label run's threshold of each label, chosen on validation
     eval/, report/, explain/   what evaluate, report and explain write about the run
     images/              arrays a notebook trained or judged on (tft.ImageData.from_arrays),
                          written as image folders
@@ -49,6 +50,7 @@ AUDIT_THUMBNAILS = 'audit_thumbnails.png'
 FOLDER_SCAN = 'folder_scan.json'
 METRICS = 'metrics.jsonl'
 FINAL_METRICS = 'final_metrics.json'
+THRESHOLDS = 'thresholds.json'  # a multi-label run's per-label decision thresholds
 BACKBONE = 'backbone.weights.h5'
 CHECKPOINTS = 'checkpoints'
 BEST = 'best'  # checkpoints/best/: the selected epoch's checkpoint and best.json

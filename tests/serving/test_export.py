@@ -182,7 +182,8 @@ def test_the_accuracy_guard_refuses_an_impossible_threshold_and_publishes_nothin
 
 def test_check_accuracy_compares_each_drop_with_its_own_maximum():
   from tftransfer.serving import export_report
-  results = [{'name': 'saved_model', 'top1_accuracy': 0.8, 'num_images': 1000},
+  results = [{'name': 'saved_model', 'top1_accuracy': 0.8, 'num_images': 1000,
+              'metric': 'top1_accuracy'},
              {'name': 'tflite_int8', 'top1_accuracy': 0.785, 'accuracy_drop_points': 1.5,
               'max_accuracy_drop_points': 2.0},
              {'name': 'keras', 'top1_accuracy': 0.7, 'accuracy_drop_points': 10.0,

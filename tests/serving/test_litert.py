@@ -107,8 +107,8 @@ def test_an_int8_model_casting_uint8_inside_keeps_a_float_tensor_and_is_refused(
   int8 conversion; convert() must refuse it, not write it."""
   original = litert._saved_model_for_conversion
 
-  def uint8_input(model, path, *, image_size, input_dtype):
-    original(model, path, image_size=image_size, input_dtype=tf.uint8)
+  def uint8_input(model, path, *, image_size, input_dtype, **options):
+    original(model, path, image_size=image_size, input_dtype=tf.uint8, **options)
 
   monkeypatch.setattr(litert, '_saved_model_for_conversion', uint8_input)
   calibration = [np.full((1, 32, 32, 3), 128, np.uint8)] * 4

@@ -32,7 +32,7 @@ from tftransfer.evaluation import report as report_lib
 from tftransfer.serving import export as export_lib, prediction
 from tftransfer.training import loop
 
-_RUN_CONFIG = '''"""Recreates this run from the command line (written by tft.ImageClassifier.create):
+_RUN_CONFIG = '''"""Recreates this run from the command line (tft.ImageClassifier.create wrote it):
 
   tftransfer train --config={path} --workdir={workdir}
 """
@@ -229,7 +229,8 @@ class ImageClassifier:
         trained.model, trained.class_names, image_size=trained.image_size,
         top_k=top_k or trained.config.export.top_k,
         max_image_pixels=trained.config.data.max_image_pixels,
-        metadata={'workdir': self.workdir, 'step': trained.step})
+        metadata={'workdir': self.workdir, 'step': trained.step},
+        thresholds=trained.label_thresholds() if trained.multi_label else None)
     return predict_with(model, x, batch_size=batch_size)
 
   def export(self, export_dir: str, *, formats=('saved_model',), quantize=None,

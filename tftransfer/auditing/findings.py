@@ -172,10 +172,12 @@ def summary(findings: dict) -> str:
       'copy in train' + (f", {counts['test_with_copy_in_train_or_val']} test images one in "
                          'train or validation' if 'test' in counts['images_per_split'] else '')
       + '.',
-      f"Likely label errors: {counts['label_errors_flagged']} (linear model out-of-fold "
-      f"accuracy {counts['label_model_accuracy']:.3f}).",
-      f"Outliers: {counts['outliers_flagged']}.",
   ]
+  not_judged = findings.get('not_judged', {})
+  lines.append(f"Likely label errors: {not_judged['label_errors']}." if 'label_errors' in
+               not_judged else f"Likely label errors: {counts['label_errors_flagged']} (linear "
+               f"model out-of-fold accuracy {counts['label_model_accuracy']:.3f}).")
+  lines.append(f"Outliers: {counts['outliers_flagged']}.")
   return '\n'.join(lines)
 
 

@@ -80,15 +80,53 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
     computed.append(features_lib.compute_features(extract, split, image_size=image_size,
                                                   batch_size=batch_size))
   feature_seconds = time.time() - started
-  items = findings_lib.Items(
-      tuple(paths), np.concatenate([labels for _, labels in computed]).astype(np.int64),
-      np.asarray(split_names), tuple(data.class_names))
+  labels, class_names = np.concatenate([labels for _, labels in computed]), data.class_names
+  if labels.ndim == 2:
+    labels, class_names = tag_sets(labels, class_names)
+  items = findings_lib.Items(tuple(paths), labels.astype(np.int64), np.asarray(split_names),
+                             tuple(class_names))
   findings = findings_lib.audit(items, described,
                                 np.concatenate([values for values, _ in computed]), settings,
                                 seed=seed)
+  if data.multi_label:
+    findings = _without_label_errors(findings)
   findings['seconds'].update(decode_and_hash=round(decode_seconds, 2),
                              features=round(feature_seconds, 2))
   return findings
+
+
+def tag_sets(multi_hot: np.ndarray, label_names) -> tuple[np.ndarray, tuple[str, ...]]:
+  """Multi-label images as the audit compares them: each distinct set of labels one class.
+
+  Args:
+    multi_hot: 0/1 [N, num_labels].
+    label_names: the labels' names.
+
+  Returns:
+    (int64 [N] each image's tag-set id, the tag sets' names: their labels joined by '|',
+    '(no label)' for the empty set). Two copies of an image with different sets are a label
+    conflict, as two copies with different classes are.
+  """
+  sets, ids = np.unique(np.asarray(multi_hot) > 0.5, axis=0, return_inverse=True)
+  names = tuple('|'.join(name for name, given in zip(label_names, row) if given)
+                or '(no label)' for row in sets)
+  return ids.reshape(-1).astype(np.int64), names
+
+
+# Why a multi-label audit lists no label errors.
+MULTI_LABEL_NOT_JUDGED = (
+    'not judged: label-error detection is single-label only (its label model compares an '
+    "image's one class with the others, and a set of labels is not one class); duplicates, "
+    'conflicts between copies, leakage and outliers (within each set of labels) are judged '
+    'as usual')
+
+
+def _without_label_errors(findings: dict) -> dict:
+  """`findings` of multi-label data with the label-error judgement taken out and said so."""
+  counts = {key: value for key, value in findings['counts'].items()
+            if key not in ('label_errors_flagged', 'label_model_accuracy')}
+  return {**findings, 'label_errors': [], 'counts': counts,
+          'not_judged': {'label_errors': MULTI_LABEL_NOT_JUDGED}}
 
 
 def write(workdir: Workdir, findings: dict) -> None:

@@ -3,9 +3,10 @@
 Each block of rows is multiplied with every embedding at once (`tf.linalg.matmul`, all
 cores) and only its `k` best columns are kept (`tf.math.top_k`), so memory stays at
 block x N similarities while time grows as N^2 x D: 50,000 images of 256 features are
-2.6e11 multiply-adds, seconds on two CPU cores (the audit's log and docs/audit_and_report.md give the
-measured times). Beyond a few hundred thousand images an approximate index (FAISS, ScaNN)
-would be the next step; the audit's callers take neighbours from this one function.
+2.6e11 multiply-adds, seconds on two CPU cores (the audit's log and
+docs/audit_and_report.md give the measured times). Beyond a few hundred thousand images an
+approximate index (FAISS, ScaNN) would be the next step; the audit's callers take neighbours
+from this one function.
 """
 
 import numpy as np

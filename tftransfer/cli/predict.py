@@ -6,7 +6,9 @@ Usage:
   python -m tftransfer.predict --model=/models/my_model/1/model_int8.tflite photo.jpg ...
 
 Prints one JSON object per image, in order: {"path", "class", "score", "top_k": [{"class",
-"score"}, ...]}, or {"path", "error"} for a file the model rejects (the exit status is then 1).
+"score"}, ...]}; for a multi-label model {"path", "labels": [{"class", "score"}, ...] (the
+labels at or above their thresholds, best first), "top_k": [...]}; or {"path", "error"} for
+a file the model rejects (the exit status is then 1).
 Folders are searched recursively for .jpg .jpeg .png .gif .bmp .webp files.
 """
 

@@ -7,8 +7,10 @@
     class_labels   the one rule for images judged against other class names: their classes
     judged_split   must be some or all of those, matched by name, in any order
 
-A split yields (uint8 image [H, W, 3], int32 label) examples in a fixed order, so that every
-worker of a distributed job reads different examples and reruns read the same ones.
+A split yields (uint8 image [H, W, 3], label) examples in a fixed order, so that every
+worker of a distributed job reads different examples and reruns read the same ones. A label
+is an int32 class index, or, for multi-label data (several labels per image), a float32
+multi-hot vector [num_classes].
 """
 
 import dataclasses
@@ -26,14 +28,15 @@ from tftransfer.data import image_ops
 class Split:
   """One split's examples: how to read a shard of them, and how many there are per class."""
   read: Callable[[int, int], tf.data.Dataset]  # (shard_index, num_shards) -> examples
-  class_counts: tuple[int, ...]
+  class_counts: tuple[int, ...]  # examples of each class (multi-label: that carry it)
   # The image file of each example, in the order `read` yields them (for the data audit's
   # findings); None for sources that do not read files (TFDS, TFRecords, synthetic).
   paths: tuple[str, ...] | None = None
+  size: int | None = None  # examples; None = sum(class_counts), as each has one class
 
   @property
   def num_examples(self) -> int:
-    return sum(self.class_counts)
+    return sum(self.class_counts) if self.size is None else self.size
 
   def dataset(self, shard_index: int = 0, num_shards: int = 1) -> tf.data.Dataset:
     """Unbatched (image, label) examples of one shard, in a deterministic order."""
@@ -50,12 +53,17 @@ class Data:
   scan: dict | None = None  # the image-folder scan behind the data: what it skipped and why
   warnings: tuple[str, ...] = ()  # about the data as loaded, e.g. badly imbalanced classes
   exclusions: dict | None = None  # what config.data.exclude_file left out (exclusions.py)
+  multi_label: bool = False  # labels are multi-hot: an image may have several
 
   def summary(self) -> dict:
     """The workdir's data.json: class names (export and predict read them) and split sizes."""
-    return {'class_names': list(self.class_names), 'description': self.description,
-            'train_counts': list(self.train.class_counts),
-            'val_counts': list(self.val.class_counts)}
+    summary = {'class_names': list(self.class_names), 'description': self.description,
+               'train_counts': list(self.train.class_counts),
+               'val_counts': list(self.val.class_counts)}
+    if self.multi_label:
+      summary.update(multi_label=True, train_size=self.train.num_examples,
+                     val_size=self.val.num_examples)
+    return summary
 
   def report(self) -> dict:
     """The workdir's data_report.json: counts per class and split, the scan, warnings."""
@@ -71,9 +79,11 @@ class Data:
 
 
 def counts(labels: np.ndarray, num_classes: int) -> tuple[int, ...]:
-  """Examples per class of int `labels`."""
-  return tuple(int(n) for n in np.bincount(np.asarray(labels, np.int64),
-                                           minlength=num_classes))
+  """Examples per class of int `labels` [N], or of multi-hot ones [N, num_classes]."""
+  labels = np.asarray(labels)
+  if labels.ndim == 2:
+    return tuple(int(n) for n in labels.sum(axis=0))
+  return tuple(int(n) for n in np.bincount(labels.astype(np.int64), minlength=num_classes))
 
 
 def array_split(images: np.ndarray, labels: np.ndarray, num_classes: int) -> Split:
@@ -84,11 +94,12 @@ def array_split(images: np.ndarray, labels: np.ndarray, num_classes: int) -> Spl
 
 
 def file_split(paths, labels: np.ndarray, num_classes: int, *, max_pixels: int = 0) -> Split:
-  """A split of image files (str or bytes paths) with their int labels, read in this order;
-  `max_pixels` is the decode's size limit (data.max_image_pixels; 0 = none)."""
-  # Paths as bytes: a file name that is not valid UTF-8 must still be readable.
+  """A split of image files (str or bytes paths) with their labels (int [N], or multi-hot
+  [N, num_classes]), read in this order; `max_pixels` is the decode's size limit
+  (data.max_image_pixels; 0 = none)."""
+  # Paths as bytes: a file name that is not valid UTF-8 (or gs://) must still be readable.
   encoded = tf.constant(np.asarray([os.fsencode(path) for path in paths], object), tf.string)
-  labels = np.asarray(labels, np.int32)
+  labels = np.asarray(labels, np.float32 if np.ndim(labels) == 2 else np.int32)
 
   def read(shard_index, num_shards):
     examples = tf.data.Dataset.from_tensor_slices((encoded, labels))
@@ -96,7 +107,8 @@ def file_split(paths, labels: np.ndarray, num_classes: int, *, max_pixels: int =
     return examples.map(lambda path, label: (
         image_ops.decode_image(tf.io.read_file(path), max_pixels=max_pixels), label),
         num_parallel_calls=tf.data.AUTOTUNE)
-  return Split(read, counts(labels, num_classes), paths=tuple(map(os.fsdecode, paths)))
+  return Split(read, counts(labels, num_classes), paths=tuple(map(os.fsdecode, paths)),
+               size=len(labels))
 
 
 def class_labels(found, class_names, *, what: str) -> np.ndarray:
@@ -118,8 +130,8 @@ def class_labels(found, class_names, *, what: str) -> np.ndarray:
 
 
 def judged_split(split: Split, found, class_names, *, what: str) -> Split:
-  """`split` (labelled by the class names `found`) relabelled by `class_names`, under
-  class_labels' rule.
+  """`split` (labelled by the class names `found`: int labels, or multi-hot [len(found)]
+  vectors) relabelled by `class_names`, under class_labels' rule.
 
   Raises:
     errors.InvalidValueError: a class `class_names` lacks.
@@ -131,7 +143,41 @@ def judged_split(split: Split, found, class_names, *, what: str) -> Split:
   relabelled = np.zeros(len(class_names), np.int64)
   relabelled[labels] = split.class_counts
 
+  indices, size = mapping[:, None], [len(class_names)]
+
+  def relabel(image, label):
+    if label.shape.rank == 1:  # multi-hot: each found label's column moved to its place
+      return image, tf.scatter_nd(indices, label, size)
+    return image, tf.gather(mapping, label)
+
+  def read(shard_index, num_shards):
+    return split.read(shard_index, num_shards).map(relabel)
+  return Split(read, tuple(int(count) for count in relabelled), split.paths,
+               size=split.num_examples)
+
+
+def multi_hot(split: Split, num_classes: int) -> Split:
+  """`split` with its int labels as one-hot float32 vectors (single-label data trained as
+  multi-label, model.task='multi_label')."""
   def read(shard_index, num_shards):
     return split.read(shard_index, num_shards).map(
-        lambda image, label: (image, tf.gather(mapping, label)))
-  return Split(read, tuple(int(count) for count in relabelled), split.paths)
+        lambda image, label: (image, tf.one_hot(label, num_classes, dtype=tf.float32)))
+  return Split(read, split.class_counts, split.paths, size=split.num_examples)
+
+
+def for_task(data: Data, task: str) -> Data:
+  """`data` as a run of `task` ('single_label' | 'multi_label') trains on it.
+
+  Raises:
+    errors.InvalidValueError: multi-label data (images with several labels) for a
+      single-label task.
+  """
+  if task == 'multi_label' and not data.multi_label:
+    num_classes = len(data.class_names)
+    return dataclasses.replace(data, train=multi_hot(data.train, num_classes),
+                               val=multi_hot(data.val, num_classes), multi_label=True)
+  if task == 'single_label' and data.multi_label:
+    raise errors.InvalidValueError(
+        f'{data.description} gives images several labels; a single-label model cannot learn '
+        "them. Use --config.model.task=multi_label (or 'auto').")
+  return data

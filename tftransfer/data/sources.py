@@ -4,6 +4,7 @@ Every source (config.SOURCES) has one module, which loads it as a dataset.Data (
 training and validation splits of (uint8 image, int32 label) examples):
 
     folder      folder_source.py     root/<class>/**/<image>, scanned first (folders.py)
+    csv         manifest_source.py   a table of images and labels (manifests.py), scanned
     tfrecord    tfrecord_source.py   what make_tfrecords wrote (tfrecords.py)
     tfds        tfds_source.py       a prepared TensorFlow Datasets set
     synthetic   synthetic_source.py  the procedural texture tasks (synthetic.py)
@@ -20,11 +21,12 @@ import ml_collections
 import numpy as np
 
 from tftransfer import config as config_lib, errors
-from tftransfer.data import dataset, folder_source, synthetic_source, tfds_source
-from tftransfer.data import tfrecord_source
+from tftransfer.data import dataset, folder_source, manifest_source, synthetic_source
+from tftransfer.data import tfds_source, tfrecord_source
 
 LOADERS = {'tfds': tfds_source.load, 'folder': folder_source.load,
-           'tfrecord': tfrecord_source.load, 'synthetic': synthetic_source.load}
+           'tfrecord': tfrecord_source.load, 'csv': manifest_source.load,
+           'synthetic': synthetic_source.load}
 assert set(LOADERS) == set(config_lib.SOURCES)
 
 

@@ -71,3 +71,47 @@ def train_val_indices(labels: np.ndarray, data: ml_collections.ConfigDict, seed:
         'a validation split from the training data.')
   train, val = stratified_split(labels, val_fraction=data.val_fraction, seed=seed)
   return cap_per_class(train, labels, max_per_class=data.max_examples_per_class, seed=seed), val
+
+
+def iterative_stratified_split(targets: np.ndarray, *, val_fraction: float,
+                               seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Splits multi-label examples so each label keeps about `val_fraction` of its examples
+  aside: iterative stratification (Sechidis, Tsoumakas and Vlahavas, ECML PKDD 2011).
+
+  The rarest label still to place goes first: each of its examples goes to the split that
+  most wants that label (its desired count minus what it has), ties to the one that most
+  wants examples, then at random (seeded). Examples without a label fill what is left.
+
+  Args:
+    targets: bool or 0/1 [N, num_labels].
+    val_fraction: in (0, 1).
+    seed: seeds the order of ties.
+
+  Returns:
+    Sorted (train_indices, val_indices).
+  """
+  targets = np.asarray(targets) > 0
+  rng = np.random.default_rng(seed)
+  fractions = np.array([1 - val_fraction, val_fraction])
+  wanted_examples = fractions * len(targets)
+  wanted_labels = fractions[:, None] * targets.sum(axis=0)[None, :]
+  assigned = np.full(len(targets), -1)
+  remaining = targets.copy()
+  while remaining.any():
+    counts = remaining.sum(axis=0)
+    label = min(np.flatnonzero(counts), key=lambda l: (counts[l], rng.random()))
+    for example in rng.permutation(np.flatnonzero(remaining[:, label])):
+      by_label, by_size = wanted_labels[:, label], wanted_examples
+      best = np.flatnonzero(by_label == by_label.max())
+      if len(best) > 1:
+        best = best[by_size[best] == by_size[best].max()]
+      subset = int(rng.choice(best))
+      assigned[example] = subset
+      wanted_labels[subset] -= targets[example]
+      wanted_examples[subset] -= 1
+      remaining[example] = False
+  for example in rng.permutation(np.flatnonzero(assigned < 0)):
+    subset = int(np.argmax(wanted_examples))
+    assigned[example] = subset
+    wanted_examples[subset] -= 1
+  return np.flatnonzero(assigned == 0), np.flatnonzero(assigned == 1)

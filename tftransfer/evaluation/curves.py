@@ -14,8 +14,9 @@ def phase_boundaries(rows: list[dict]) -> list[tuple[float, str]]:
 
 def plot_training_curves(rows: list[dict]) -> Figure:
   """Four panels over the epochs of both phases, in the order they ran: train and validation
-  loss; train and validation accuracy; learning rate; training images/sec (log scale: the
-  head phase on cached features runs orders of magnitude faster than fine-tuning).
+  loss; train and validation accuracy (multi-label: exact match, and the validation mean
+  average precision); learning rate; training images/sec (log scale: the head phase on
+  cached features runs orders of magnitude faster than fine-tuning).
 
   Args:
     rows: metrics.jsonl rows, each with phase, epoch, train_loss, val_loss, train_accuracy,
@@ -29,11 +30,16 @@ def plot_training_curves(rows: list[dict]) -> Figure:
 
   figure = Figure(figsize=(11, 6.2), dpi=90, layout='constrained')
   panels = figure.subplots(2, 2, sharex=True).ravel()
-  for axes, (title, keys) in zip(panels[:2], (('loss', ('train_loss', 'val_loss')),
-                                             ('accuracy', ('train_accuracy', 'val_accuracy')))):
+  multi_label = any('val_map' in row for row in rows)
+  scores = (('exact match, and mean average precision',
+             ('train_accuracy', 'val_accuracy', 'val_map')) if multi_label else
+            ('accuracy', ('train_accuracy', 'val_accuracy')))
+  names = {'val_map': 'validation mAP', 'train_accuracy': 'train exact match',
+           'val_accuracy': 'validation exact match'} if multi_label else {}
+  for axes, (title, keys) in zip(panels[:2], (('loss', ('train_loss', 'val_loss')), scores)):
     for key in keys:
       axes.plot(x, series(key), marker='o', markersize=3,
-                label=key.replace('_', ' ').replace('val', 'validation'))
+                label=names.get(key, key.replace('_', ' ').replace('val', 'validation')))
     axes.set_title(title, fontsize=10)
     axes.legend(fontsize=8)
   panels[2].plot(x, series('learning_rate'), marker='o', markersize=3, color='#d65f5f')

@@ -51,8 +51,7 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
       workdir, data=data_dir or predictions.VALIDATION, checkpoint=checkpoint,
       allow_unfinished=allow_unfinished)
   trained = result.trained
-  metrics = metrics_lib.classification_metrics([(result.logits, result.labels)],
-                                               trained.class_names)
+  metrics = result.metrics()
   metrics['model'] = {'workdir': os.path.abspath(workdir), 'checkpoint': trained.checkpoint,
                       'step': trained.step}
   metrics['data'] = result.description
@@ -60,7 +59,8 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
   subdirectory = os.path.basename(os.path.abspath(data_dir)) if data_dir else ''
   metrics_lib.write_report(output_dir or os.path.join(workdir, workdir_lib.EVAL, subdirectory),
                            metrics, title=f'{os.path.basename(os.path.abspath(workdir))} (step '
-                           f'{trained.step}) on {result.description}')
+                           f'{trained.step}) on {result.description}',
+                           scores=(result.probabilities, result.labels, trained.class_names))
   if report:
     report_lib.write_report(result, workdir,
                             os.path.join(workdir, workdir_lib.REPORT, subdirectory),
@@ -125,6 +125,8 @@ def evaluate_export(model_path: str, config: ml_collections.ConfigDict | None, o
     errors.InvalidValueError: data with a class the model lacks, or neither data source.
   """
   model = prediction.load_model(model_path)
+  thresholds = prediction.label_thresholds(model)
+  task = 'single_label' if thresholds is None else 'multi_label'
   batch_size = 32 if config is None else config.train.batch_size
   if data_dir:
     split, _ = restore.folder_data(data_dir, model.class_names,
@@ -132,15 +134,24 @@ def evaluate_export(model_path: str, config: ml_collections.ConfigDict | None, o
     description = f'image folder {os.path.abspath(data_dir)!r} ({split.num_examples} images)'
   else:
     config_lib.validate(config)
-    data = sources.load(config.data, seed=config.seed)
+    data = dataset.for_task(sources.load(config.data, seed=config.seed), task)
     split = dataset.judged_split(data.val, data.class_names, model.class_names,
                                  what=data.description)
     description = f'{data.description}, validation split'
+  if task == 'multi_label' and split.num_examples and data_dir:
+    split = dataset.multi_hot(split, len(model.class_names))  # a folder: one label each
   scores = (_litert_scores if isinstance(model, prediction.LoadedLiteRT)
             else _saved_model_scores)(model, split, batch_size)
-  metrics = metrics_lib.classification_metrics(scores, model.class_names)
+  if task == 'multi_label':
+    probabilities, targets = (np.concatenate(parts) for parts in zip(*scores))
+    metrics = metrics_lib.multilabel_metrics(probabilities, targets, model.class_names,
+                                             thresholds)
+  else:
+    metrics = metrics_lib.classification_metrics(scores, model.class_names)
   metrics['model'] = {'export': os.path.abspath(model_path), **{
       key: model.metadata.get(key) for key in ('workdir', 'checkpoint', 'step')}}
   metrics['data'] = description
-  metrics_lib.write_report(output_dir, metrics, title=os.path.abspath(model_path))
+  metrics_lib.write_report(
+      output_dir, metrics, title=os.path.abspath(model_path),
+      scores=None if task == 'single_label' else (probabilities, targets, model.class_names))
   return metrics

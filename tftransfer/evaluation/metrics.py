@@ -10,8 +10,9 @@ from typing import Iterable
 
 from matplotlib.figure import Figure
 import numpy as np
+from sklearn import metrics as sk_metrics
 
-from tftransfer import errors, files
+from tftransfer import errors, files, multilabel
 
 # The PNG names every cell's count up to this many classes; beyond, the numbers would overlap.
 MAX_ANNOTATED_CLASSES = 40
@@ -97,9 +98,68 @@ def confusion_matrix_figure(metrics: dict, *, title: str) -> Figure:
   return figure
 
 
-def write_report(output_dir: str, metrics: dict, *, title: str) -> None:
-  """Writes output_dir/metrics.json and output_dir/confusion_matrix.png."""
+def multilabel_metrics(probabilities: np.ndarray, targets: np.ndarray,
+                       class_names: tuple[str, ...], thresholds: np.ndarray) -> dict:
+  """Metrics of a multi-label model: probabilities and 0/1 targets [N, num_labels], and the
+  labels' decision thresholds [num_labels] (multilabel.py).
+
+  Returns:
+    metrics.json's content: mean_average_precision (macro over labels with positives) and
+    micro_average_precision; exact_match (every label of an image right, also as accuracy);
+    micro and macro precision, recall and F1 at the thresholds; per_label {name: ap,
+    support, threshold, precision, recall, f1}.
+  """
+  class_names = tuple(files.text_name(name) for name in class_names)
+  macro, micro, per_label_ap = multilabel.average_precision(probabilities, targets)
+  at = multilabel.at_thresholds(probabilities, targets, thresholds)
+  support = (np.asarray(targets) > 0.5).sum(axis=0)
+  rounded = lambda value: None if not np.isfinite(value) else round(float(value), 5)  # noqa: E731
+  return {
+      'task': 'multi_label', 'num_examples': int(len(targets)),
+      'mean_average_precision': rounded(macro), 'micro_average_precision': rounded(micro),
+      'exact_match': rounded(at['exact_match']), 'accuracy': rounded(at['exact_match']),
+      **{key: rounded(at[key]) for key in ('micro_precision', 'micro_recall', 'micro_f1',
+                                           'macro_precision', 'macro_recall', 'macro_f1')},
+      'per_label': {
+          name: {'average_precision': rounded(per_label_ap[i]), 'support': int(support[i]),
+                 'threshold': rounded(thresholds[i]), 'precision': rounded(at['precision'][i]),
+                 'recall': rounded(at['recall'][i]), 'f1': rounded(at['f1'][i])}
+          for i, name in enumerate(class_names)},
+  }
+
+
+def precision_recall_figure(probabilities: np.ndarray, targets: np.ndarray,
+                            class_names: tuple[str, ...], *, title: str,
+                            max_labels: int = 12) -> Figure:
+  """Precision against recall of each label (the `max_labels` with the lowest average
+  precision when there are more), each with its threshold's point marked."""
+  _, _, per_label = multilabel.average_precision(probabilities, targets)
+  shown = [int(i) for i in np.argsort(np.nan_to_num(per_label, nan=2.0))[:max_labels]
+           if np.isfinite(per_label[i])]
+  figure = Figure(figsize=(7, 5), dpi=110, layout='constrained')
+  axes = figure.subplots()
+  for label in shown:
+    precision, recall, _ = sk_metrics.precision_recall_curve(targets[:, label] > 0.5,
+                                                             probabilities[:, label])
+    axes.plot(recall, precision, label=f'{class_names[label]} (AP {per_label[label]:.2f})')
+  axes.set_xlabel('recall')
+  axes.set_ylabel('precision')
+  axes.set_xlim(0, 1.02)
+  axes.set_ylim(0, 1.02)
+  axes.set_title(title, fontsize=9)
+  axes.legend(fontsize=7, loc='lower left')
+  return figure
+
+
+def write_report(output_dir: str, metrics: dict, *, title: str,
+                 scores: tuple[np.ndarray, np.ndarray, tuple] | None = None) -> None:
+  """Writes output_dir/metrics.json and a PNG: confusion_matrix.png, or for multi-label
+  metrics precision_recall.png from `scores` (probabilities, targets, class names)."""
   os.makedirs(output_dir, exist_ok=True)
   files.write_json(os.path.join(output_dir, 'metrics.json'), metrics)
+  if metrics.get('task') == 'multi_label':
+    precision_recall_figure(*scores, title=title).savefig(
+        os.path.join(output_dir, 'precision_recall.png'))
+    return
   plot_confusion_matrix(metrics, os.path.join(output_dir, 'confusion_matrix.png'),
                         title=title)

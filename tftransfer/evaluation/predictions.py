@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tftransfer import errors, restore, workdir as workdir_lib
 from tftransfer.data import dataset, image_ops, pipeline
+from tftransfer.evaluation import metrics as metrics_lib
 from tftransfer.workdir import Workdir
 
 # --data value meaning the run's own validation split.
@@ -26,21 +27,32 @@ class Predictions:
   split: dataset.Split  # the examples judged
   description: str  # what they are, e.g. "image folder '/data' (5000 images), validation split"
   logits: np.ndarray  # float32 [N, num_classes]
-  labels: np.ndarray  # int32 [N]
+  labels: np.ndarray  # int32 [N]; a multi-label run's: float32 0/1 targets [N, num_classes]
   data_report: dict | None  # Data.report() of the judged data (counts, skipped files)
 
   @property
   def probabilities(self) -> np.ndarray:
-    """float64 [N, num_classes], softmax of the logits."""
+    """float64 [N, num_classes]: softmax of the logits; for a multi-label run, each label's
+    sigmoid."""
     logits = self.logits.astype(np.float64)
+    if self.trained.multi_label:
+      return 1 / (1 + np.exp(-logits))
     exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+  def metrics(self) -> dict:
+    """What metrics.json holds of these predictions (metrics.py)."""
+    names = self.trained.class_names
+    if self.trained.multi_label:
+      return metrics_lib.multilabel_metrics(self.probabilities, self.labels, names,
+                                            self.trained.label_thresholds())
+    return metrics_lib.classification_metrics([(self.logits, self.labels)], names)
 
 
 def predict(trained: restore.TrainedModel, split: dataset.Split) -> tuple[np.ndarray,
                                                                          np.ndarray]:
-  """(float32 logits [N, K], int32 labels [N]) of the model on `split`'s evaluation view, in
-  the split's order, batched by the run's train.batch_size."""
+  """(float32 logits [N, K], labels [N] or multi-hot [N, K]) of the model on `split`'s
+  evaluation view, in the split's order, batched by the run's train.batch_size."""
   batches = pipeline.eval_batches(split, image_size=trained.image_size,
                                   batch_size=trained.config.train.batch_size, cache=False)
   logits = tf.function(lambda images: trained.model(images, training=False),
@@ -51,7 +63,8 @@ def predict(trained: restore.TrainedModel, split: dataset.Split) -> tuple[np.nda
     labels.append(batch_labels.numpy())
   if not outputs:
     raise errors.InvalidValueError('The data to judge is empty: nothing to evaluate.')
-  return np.concatenate(outputs), np.concatenate(labels).astype(np.int32)
+  labels = np.concatenate(labels)
+  return np.concatenate(outputs), labels.astype(np.float32 if labels.ndim == 2 else np.int32)
 
 
 def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | int = 'best',
@@ -72,6 +85,8 @@ def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | i
   else:
     split, report = restore.folder_data(data, trained.class_names,
                                         max_pixels=trained.config.data.max_image_pixels)
+    if trained.multi_label:  # A folder gives each image the one label of its folder.
+      split = dataset.multi_hot(split, len(trained.class_names))
     description = f'image folder {os.path.abspath(data)!r} ({split.num_examples} images)'
   logits, labels = predict(trained, split)
   return Predictions(trained, split, description, logits, labels, report)

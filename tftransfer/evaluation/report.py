@@ -8,10 +8,13 @@ Sections, in order: header (run, data, backbone, accuracy, top-5, balanced accur
 command); training curves (curves.py); per-class table, worst first, and the confusion matrix
 normalised by true class (only the classes of the most confused pairs beyond
 MAX_MATRIX_CLASSES); the worst mistakes with Grad-CAM (gradcam.py) and the most confused pairs
-with examples (mistakes.py); calibration (calibration.py); the data report. Images and plots
-are embedded as data: URIs and the page has no script, so it opens from a file:// URL or an
-artifact store without any network. The page is rendered by Jinja2 from
-templates/report.html.j2.
+with examples (mistakes.py); calibration (calibration.py); the data report. A multi-label
+run's page has, instead of the per-class to calibration sections, a per-label table, its
+precision-recall curves and the worst false positives and negatives with Grad-CAM of their
+label (multilabel_page.py). Images and plots are embedded as data: URIs and the page has no
+script, so it opens from a file:// URL or an artifact store without any network. The page is
+rendered by Jinja2 from templates/report.html.j2 or report_multilabel.html.j2, both
+extending base.html.j2.
 """
 
 import base64
@@ -29,7 +32,8 @@ import tensorflow as tf
 
 from tftransfer import files, workdir as workdir_lib
 from tftransfer.evaluation import calibration as calibration_lib
-from tftransfer.evaluation import curves, gradcam, metrics as metrics_lib, mistakes
+from tftransfer.evaluation import curves, gradcam, mistakes
+from tftransfer.evaluation import multilabel_page
 from tftransfer.evaluation import predictions as predictions_lib
 from tftransfer.workdir import Workdir
 
@@ -128,21 +132,61 @@ def _mistake_cards(result: predictions_lib.Predictions, probabilities: np.ndarra
 
 def _header(result: predictions_lib.Predictions, metrics: dict, run: Workdir,
             command: str | None) -> dict:
+  """The facts every report's header shows, and the headline metrics of its task."""
   config, final = result.trained.config, result.trained.final_metrics or {}
-  recalls = [values['recall'] for values in metrics['per_class'].values()
-             if values['support'] > 0]
   backbone = config.model.backbone + (f' (width {config.model.width:g})'
                                       if config.model.width != 1.0 else '')
+  if result.trained.multi_label:
+    headline = {key: metrics[key] for key in ('mean_average_precision',
+                                              'micro_average_precision', 'macro_f1',
+                                              'exact_match')}
+  else:
+    recalls = [values['recall'] for values in metrics['per_class'].values()
+               if values['support'] > 0]
+    headline = {'accuracy': metrics['top1_accuracy'], 'top5': metrics.get('top5_accuracy'),
+                # Mean per-class recall (classes with examples), as sklearn's
+                # balanced_accuracy_score.
+                'balanced_accuracy': float(np.mean(recalls))}
   return {
       'run': run.path, 'data': result.description, 'backbone': backbone,
       'image_size': result.trained.image_size, 'selected': final.get('selected'),
       'checkpoint': os.path.basename(result.trained.checkpoint),
-      'step': result.trained.step, 'finished': bool(final),
-      'accuracy': metrics['top1_accuracy'], 'top5': metrics.get('top5_accuracy'),
-      # Mean per-class recall (classes with examples), as sklearn's balanced_accuracy_score.
-      'balanced_accuracy': float(np.mean(recalls)), 'num_images': metrics['num_examples'],
+      'step': result.trained.step, 'finished': bool(final), **headline,
+      'num_images': metrics['num_examples'],
       'command': command or '(called from Python, not from a command)',
       'generated': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+  }
+
+
+def _single_label_sections(result: predictions_lib.Predictions, metrics: dict, *,
+                           num_mistakes: int, num_pairs: int) -> dict:
+  """The single-label template's sections: per class, confusion matrix, worst mistakes,
+  confused pairs, calibration."""
+  names = result.trained.class_names
+  probabilities = result.probabilities
+  confusion = np.asarray(metrics['confusion_matrix']['counts'])
+  losses = mistakes.losses(probabilities, result.labels)
+  worst = mistakes.worst_mistakes(probabilities, result.labels, num_mistakes)
+  pairs = [(true, predicted, count, mistakes.pair_examples(
+      probabilities, result.labels, true, predicted, EXAMPLES_PER_PAIR))
+           for true, predicted, count in mistakes.confused_pairs(confusion, num_pairs)]
+  wanted = np.unique(np.concatenate([worst, *(examples for *_, examples in pairs),
+                                     np.zeros(0, np.int64)]).astype(np.int64))
+  images = dict(zip(wanted.tolist(), predictions_lib.evaluation_images(
+      result.split, wanted, result.trained.image_size)))
+  reliability = calibration_lib.calibration(probabilities, result.labels)
+  return {
+      'per_class': _per_class(metrics, confusion),
+      'matrix': _matrix(confusion, names),
+      'num_misclassified': int(np.sum(probabilities.argmax(-1) != result.labels)),
+      'mistakes': _mistake_cards(result, probabilities, losses, worst, images),
+      'pairs': [{'true': names[true], 'predicted': names[predicted], 'count': count,
+                 'examples': [{'index': int(i), 'image': _image_uri(images[int(i)]),
+                               'probability': float(probabilities[i, predicted]),
+                               'path': _path_text(result.split, int(i))} for i in examples]}
+                for true, predicted, count, examples in pairs],
+      'calibration': reliability, 'num_bins': len(reliability.counts),
+      'reliability': _figure_uri(calibration_lib.plot_reliability(reliability)),
   }
 
 
@@ -161,41 +205,25 @@ def write_report(result: predictions_lib.Predictions, workdir: str, output_dir: 
   """
   started = time.monotonic()
   run = Workdir(workdir, create=False)
-  names = result.trained.class_names
-  probabilities = result.probabilities
-  metrics = metrics_lib.classification_metrics([(result.logits, result.labels)], names)
-  confusion = np.asarray(metrics['confusion_matrix']['counts'])
-  losses = mistakes.losses(probabilities, result.labels)
-  worst = mistakes.worst_mistakes(probabilities, result.labels, num_mistakes)
-  pairs = [(true, predicted, count, mistakes.pair_examples(
-      probabilities, result.labels, true, predicted, EXAMPLES_PER_PAIR))
-           for true, predicted, count in mistakes.confused_pairs(confusion, num_pairs)]
-  wanted = np.unique(np.concatenate([worst, *(examples for *_, examples in pairs),
-                                     np.zeros(0, np.int64)]).astype(np.int64))
-  images = dict(zip(wanted.tolist(), predictions_lib.evaluation_images(
-      result.split, wanted, result.trained.image_size)))
+  metrics = result.metrics()
+  if result.trained.multi_label:
+    template, sections = 'report_multilabel.html.j2', multilabel_page.sections(
+        result, metrics, num_mistakes=num_mistakes, image_uri=_image_uri,
+        figure_uri=_figure_uri, path_text=_path_text)
+  else:
+    template, sections = 'report.html.j2', _single_label_sections(
+        result, metrics, num_mistakes=num_mistakes, num_pairs=num_pairs)
   rows = run.read_metrics()
-  reliability = calibration_lib.calibration(probabilities, result.labels)
   page = {
       'header': _header(result, metrics, run, command),
       'curves': _figure_uri(curves.plot_training_curves(rows)) if rows else None,
-      'per_class': _per_class(metrics, confusion),
-      'matrix': _matrix(confusion, names),
-      'num_misclassified': int(np.sum(probabilities.argmax(-1) != result.labels)),
-      'mistakes': _mistake_cards(result, probabilities, losses, worst, images),
-      'pairs': [{'true': names[true], 'predicted': names[predicted], 'count': count,
-                 'examples': [{'index': int(i), 'image': _image_uri(images[int(i)]),
-                               'probability': float(probabilities[i, predicted]),
-                               'path': _path_text(result.split, int(i))} for i in examples]}
-                for true, predicted, count, examples in pairs],
-      'calibration': reliability, 'num_bins': len(reliability.counts),
-      'reliability': _figure_uri(calibration_lib.plot_reliability(reliability)),
       'data_reports': [report for report in (result.data_report,) if report],
+      **sections,
   }
   environment = jinja2.Environment(
       loader=jinja2.PackageLoader('tftransfer.evaluation', 'templates'),
       autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-  html = environment.get_template('report.html.j2').render(**page)
+  html = environment.get_template(template).render(**page)
   os.makedirs(output_dir, exist_ok=True)
   path = os.path.join(output_dir, 'index.html')
   files.write_text(path, html)

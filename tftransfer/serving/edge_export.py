@@ -2,8 +2,10 @@
 a .keras file, each measured against the SavedModel before the version is published.
 
     labels.txt                       class names, one per line in label order (LiteRT apps and
-                                     the .keras file read them here; see docs/serving.md for why not as
-                                     TFLite metadata)
+                                     the .keras file read them here; docs/serving.md says
+                                     why not as TFLite metadata)
+    thresholds.txt                   a multi-label model's threshold of each label, one per
+                                     line in labels.txt's order
     model.tflite, model_<q>.tflite   litert.py, one per --quantize value
     model.keras                      keras_file.py
     export_report.json               export_report.py: accuracy, agreement, size, latency
@@ -17,10 +19,11 @@ import os
 from absl import logging
 import tensorflow as tf
 
-from tftransfer import files
+from tftransfer import files, restore
 from tftransfer.data import pipeline
 from tftransfer.serving import export_report, keras_file, litert, litert_runtime, signatures
-from tftransfer import restore
+
+THRESHOLDS_FILE = 'thresholds.txt'
 
 
 def _saved_model_artifact(path: str, exported: bool) -> export_report.Artifact:
@@ -102,6 +105,10 @@ def write(trained: restore.TrainedModel, workdir: str, directory: str, *, refere
   """
   data = restore.run_data(workdir, trained.config)
   signatures.write_labels(os.path.join(directory, signatures.LABELS_FILE), trained.class_names)
+  thresholds = trained.label_thresholds() if trained.multi_label else None
+  if thresholds is not None:  # beside labels.txt, in the same order: one threshold a line
+    files.write_text(os.path.join(directory, THRESHOLDS_FILE),
+                     ''.join(f'{value:.6f}\n' for value in thresholds))
   artifacts = [_saved_model_artifact(reference, reference_exported)]
   if 'keras' in formats:
     artifacts.append(_keras_artifact(trained, directory))
@@ -113,10 +120,11 @@ def write(trained: restore.TrainedModel, workdir: str, directory: str, *, refere
   batches = pipeline.pixel_batches(data.val, image_size=trained.image_size,
                                    batch_size=trained.config.train.batch_size)
   results = export_report.measure(artifacts, batches.as_numpy_iterator(),
-                                  latency_runs=latency_runs)
+                                  latency_runs=latency_runs, thresholds=thresholds)
   for result in results:
-    logging.info('%-14s top-1 %.4f, %s bytes, %.2f ms per image', result['name'],
-                 result['top1_accuracy'], f'{result["bytes"]:,}', result['latency_ms'])
+    logging.info('%-14s %s %.4f, %s bytes, %.2f ms per image', result['name'],
+                 result['metric'], result[result['metric']], f'{result["bytes"]:,}',
+                 result['latency_ms'])
   report = {'source': source, 'validation': {
       'data': f'{data.description}, validation split',
       'input': 'the evaluation view rounded to uint8 pixels, the same for every format'},

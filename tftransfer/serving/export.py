@@ -75,9 +75,11 @@ def write_saved_model(trained: restore.TrainedModel, path: str) -> None:
     labels_path = os.path.join(scratch, signatures.LABELS_FILE)
     signatures.write_labels(labels_path, trained.class_names)
     class_table = signatures.class_table(labels_path, num_classes)
-    functions = signatures.Signatures(trained.model, class_table, image_size=trained.image_size,
-                             top_k=min(export.top_k, num_classes),
-                             max_image_pixels=trained.config.data.max_image_pixels)
+    functions = signatures.Signatures(
+        trained.model, class_table, image_size=trained.image_size,
+        top_k=min(export.top_k, num_classes),
+        max_image_pixels=trained.config.data.max_image_pixels,
+        thresholds=trained.label_thresholds() if trained.multi_label else None)
     archive = keras.export.ExportArchive()
     archive.track(trained.model)
     archive.track(class_table)  # Lookup tables are tracked explicitly (Keras docs).
@@ -96,7 +98,9 @@ def _metadata(trained: restore.TrainedModel, workdir: str) -> dict:
       'backbone': model.backbone, 'width': model.width, 'image_size': model.image_size,
       'num_classes': len(trained.class_names),
       'top_k': min(trained.config.export.top_k, len(trained.class_names)),
-      'max_image_pixels': trained.config.data.max_image_pixels,
+      'max_image_pixels': trained.config.data.max_image_pixels, 'task': trained.plan.task,
+      **({'thresholds': dict(zip(trained.class_names, map(float, trained.label_thresholds())))}
+         if trained.multi_label else {}),
       'tensorflow': tf.__version__, 'keras': keras.__version__,
   }
 
@@ -113,7 +117,8 @@ def _check_loads(path: str, inputs: dict[str, dict[str, np.ndarray]],
     if signature_name not in loaded.signatures:
       raise RuntimeError(f'The SavedModel in {path} lacks signature {signature_name!r}.')
     outputs = loaded.signatures[signature_name](**tensors)
-    classes = {files.text_name(name) for name in outputs['classes'].numpy().ravel()}
+    answered = outputs['labels'] if 'labels' in outputs else outputs['classes']
+    classes = {files.text_name(name) for name in answered.numpy().ravel() if name}
     names = {files.text_name(name) for name in class_names}
     if not classes <= names or outputs['probabilities'].shape[-1] != len(class_names):
       raise RuntimeError(f'Signature {signature_name!r} of {path} answered {classes} for a '

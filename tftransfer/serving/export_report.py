@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from tftransfer import errors
+from tftransfer import errors, multilabel
 
 REPORT_FILE = 'export_report.json'
 REFERENCE = 'saved_model'  # the artifact the others are compared with
@@ -63,22 +63,35 @@ def _median_latency_ms(classify: Callable[[np.ndarray], np.ndarray], image: np.n
   return 1000 * statistics.median(times)
 
 
-def measure(artifacts: list[Artifact], batches: Iterable[tuple[np.ndarray, np.ndarray]], *,
-            latency_runs: int) -> list[dict]:
-  """Runs every artifact over `batches` and times each on one image.
+def _measure_multilabel(artifacts: list[Artifact], batches, thresholds: np.ndarray
+                        ) -> tuple[list[dict], int, np.ndarray]:
+  """Per artifact {mean_average_precision, label_agreement (the share of image-label
+  decisions at the thresholds equal to the reference's), max_probability_difference}."""
+  outputs = [[] for _ in artifacts]
+  targets, first_image = [], None
+  for images, labels in batches:
+    first_image = images[:1] if first_image is None else first_image
+    targets.append(labels)
+    for index, artifact in enumerate(artifacts):
+      outputs[index].append(artifact.classify(images))
+  if not targets:
+    raise errors.InvalidValueError('The validation split is empty: nothing to verify the '
+                                   'export on.')
+  targets = np.concatenate(targets)
+  probabilities = [np.concatenate(output) for output in outputs]
+  reference = probabilities[0] >= thresholds
+  measured = []
+  for index, values in enumerate(probabilities):
+    measured.append({
+        'accuracy': multilabel.average_precision(values, targets)[0],
+        'label_agreement': round(float(np.mean((values >= thresholds) == reference)), 5),
+        'max_probability_difference': round(float(np.abs(values - probabilities[0]).max()),
+                                            6)})
+  return measured, len(targets), first_image
 
-  Args:
-    artifacts: the REFERENCE artifact first, then the ones compared with it.
-    batches: (uint8 pixels [B, S, S, 3], int labels [B]) numpy pairs.
-    latency_runs: timed calls of one image per artifact (after 3 untimed ones).
 
-  Returns:
-    One dict per artifact, in order: name, bytes, num_images, top1_accuracy, and for all but
-    the reference accuracy_drop_points, top1_agreement, max_probability_difference; then
-    latency_ms and the artifact's details.
-  """
-  if artifacts[0].name != REFERENCE:
-    raise ValueError(f'The first artifact must be the {REFERENCE}, not {artifacts[0].name}.')
+def _measure_top1(artifacts: list[Artifact], batches) -> tuple[list[dict], int, np.ndarray]:
+  """Per artifact {top-1 accuracy, top1_agreement, max_probability_difference}."""
   correct = np.zeros(len(artifacts), np.int64)
   agree = np.zeros(len(artifacts), np.int64)
   difference = np.zeros(len(artifacts))
@@ -98,17 +111,49 @@ def measure(artifacts: list[Artifact], batches: Iterable[tuple[np.ndarray, np.nd
   if not count:
     raise errors.InvalidValueError('The validation split is empty: nothing to verify the '
                                    'export on.')
+  return [{'accuracy': float(correct[index] / count),
+           'top1_agreement': round(float(agree[index] / count), 5),
+           'max_probability_difference': round(float(difference[index]), 6)}
+          for index in range(len(artifacts))], count, first_image
+
+
+def measure(artifacts: list[Artifact], batches: Iterable[tuple[np.ndarray, np.ndarray]], *,
+            latency_runs: int, thresholds: np.ndarray | None = None) -> list[dict]:
+  """Runs every artifact over `batches` and times each on one image.
+
+  Args:
+    artifacts: the REFERENCE artifact first, then the ones compared with it.
+    batches: (uint8 pixels [B, S, S, 3], int labels [B]) numpy pairs; multi-label: 0/1
+      targets [B, num_labels].
+    latency_runs: timed calls of one image per artifact (after 3 untimed ones).
+    thresholds: a multi-label model's label thresholds [num_labels]: the artifacts are then
+      compared by mean average precision (and their decisions at the thresholds).
+
+  Returns:
+    One dict per artifact, in order: name, bytes, num_images, top1_accuracy (multi-label:
+    mean_average_precision), and for all but the reference accuracy_drop_points (in that
+    metric), top1_agreement (label_agreement), max_probability_difference; then latency_ms
+    and the artifact's details.
+  """
+  if artifacts[0].name != REFERENCE:
+    raise ValueError(f'The first artifact must be the {REFERENCE}, not {artifacts[0].name}.')
+  if thresholds is not None:
+    measured, count, first_image = _measure_multilabel(artifacts, batches, thresholds)
+    metric = 'mean_average_precision'
+  else:
+    measured, count, first_image = _measure_top1(artifacts, batches)
+    metric = 'top1_accuracy'
   results = []
   for index, artifact in enumerate(artifacts):
+    value = measured[index].pop('accuracy')
     result = {'name': artifact.name, 'bytes': size_in_bytes(artifact.files),
-              'num_images': count,
-              'top1_accuracy': round(float(correct[index] / count), 5)}
+              'num_images': count, metric: round(value, 5), 'metric': metric}
     if index:
       result.update(
-          accuracy_drop_points=round(100 * float(correct[0] - correct[index]) / count, 3),
-          max_accuracy_drop_points=artifact.max_accuracy_drop,
-          top1_agreement=round(float(agree[index] / count), 5),
-          max_probability_difference=round(float(difference[index]), 6))
+          accuracy_drop_points=round(100 * (measured[0]['reference'] - value), 3),
+          max_accuracy_drop_points=artifact.max_accuracy_drop, **measured[index])
+    else:
+      measured[0]['reference'] = value
     result['latency_ms'] = round(_median_latency_ms(artifact.classify, first_image,
                                                     latency_runs), 3)
     results.append({**result, **artifact.details})
@@ -120,9 +165,11 @@ def check_accuracy(results: list[dict]) -> None:
   failed = [result for result in results[1:] if result['max_accuracy_drop_points'] is not None
             and result['accuracy_drop_points'] > result['max_accuracy_drop_points']]
   if failed:
-    reference = results[0]['top1_accuracy']
+    metric = results[0]['metric']
+    shown = 'top-1' if metric == 'top1_accuracy' else 'mAP'
+    reference = results[0][metric]
     raise AccuracyDropError(
-        '; '.join(f'{result["name"]} top-1 {result["top1_accuracy"]:.4f} is '
+        '; '.join(f'{result["name"]} {shown} {result[metric]:.4f} is '
                   f'{result["accuracy_drop_points"]:.2f} points below the SavedModel\'s '
                   f'{reference:.4f}, more than --max_accuracy_drop='
                   f'{result["max_accuracy_drop_points"]:g}' for result in failed)

@@ -5,7 +5,7 @@
                       map (model/backbones.py, preprocess_affine), absent when the backbone
                       rescales its input itself
       -> the backbone, pooling and head, sharing the run's restored weights
-      -> probabilities float32 [B, num_classes] (softmax)
+      -> probabilities float32 [B, num_classes] (softmax; a multi-label run's: sigmoid)
 
 The training model's BackbonePreprocess is tftransfer's own registered layer, which
 `keras.models.load_model` could only rebuild with tftransfer imported; built-in layers keep
@@ -42,7 +42,9 @@ def portable_classifier(trained: restore.TrainedModel) -> keras.Model:
     inputs = preprocess(images)
     preprocess.set_weights([matrix, bias])
   logits = head(pool(backbone(inputs)))
-  probabilities = keras.layers.Softmax(name='probabilities', dtype='float32')(logits)
+  probabilities = (keras.layers.Activation('sigmoid', name='probabilities', dtype='float32')
+                   if trained.multi_label else
+                   keras.layers.Softmax(name='probabilities', dtype='float32'))(logits)
   return keras.Model(images, probabilities, name=model.name)
 
 
@@ -61,7 +63,8 @@ def check_agrees(classifier: keras.Model, trained: restore.TrainedModel, images:
                  *, tolerance: float, what: str) -> None:
   """Raises RuntimeError when `classifier`'s probabilities on `images` differ from the run's
   model's by more than `tolerance`."""
-  expected = keras.ops.softmax(trained.model(images, training=False))
+  logits = trained.model(images, training=False)
+  expected = keras.ops.sigmoid(logits) if trained.multi_label else keras.ops.softmax(logits)
   difference = float(np.max(np.abs(np.asarray(classifier(images, training=False))
                                    - np.asarray(expected))))
   if difference > tolerance:

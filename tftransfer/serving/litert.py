@@ -66,6 +66,7 @@ def calibration_images(split: dataset.Split, *, image_size: int, num_images: int
   Stratified: each class contributes in proportion to its share of the split (at least one
   image), its first images in the split's order, which is a permutation seeded by
   config.seed for image folders (and the shuffled order of TFRecords and TFDS data).
+  Multi-label splits give their first `num_images` images.
 
   Args:
     split: the run's training split.
@@ -73,14 +74,22 @@ def calibration_images(split: dataset.Split, *, image_size: int, num_images: int
     num_images: how many to draw in all (fewer if the split is smaller).
 
   Returns:
-    (images, per_class): float32 [1, S, S, 3] arrays in 0-255, and how many of each class.
+    (images, per_class): float32 [1, S, S, 3] arrays in 0-255, and how many of each class
+    (multi-label: how many images carry each label).
   """
   counts = np.asarray(split.class_counts)
   wanted = np.minimum(counts, np.maximum(1, np.round(num_images * counts / counts.sum())))
   taken = np.zeros_like(wanted)
   images = []
-  for image, label in pipeline.eval_batches(split, image_size=image_size, batch_size=1,
-                                            cache=False).as_numpy_iterator():
+  batches = pipeline.eval_batches(split, image_size=image_size, batch_size=1, cache=False)
+  if len(batches.element_spec[1].shape) == 2:
+    # Several labels an image: no stratum per image; the first images in the split's order,
+    # and how many of them carry each label.
+    for image, labels in batches.take(num_images).as_numpy_iterator():
+      images.append(image)
+      taken += (labels[0] > 0.5).astype(taken.dtype)
+    return images, [int(count) for count in taken]
+  for image, label in batches.as_numpy_iterator():
     label = int(label[0])
     if taken[label] < wanted[label]:
       images.append(image)
@@ -107,13 +116,14 @@ def _anchored(images: list[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
 
 
 def _saved_model_for_conversion(model: keras.Model, path: str, *, image_size: int,
-                                input_dtype: tf.DType) -> None:
+                                input_dtype: tf.DType, multi_label: bool = False) -> None:
   """Writes the SavedModel the converter reads: one image of `input_dtype` pixels in,
-  softmax probabilities out (the Keras 3 route to LiteRT: ExportArchive, then
-  TFLiteConverter.from_saved_model, as keras.Model.export(format='litert') does)."""
+  softmax probabilities out (multi-label: each label's sigmoid) (the Keras 3 route to
+  LiteRT: ExportArchive, then TFLiteConverter.from_saved_model, as
+  keras.Model.export(format='litert') does)."""
   def classify(images):
     logits = model(tf.cast(images, tf.float32), training=False)
-    return {OUTPUT: tf.nn.softmax(logits)}
+    return {OUTPUT: tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits)}
 
   archive = keras.export.ExportArchive()
   archive.track(model)
@@ -145,7 +155,8 @@ def convert(trained: restore.TrainedModel, quantize: str,
     # converter turns into a quantized uint8 input. (A cast from uint8 inside an int8 model
     # would leave a float tensor after it: the #57619 failure.)
     _saved_model_for_conversion(trained.model, scratch, image_size=trained.image_size,
-                                input_dtype=tf.float32 if full_integer else tf.uint8)
+                                input_dtype=tf.float32 if full_integer else tf.uint8,
+                                multi_label=trained.multi_label)
     converter = tf.lite.TFLiteConverter.from_saved_model(scratch, signature_keys=[SIGNATURE])
     if quantize != 'none':
       converter.optimizations = [tf.lite.Optimize.DEFAULT]

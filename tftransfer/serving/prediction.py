@@ -125,7 +125,48 @@ def image_files(paths: list[str]) -> list[str]:
   return found
 
 
-def _predict_batch(serve, paths: list, contents: list[bytes]) -> Iterator[dict]:
+def _labels_result(path: str | None, probabilities: np.ndarray, class_names,
+                   thresholds: dict, k: int) -> dict:
+  """A multi-label prediction: {'path', 'labels': the labels at or above their thresholds,
+  best first, [{'class', 'score'}], 'top_k': the k most probable}."""
+  top_k = _top_k(probabilities, class_names, k)
+  labels = [entry for entry in _top_k(probabilities, class_names, len(class_names))
+            if entry['score'] >= thresholds[entry['class']]]
+  return {**({} if path is None else {'path': path}), 'labels': labels, 'top_k': top_k}
+
+
+def _multi_label(export) -> dict | None:
+  """A multi-label export's thresholds by label name; None for a single-label one."""
+  return export.metadata.get('thresholds') if export.metadata.get('task') == 'multi_label' \
+      else None
+
+
+def label_thresholds(model: LoadedExport | LoadedLiteRT) -> np.ndarray | None:
+  """float32 [num_labels]: a multi-label model's decision thresholds (probabilities) in its
+  labels' order, from its metadata (a .tflite's: the export_report.json beside it); None for
+  a single-label model."""
+  thresholds = _multi_label(model)
+  if thresholds is None:
+    return None
+  return np.asarray([thresholds[name] for name in model.class_names], np.float32)
+
+
+def _outputs_results(export, paths: list, outputs: dict) -> Iterator[dict]:
+  """The results of one signature call's outputs, one per image."""
+  thresholds = _multi_label(export)
+  if thresholds is not None:
+    for path, probabilities in zip(paths, outputs['probabilities'].numpy()):
+      yield _labels_result(path, probabilities, export.class_names, thresholds,
+                           export.metadata['top_k'])
+    return
+  classes, scores = outputs['classes'].numpy(), outputs['scores'].numpy()
+  for path, names, values in zip(paths, classes, scores):
+    # Class names as text the one way labels.txt and data.json hold them (files.text_name).
+    yield _result(path, top_k=[{'class': files.text_name(name), 'score': float(value)}
+                               for name, value in zip(names, values)])
+
+
+def _predict_batch(export, serve, paths: list, contents: list[bytes]) -> Iterator[dict]:
   try:
     # A rejected image is reported in its result line; TF's own echo of the failure is not.
     with tf_noise.filtered(tf_noise.expected_failure_dropper()):
@@ -136,13 +177,9 @@ def _predict_batch(serve, paths: list, contents: list[bytes]) -> Iterator[dict]:
       return
     # One bad file fails its whole batch: send the files one by one to keep the others.
     for path, content in zip(paths, contents):
-      yield from _predict_batch(serve, [path], [content])
+      yield from _predict_batch(export, serve, [path], [content])
     return
-  classes, scores = outputs['classes'].numpy(), outputs['scores'].numpy()
-  for path, names, values in zip(paths, classes, scores):
-    # Class names as text the one way labels.txt and data.json hold them (files.text_name).
-    yield _result(path, top_k=[{'class': files.text_name(name), 'score': float(value)}
-                               for name, value in zip(names, values)])
+  yield from _outputs_results(export, paths, outputs)
 
 
 def _result(path: str | None, *, top_k: list[dict] | None = None,
@@ -172,8 +209,16 @@ def _predict_litert(model: LoadedLiteRT, items: Iterable) -> Iterator[dict]:
     except tf.errors.InvalidArgumentError as error:
       yield _result(path, error=image_ops.error_reason(error))
       continue
-    yield _result(path, top_k=_top_k(model.classifier.probabilities(image[np.newaxis])[0],
-                                      model.class_names, model.metadata['top_k']))
+    yield _litert_result(model, path, image)
+
+
+def _litert_result(model: LoadedLiteRT, path: str | None, pixels: np.ndarray) -> dict:
+  probabilities = model.classifier.probabilities(pixels[np.newaxis])[0]
+  thresholds = _multi_label(model)
+  if thresholds is not None:
+    return _labels_result(path, probabilities, model.class_names, thresholds,
+                          model.metadata['top_k'])
+  return _result(path, top_k=_top_k(probabilities, model.class_names, model.metadata['top_k']))
 
 
 def _read(path: str) -> Callable[[], bytes]:
@@ -209,10 +254,12 @@ def predict_encoded(export: 'LoadedExport | LoadedLiteRT', items: Iterable, *,
   for item in items:
     batch.append(item)
     if len(batch) == batch_size:
-      yield from _predict_batch(serve, [path for path, _ in batch], [read() for _, read in batch])
+      yield from _predict_batch(export, serve, [path for path, _ in batch],
+                                [read() for _, read in batch])
       batch = []
   if batch:
-    yield from _predict_batch(serve, [path for path, _ in batch], [read() for _, read in batch])
+    yield from _predict_batch(export, serve, [path for path, _ in batch],
+                              [read() for _, read in batch])
 
 
 def predict_files(export: 'LoadedExport | LoadedLiteRT', paths: list[str], *,
@@ -231,19 +278,16 @@ def predict_pixels(export: 'LoadedExport | LoadedLiteRT', images: Iterable[np.nd
     size = export.metadata['image_size']
     for image in images:
       pixels = image_ops.to_pixels(image_ops.evaluation_view(tf.constant(image), size)).numpy()
-      yield _result(None, top_k=_top_k(export.classifier.probabilities(pixels[np.newaxis])[0],
-                                        export.class_names, export.metadata['top_k']))
+      yield _litert_result(export, None, pixels)
     return
   predict = export.signature(signatures.PREDICT_IMAGES)
   for image in images:
     outputs = predict(**{signatures.IMAGES: tf.constant(image[np.newaxis], tf.uint8)})
-    yield _result(None, top_k=[{'class': files.text_name(name), 'score': float(value)}
-                               for name, value in zip(outputs['classes'].numpy()[0],
-                                                      outputs['scores'].numpy()[0])])
+    yield from _outputs_results(export, [None], outputs)
 
 
-def in_memory(model, class_names, *, image_size: int, top_k: int,
-              max_image_pixels: int, metadata: dict) -> LoadedExport:
+def in_memory(model, class_names, *, image_size: int, top_k: int, max_image_pixels: int,
+              metadata: dict, thresholds=None) -> LoadedExport:
   """The export's signatures over a model in memory, without writing it: the functions
   tftransfer-export saves (signatures.py), for predicting with a run not yet exported.
 
@@ -254,18 +298,21 @@ def in_memory(model, class_names, *, image_size: int, top_k: int,
     top_k: best classes returned (at most the number of classes).
     max_image_pixels: the run's data.max_image_pixels.
     metadata: what the export's tftransfer.json would say (workdir, step, ...).
+    thresholds: a multi-label model's threshold of each label (float [num_labels]).
   """
   directory = tempfile.mkdtemp(prefix='tftransfer_labels_')
   labels_path = os.path.join(directory, signatures.LABELS_FILE)
   signatures.write_labels(labels_path, class_names)
   functions = signatures.Signatures(model, signatures.class_table(labels_path, len(class_names)),
                                     image_size=image_size, top_k=min(top_k, len(class_names)),
-                                    max_image_pixels=max_image_pixels)
+                                    max_image_pixels=max_image_pixels, thresholds=thresholds)
   saved = types.SimpleNamespace(signatures={
       signatures.SERVING_DEFAULT: tf.function(functions.serving_default, input_signature=[
           tf.TensorSpec([None], tf.string)]),
       signatures.PREDICT_IMAGES: tf.function(functions.predict_images, input_signature=[
           tf.TensorSpec([None, None, None, 3], tf.uint8)])})
+  labelled = {} if thresholds is None else {
+      'task': 'multi_label', 'thresholds': dict(zip(class_names, map(float, thresholds)))}
   return LoadedExport(directory, saved, tuple(class_names),
-                      {**metadata, 'image_size': image_size, 'top_k': top_k,
-                       'max_image_pixels': max_image_pixels})
+                      {**metadata, 'image_size': image_size, 'top_k': min(top_k, len(class_names)),
+                       'max_image_pixels': max_image_pixels, **labelled})

@@ -5,6 +5,11 @@
     both return       probabilities float32 [None, num_classes]
                       classes       string  [None, k]  class names, best first
                       scores        float32 [None, k]  their probabilities
+    a multi-label model's return
+                      probabilities float32 [None, num_labels]  each label's sigmoid
+                      labels        string  [None, num_labels]  the labels at or above their
+                                    thresholds, best first, padded with ''
+                      num_labels    int32   [None]              how many there are
 
 Each image is decoded as training decodes it (data/image_ops.py decode_image: accurate JPEG
 IDCT, EXIF orientation, palette BMPs) and goes through exactly the evaluation view of training
@@ -60,16 +65,31 @@ class Signatures:
   """The signature functions over one model; each returns the OUTPUTS dictionary."""
 
   def __init__(self, model: keras.Model, class_table: tf.lookup.StaticHashTable, *,
-               image_size: int, top_k: int, max_image_pixels: int):
+               image_size: int, top_k: int, max_image_pixels: int,
+               thresholds=None):
+    """`thresholds` (float [num_labels]) makes the signatures a multi-label model's."""
     self.model, self.class_table = model, class_table
     self.image_size, self.top_k, self.max_image_pixels = image_size, top_k, max_image_pixels
+    self.thresholds = None if thresholds is None else tf.constant(thresholds, tf.float32)
 
   def _classify(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    if self.thresholds is not None:
+      return self._labels(tf.sigmoid(self.model(images, training=False)))
     probabilities = tf.nn.softmax(self.model(images, training=False))
     scores, indices = tf.math.top_k(probabilities, k=self.top_k)
     return {'probabilities': probabilities,
             'classes': self.class_table.lookup(tf.cast(indices, tf.int64)),
             'scores': scores}
+
+  def _labels(self, probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
+    above = probabilities >= self.thresholds
+    # Above-threshold labels first, each group by probability, best first.
+    order = tf.argsort(tf.cast(above, tf.float32) * 2.0 + probabilities, axis=-1,
+                       direction='DESCENDING', stable=True)
+    names = self.class_table.lookup(tf.cast(order, tf.int64))
+    keep = tf.gather(above, order, batch_dims=1)
+    return {'probabilities': probabilities, 'labels': tf.where(keep, names, ''),
+            'num_labels': tf.reduce_sum(tf.cast(above, tf.int32), axis=-1)}
 
   def _view_spec(self) -> tf.TensorSpec:
     return tf.TensorSpec([self.image_size, self.image_size, 3], tf.float32)

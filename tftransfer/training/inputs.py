@@ -38,9 +38,13 @@ class Validation:
             data.val, image_size=plan.image_size, batch_size=config.train.batch_size,
             cache=cache, input_context=context))
     self.num_classes = len(data.class_names)
-    self.step = steps.make_eval_step(strategy, model, self.num_classes)  # one per model
+    self.multi_label = plan.task == 'multi_label'
+    self.step = (steps.make_scores_step if self.multi_label else steps.make_eval_step)(
+        strategy, model, self.num_classes)  # one per model
 
-  def __call__(self) -> steps.Sums:
+  def __call__(self) -> steps.Sums | steps.Scores:
+    if self.multi_label:
+      return steps.evaluate_scores(self.step, self.batches)
     return steps.evaluate(self.step, self.batches, self.num_classes)
 
 
@@ -85,7 +89,15 @@ def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data
             *arrays, batch_size=config.train.batch_size, seed=seed, input_context=context))
 
   num_classes = len(data.class_names)
-  eval_step = steps.make_eval_step(rt.strategy, model.head, num_classes)
-  return PhaseInputs(model.head, distributed(train_features, seed), lambda: steps.evaluate(
-      eval_step, distributed(val_features, None), num_classes),
+  multi_label = plan.task == 'multi_label'
+  step = (steps.make_scores_step if multi_label else steps.make_eval_step)(
+      rt.strategy, model.head, num_classes)
+
+  def evaluate():
+    batches = distributed(val_features, None)
+    if multi_label:
+      return steps.evaluate_scores(step, batches)
+    return steps.evaluate(step, batches, num_classes)
+
+  return PhaseInputs(model.head, distributed(train_features, seed), evaluate,
                      features=(train_features, val_features))

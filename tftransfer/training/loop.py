@@ -98,6 +98,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     data = _load_data(setup, run_dir)
     plan = planning.make_plan(setup.config, setup.runtime, planning.facts(data),
                               previous=plan_lib.load(run_dir), elapsed=clock.elapsed())
+    data = dataset.for_task(data, plan.task)
+    run_dir.check_same_data(data.summary())
     _log_setup(setup, plan, run_dir)
     run = state.create(setup, plan, run_dir, data, clock, hooks)
     try:
@@ -121,7 +123,6 @@ def _load_data(setup: resolve.RunSetup, run_dir: Workdir) -> dataset.Data:
   logging.info('Data: %s; %d classes, %d training and %d validation examples.',
                data.description, len(data.class_names), data.train.num_examples,
                data.val.num_examples)
-  run_dir.check_same_data(data.summary())
   return data
 
 
@@ -161,9 +162,9 @@ def _train(run: Run) -> dict:
                     or 'the start (no checkpoint yet)')
       raise
   final = state.finish(run)
-  logging.info('Finished: validation accuracy %.4f (%s) after %d steps (%s).',
-               final['val_accuracy'], final['selected']['description'], final['step'],
-               run.workdir.path)
+  metric = run.plan.select_metric if run.plan.select_metric in final else 'val_accuracy'
+  logging.info('Finished: %s %.4f (%s) after %d steps (%s).', metric, final[metric],
+               final['selected']['description'], final['step'], run.workdir.path)
   return final
 
 
@@ -199,7 +200,7 @@ def _train_phase(run: Run, name: str) -> None:
       phase_inputs.forward.trainable_variables, optimizer,
       global_batch_size=run.config.train.batch_size, num_classes=len(run.data.class_names),
       label_smoothing=run.config.train.label_smoothing, jit_compile=run.plan.jit_compile,
-      class_weights=run.class_weights)
+      class_weights=run.class_weights, multi_label=run.plan.task == 'multi_label')
   iterator = iter(phase_inputs.batches)
   logging.info('Phase %s: %d trainable weights, steps %d-%d.', name,
                sum(int(np.prod(v.shape)) for v in phase_inputs.forward.trainable_variables),
@@ -221,7 +222,7 @@ def _train_phase(run: Run, name: str) -> None:
                seconds=run.clock.now() - started, train_seconds=train_seconds,
                learning_rate=float(optimizer.learning_rate))
     cut = cut or pacing.no_progress(run.progress.rows, phase=name,
-                                    metric=run.config.train.select_metric,
+                                    metric=run.plan.select_metric,
                                     patience=run.config.train.early_stopping_patience)
     if cut:
       run.end_phase(name, cut)
@@ -290,6 +291,6 @@ def _end_epoch(run: Run, name: str, epoch: int, train_sums: Sums, evaluate, *,
                                train_seconds=train_seconds, learning_rate=learning_rate)
   run.progress.evaluated(row, val_sums)
   run.save_checkpoint()
-  if selection.best_row(run.progress.rows, run.config.train.select_metric) is row:
+  if selection.best_row(run.progress.rows, run.plan.select_metric) is row:
     run.checkpointer.keep_as_best(row)
   run.clock.record_epoch_end(run.clock.now() - started)

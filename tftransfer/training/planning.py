@@ -27,7 +27,8 @@ AUTO = config_lib.AUTO
 # The fields a new run's data decides, and the Plan field of each.
 DATA_FIELDS = {'model.image_size': 'image_size', 'train.head_epochs': 'head_epochs',
                'train.finetune_epochs': 'finetune_epochs', 'data.mixup_alpha': 'mixup_alpha',
-               'train.class_weighting': 'class_weighting'}
+               'train.class_weighting': 'class_weighting', 'model.task': 'task',
+               'train.select_metric': 'select_metric'}
 # A head epoch on features takes about this long (budget planning).
 HEAD_EPOCH_SECONDS = 1.0
 
@@ -37,13 +38,14 @@ class DataFacts:
   """What planning reads of the data."""
   num_train: int
   num_val: int
-  class_counts: tuple[int, ...]
+  class_counts: tuple[int, ...]  # examples of each class (multi-label: that carry it)
   shorter_side: Callable[[], int]  # the images' typical shorter side (decodes a sample)
+  multi_label: bool = False  # the data gives images several labels
 
 
 def facts(data: dataset.Data) -> DataFacts:
   return DataFacts(data.train.num_examples, data.val.num_examples, data.train.class_counts,
-                   lambda: rules.typical_shorter_side(data.train))
+                   lambda: rules.typical_shorter_side(data.train), data.multi_label)
 
 
 def _runtime_choices(config: ml_collections.ConfigDict, rt: runtime.Runtime) -> tuple[dict,
@@ -77,6 +79,8 @@ def _by_rules(config: ml_collections.ConfigDict, data: DataFacts) -> tuple[dict,
       'data.mixup_alpha': lambda: rules.mixup_alpha(data.num_train),
       'train.class_weighting': lambda: rules.class_weighting(
           data.class_counts, config.data.imbalance_warning_ratio),
+      'model.task': lambda: rules.task(data.multi_label),
+      'train.select_metric': lambda: rules.select_metric(values['task']),
   }
   values, decisions = {}, {}
   for path, name in DATA_FIELDS.items():
@@ -85,6 +89,7 @@ def _by_rules(config: ml_collections.ConfigDict, data: DataFacts) -> tuple[dict,
     if values[name] == AUTO:
       values[name], why = rule[path]()
       decisions[path] = (values[name], why)
+  rules.check_select_metric(values['task'], values['select_metric'])
   values['image_size'] = backbones.resolve_image_size(config.model.backbone,
                                                       int(values['image_size']))
   return values, decisions
@@ -160,4 +165,5 @@ def make_plan(config: ml_collections.ConfigDict, rt: runtime.Runtime, data: Data
       image_size=int(values['image_size']), head_epochs=int(values['head_epochs']),
       finetune_epochs=int(values['finetune_epochs']), steps_per_epoch=steps_per_epoch,
       mixup_alpha=float(values['mixup_alpha']), class_weighting=values['class_weighting'],
+      task=values['task'], select_metric=values['select_metric'],
       budget_seconds=budget_seconds, decisions={**decisions, **data_decisions}, **session)

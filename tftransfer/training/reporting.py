@@ -28,6 +28,12 @@ def weights_digest(model: keras.Model) -> str:
   return digest.hexdigest()[:16]
 
 
+def _map(val) -> dict:
+  """{'val_map': the mean average precision} of a multi-label evaluation; {} otherwise."""
+  value = getattr(val, 'mean_average_precision', None)
+  return {} if value is None else {'val_map': round(float(value), 5)}
+
+
 class Reporter:
   """A run's log lines, TensorBoard scalars and metrics files."""
 
@@ -87,22 +93,31 @@ class Reporter:
       learning_rate: at the epoch's end.
     """
     previous = self.run.read_metrics()
+    recall = [None if np.isnan(value) else round(float(value), 5) for value in val.recall]
+    multi_label = 'val_map' in _map(val)
     row = {
         'phase': phase.name, 'epoch': epoch + 1, 'epochs': phase.epochs, 'step': step,
         'seconds': round(seconds, 2),
         'wall_seconds': round((previous[-1]['wall_seconds'] if previous else 0) + seconds, 2),
         'train_loss': round(train.mean_loss, 5), 'train_accuracy': round(train.accuracy, 5),
         'val_loss': round(val.mean_loss, 5), 'val_accuracy': round(val.accuracy, 5),
-        'val_balanced_accuracy': round(val.balanced_accuracy, 5),
-        'val_recall': [None if np.isnan(recall) else round(float(recall), 5)
-                       for recall in val.recall],
+        # Multi-label: accuracy is exact match (every label right at 0.5) and each label's
+        # recall at 0.5; a mean of those recalls is no balanced accuracy.
+        **({'val_label_recall': recall, **_map(val)} if multi_label else {
+            'val_balanced_accuracy': round(val.balanced_accuracy, 5), 'val_recall': recall}),
         'images_per_sec': round(train.count / train_seconds, 1) if train_seconds else None,
         'learning_rate': learning_rate,
     }
-    logging.info('%s epoch %d/%d done in %.1f s: train loss %.4f acc %.4f, val loss %.4f '
-                 'acc %.4f balanced acc %.4f.', phase.name, epoch + 1, phase.epochs, seconds,
-                 train.mean_loss, train.accuracy, val.mean_loss, val.accuracy,
-                 val.balanced_accuracy)
+    if multi_label:
+      logging.info('%s epoch %d/%d done in %.1f s: train loss %.4f exact match %.4f, val loss '
+                   '%.4f exact match %.4f mAP %.4f.', phase.name, epoch + 1, phase.epochs,
+                   seconds, train.mean_loss, train.accuracy, val.mean_loss, val.accuracy,
+                   row['val_map'])
+    else:
+      logging.info('%s epoch %d/%d done in %.1f s: train loss %.4f acc %.4f, val loss %.4f '
+                   'acc %.4f balanced acc %.4f.', phase.name, epoch + 1, phase.epochs,
+                   seconds, train.mean_loss, train.accuracy, val.mean_loss, val.accuracy,
+                   val.balanced_accuracy)
     if self.is_chief:
       self.run.append_metrics(row)
     if self.on_epoch_end:
@@ -110,7 +125,10 @@ class Reporter:
     with self.writer.as_default(step=step):
       tf.summary.scalar('val/loss', val.mean_loss)
       tf.summary.scalar('val/accuracy', val.accuracy)
-      tf.summary.scalar('val/balanced_accuracy', val.balanced_accuracy)
+      if multi_label:
+        tf.summary.scalar('val/mean_average_precision', row['val_map'])
+      else:
+        tf.summary.scalar('val/balanced_accuracy', val.balanced_accuracy)
       tf.summary.scalar('epoch_seconds', seconds)
     self.writer.flush()
     return row
@@ -133,19 +151,22 @@ class Reporter:
       extra: facts of the run to record beside the results (sizes, backbone, precision).
     """
     rows = self.run.read_metrics()
+    multi_label = 'val_map' in _map(last)
+    recall = [None if np.isnan(r) else round(float(r), 5) for r in last.recall]
     last_metrics = {
         'step': step, 'val_accuracy': round(last.accuracy, 5),
-        'val_loss': round(last.mean_loss, 5),
-        'val_balanced_accuracy': round(last.balanced_accuracy, 5)}
+        'val_loss': round(last.mean_loss, 5), **(_map(last) if multi_label else {
+            'val_balanced_accuracy': round(last.balanced_accuracy, 5)})}
     if rows and rows[-1]['step'] == step:
       last_metrics.update(phase=rows[-1]['phase'], epoch=rows[-1]['epoch'])
-    chosen = best or {**last_metrics, 'val_recall': [
-        None if np.isnan(r) else round(float(r), 5) for r in last.recall]}
+    chosen = best or {**last_metrics,
+                      ('val_label_recall' if multi_label else 'val_recall'): recall}
     description = (f'{chosen["phase"]} epoch {chosen["epoch"]}, best {metric}' if best else
                    'the last model')
     final = {
         **{key: chosen[key] for key in ('val_accuracy', 'val_loss', 'val_balanced_accuracy',
-                                        'val_recall')},
+                                        'val_recall', 'val_map', 'val_label_recall')
+           if key in chosen},
         'selected': {'metric': metric, 'description': description, 'step': chosen['step'],
                      **{key: chosen[key] for key in ('phase', 'epoch') if key in chosen}},
         'last': last_metrics, 'stopped_early': stopped_early,

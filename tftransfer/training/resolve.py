@@ -48,8 +48,17 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   backbones.check_weights(model.weights)
   if model.weights not in ('imagenet', 'none'):
     model.weights = _absolute(model.weights)
+  if config.data.source == 'csv':
+    resolved.data.path = _absolute(config.data.path)
+    if tf.io.gfile.isdir(resolved.data.path) or not tf.io.gfile.exists(resolved.data.path):
+      raise errors.NotFoundError(
+          f'config.data.path={config.data.path!r} is not a file. Point it at a manifest: a '
+          '.csv, .tsv or .jsonl file listing each image and its labels, e.g. '
+          '--config.data.path=/data/labels.csv.')
   if config.data.source in ('folder', 'tfrecord'):
     resolved.data.path = _absolute(config.data.path)
+    if resolved.data.val_path:
+      resolved.data.val_path = _absolute(config.data.val_path)
     if not tf.io.gfile.isdir(resolved.data.path):
       raise errors.NotFoundError(
           f'config.data.path={config.data.path!r} is not a directory. Point it at '

@@ -15,6 +15,9 @@ the values this project measured on CIFAR-10 subsets and the synthetic tasks (do
     data.mixup_alpha       MIXUP_ALPHA for LARGE training sets, else 0
     train.class_weighting  'balanced' when the classes are more than
                            data.imbalance_warning_ratio times apart in size
+    model.task             multi_label when the data gives images several labels
+    train.select_metric    val_map (mean average precision) for multi-label, else
+                           val_accuracy
 
 Each rule returns (value, why); planning.py applies them to the fields left 'auto' (with a
 time budget, budget.py decides resolution and fine-tuning epochs instead).
@@ -24,6 +27,7 @@ import math
 
 import numpy as np
 
+from tftransfer import errors
 from tftransfer.data import dataset
 from tftransfer.model import backbones
 
@@ -81,6 +85,45 @@ def class_weighting(class_counts, imbalance_ratio: float) -> tuple[str, str]:
   return ('balanced' if balanced else 'none'), (
       f'classes {ratio:.1f} times apart in size, {"more" if balanced else "not more"} than '
       f'data.imbalance_warning_ratio={imbalance_ratio:g}')
+
+
+def task(multi_label: bool) -> tuple[str, str]:
+  """model.task='auto': multi-label when the data gives images several labels."""
+  if multi_label:
+    return 'multi_label', 'the data gives images several labels'
+  return 'single_label', 'the data gives each image one label'
+
+
+def select_metric(task: str) -> tuple[str, str]:
+  """train.select_metric='auto': mean average precision for multi-label, else accuracy."""
+  if task == 'multi_label':
+    return 'val_map', 'multi-label: mean average precision over the labels'
+  return 'val_accuracy', 'single-label: accuracy'
+
+
+# The selection metrics that mean something for each task.
+TASK_METRICS = {'single_label': ('val_accuracy', 'val_loss', 'val_balanced_accuracy'),
+                'multi_label': ('val_map', 'val_loss', 'val_accuracy')}
+
+
+def check_select_metric(task: str, metric: str) -> None:
+  """Raises errors.InvalidValueError for a train.select_metric the task has no value of:
+  mean average precision of a single-label run, balanced accuracy of a multi-label one."""
+  if metric not in TASK_METRICS[task]:
+    raise errors.InvalidValueError(
+        f'train.select_metric={metric!r} is not measured for a {task} run; use one of '
+        f'{", ".join(TASK_METRICS[task])} (or auto).')
+
+
+def positive_weights(class_counts, num_examples: int, weighting: str) -> np.ndarray | None:
+  """float64 [num_labels] weights of each label's positives in the multi-label loss:
+  'balanced' weighs label l's positives by its negatives over its positives, so both count
+  alike in its cross-entropy (the pos_weight of tf.nn.weighted_cross_entropy_with_logits);
+  'none' = None."""
+  if weighting == 'none':
+    return None
+  positives = np.maximum(np.asarray(class_counts, np.float64), 1)
+  return (num_examples - positives) / positives
 
 
 def class_weights(class_counts, weighting: str) -> np.ndarray | None:

@@ -10,7 +10,8 @@ train.early_stopping_patience = P, a phase ends after P epochs of it without a n
 import math
 
 # The metric rows carry, and whether higher is better.
-HIGHER_IS_BETTER = {'val_accuracy': True, 'val_balanced_accuracy': True, 'val_loss': False}
+HIGHER_IS_BETTER = {'val_accuracy': True, 'val_balanced_accuracy': True, 'val_loss': False,
+                    'val_map': True}
 
 
 def is_better(metric: str, value: float, best: float | None) -> bool:

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import errors, plan as plan_lib, restore, workdir as workdir_lib
+from tftransfer import errors, multilabel, plan as plan_lib, restore, workdir as workdir_lib
 from tftransfer.clock import Clock
 from tftransfer.data import augment, dataset, pipeline
 from tftransfer.model import transfer
@@ -146,7 +146,10 @@ def create(setup: resolve.RunSetup, plan: plan_lib.Plan, run_dir: Workdir, data:
       checkpointer=checkpointer, reporter=reporting.Reporter(
           run_dir, is_chief=rt.is_chief, on_progress=getattr(hooks, 'progress', None),
           on_epoch_end=getattr(hooks, 'epoch_end', None)),
-      class_weights=rules.class_weights(data.train.class_counts, plan.class_weighting),
+      class_weights=(rules.positive_weights(data.train.class_counts, data.train.num_examples,
+                                            plan.class_weighting)
+                     if plan.task == 'multi_label' else
+                     rules.class_weights(data.train.class_counts, plan.class_weighting)),
       hooks=hooks,
       augmentation=augment.Augmentation(
           randaugment_ops=config.data.randaugment_ops,
@@ -157,7 +160,7 @@ def create(setup: resolve.RunSetup, plan: plan_lib.Plan, run_dir: Workdir, data:
 def keep_best_if_missed(run: Run) -> None:
   """On resuming: if the best epoch so far is the checkpoint resumed from but was not yet
   copied to checkpoints/best/ (the run was stopped in between), copies it now."""
-  best = selection.best_row(run.progress.rows, run.config.train.select_metric)
+  best = selection.best_row(run.progress.rows, run.plan.select_metric)
   _, record = run.workdir.best_checkpoint()
   if best and best['step'] == run.step and (record or {}).get('step') != best['step']:
     run.checkpointer.keep_as_best(best)
@@ -174,16 +177,34 @@ def reestimate_batchnorm(run: Run) -> None:
                  layers, num_batches * batch_size)
 
 
-def _save_selected_backbone(run: Run) -> None:
-  """Writes backbone.weights.h5 from the selected (best) epoch's checkpoint, the weights
-  export and evaluate use; the model in memory is left holding them."""
+def _select(run: Run) -> dict:
+  """Leaves the model holding the selected (best) epoch's weights, the ones export and
+  evaluate use; the chief saves its backbone as backbone.weights.h5. A multi-label run then
+  chooses each label's threshold on the validation split (multilabel.choose_thresholds),
+  which the chief saves as thresholds.json; returns what final_metrics.json records of them.
+  Every worker restores and evaluates: the evaluation is a collective."""
   best, _ = run.workdir.best_checkpoint()
   if best is not None:
     workdir_lib.checkpoint_of(run.model.model, tf.Variable(0, dtype=tf.int64)).restore(
         best).assert_existing_objects_matched().expect_partial()
-  logging.info('Saving the selected epoch\'s backbone to %s.',
-               run.workdir.file(workdir_lib.BACKBONE))
-  run.workdir.save_local_file(workdir_lib.BACKBONE, run.model.backbone.save_weights)
+  chief = run.setup.runtime.is_chief
+  if chief:
+    logging.info('Saving the selected epoch\'s backbone to %s.',
+                 run.workdir.file(workdir_lib.BACKBONE))
+    run.workdir.save_local_file(workdir_lib.BACKBONE, run.model.backbone.save_weights)
+  if run.plan.task != 'multi_label':
+    return {}
+  scores = run.validation()
+  thresholds = multilabel.choose_thresholds(scores.probabilities, scores.targets)
+  at = multilabel.at_thresholds(scores.probabilities, scores.targets, thresholds)
+  chosen = {name: round(float(value), 5) for name, value in zip(run.data.class_names,
+                                                                 thresholds)}
+  logging.info('Label thresholds chosen on the validation split (F1 at each): %s.',
+               ', '.join(f'{name} {value:.3f}' for name, value in chosen.items()))
+  if chief:
+    run.workdir.write_json(workdir_lib.THRESHOLDS, chosen)
+  return {'thresholds': chosen, 'at_thresholds': {
+      key: round(value, 5) for key, value in at.items() if isinstance(value, float)}}
 
 
 def finish(run: Run) -> dict:
@@ -199,13 +220,12 @@ def finish(run: Run) -> dict:
     val_sums = run.validation()
   config, plan = run.config, run.plan
   digest = reporting.weights_digest(run.model.model)
-  if run.setup.runtime.is_chief:  # Before final_metrics.json, which marks the run finished.
-    _save_selected_backbone(run)
+  selected = _select(run)  # Before final_metrics.json, which marks the run finished.
   return run.reporter.final(
-      best=selection.best_row(run.progress.rows, config.train.select_metric), last=val_sums,
-      metric=config.train.select_metric, step=run.step, weights_sha256=digest,
+      best=selection.best_row(run.progress.rows, plan.select_metric), last=val_sums,
+      metric=plan.select_metric, step=run.step, weights_sha256=digest,
       stopped_early=[dataclasses.asdict(stop) for stop in plan.early_stops], extra={
           'num_train_examples': run.data.train.num_examples,
           'num_val_examples': run.data.val.num_examples,
           'backbone': config.model.backbone, 'image_size': plan.image_size,
-          'precision': plan.precision})
+          'precision': plan.precision, 'task': plan.task, **selected})

@@ -5,6 +5,11 @@ predictions, examples), all-reduced across replicas and workers as one vector, s
 mean loss and accuracy are exact whatever the number of replicas. When to run them, save or
 stop is the loop's business (loop.py); what a step computes is only here.
 
+Multi-label (several labels an image): the loss is each label's sigmoid cross-entropy,
+averaged over the labels; 'correct' is an image whose every label is right at 0.5; and
+evaluation gathers every example's logits (`make_scores_step`, `Scores`), because average
+precision, which selects the epoch, is no sum.
+
 The loop is `strategy.run` inside a tf.function rather than `model.fit`, which fails under
 MultiWorkerMirroredStrategy in Keras 3.15 (keras-team/keras#20585), so one code path serves
 one device, mirrored GPUs, several workers and TPUs.
@@ -17,6 +22,8 @@ from typing import Callable, Iterable
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tftransfer import multilabel
 
 SUM = tf.distribute.ReduceOp.SUM
 
@@ -70,15 +77,22 @@ class Sums:
 
 
 def batch_sums(per_example_loss: tf.Tensor, logits: tf.Tensor, labels: tf.Tensor,
-               num_classes: int = 0) -> tf.Tensor:
+               num_classes: int = 0, *, multi_label: bool = False) -> tf.Tensor:
   """A batch's Sums as the float32 vector steps all-reduce (see Sums.from_vector).
 
   Args:
     per_example_loss: float32 [B].
     logits: float32 [B, C].
-    labels: int32 [B], or float32 [B, C] soft targets (mixup, cutmix), whose argmax counts.
+    labels: int32 [B], or float32 [B, C] soft targets (mixup, cutmix), whose argmax counts;
+      multi-label: float32 [B, C] targets, each label counting at 0.5.
     num_classes: C to also count per class (evaluation), or 0.
+    multi_label: an example is correct when every label is, at 0.5.
   """
+  if multi_label:
+    right = tf.equal(logits >= 0.0, labels >= 0.5)  # sigmoid(logit) >= 0.5 <=> logit >= 0
+    correct = tf.cast(tf.reduce_all(right, axis=-1), tf.float32)
+    return tf.stack([tf.reduce_sum(per_example_loss), tf.reduce_sum(correct),
+                     tf.cast(tf.shape(labels)[0], tf.float32)])
   if labels.shape.rank == 2:
     labels = tf.argmax(labels, axis=-1, output_type=tf.int32)
   correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels),
@@ -94,7 +108,7 @@ def batch_sums(per_example_loss: tf.Tensor, logits: tf.Tensor, labels: tf.Tensor
 def make_train_loop(strategy: tf.distribute.Strategy, forward: keras.Model, variables,
                     optimizer: keras.optimizers.Optimizer, *, global_batch_size: int,
                     num_classes: int, label_smoothing: float, jit_compile: bool,
-                    class_weights: np.ndarray | None = None
+                    class_weights: np.ndarray | None = None, multi_label: bool = False
                     ) -> Callable[[Iterable, tf.Tensor], tf.Tensor]:
   """Builds `loop(iterator, num_steps)`: a tf.function running `num_steps` distributed
   training steps of `forward` on batches from `iterator`, returning their Sums as a float32
@@ -115,7 +129,10 @@ def make_train_loop(strategy: tf.distribute.Strategy, forward: keras.Model, vari
     label_smoothing: of the cross-entropy, 0 = none; applied to soft targets too.
     jit_compile: XLA-compile the per-replica step.
     class_weights: float [num_classes] multiplying each example's loss by its class's weight
-      (for soft targets, the targets' mix of weights); None = all 1.
+      (for soft targets, the targets' mix of weights); multi-label: each label's weight of
+      its positives (rules.positive_weights); None = all 1.
+    multi_label: sigmoid cross-entropy per label, averaged over the labels, instead of the
+      softmax's.
 
   Batches are (inputs, labels) with int32 labels [B] or float32 soft targets [B, num_classes]
   (mixup and cutmix).
@@ -124,17 +141,28 @@ def make_train_loop(strategy: tf.distribute.Strategy, forward: keras.Model, vari
       from_logits=True, label_smoothing=label_smoothing, reduction=None)
   weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
 
+  def losses(targets, logits):
+    """(the loss of each example as it trains, and as it is reported)."""
+    if not multi_label:
+      per_example = loss_fn(targets, logits)
+      return (per_example if weights is None else
+              per_example * tf.linalg.matvec(targets, weights)), per_example
+    smoothed = targets * (1 - label_smoothing) + 0.5 * label_smoothing
+    plain = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(smoothed, logits), -1)
+    if weights is None:
+      return plain, plain
+    weighted = tf.nn.weighted_cross_entropy_with_logits(smoothed, logits, weights)
+    return tf.reduce_mean(weighted, axis=-1), plain
+
   def step_fn(images, labels):
     targets = labels if labels.shape.rank == 2 else tf.one_hot(labels, num_classes)
     with tf.GradientTape() as tape:
       logits = forward(images, training=True)
-      per_example = loss_fn(targets, logits)
-      weighted = per_example if weights is None else per_example * tf.linalg.matvec(
-          targets, weights)
+      weighted, per_example = losses(targets, logits)
       loss = tf.nn.compute_average_loss(weighted, global_batch_size=global_batch_size)
       scaled_loss = optimizer.scale_loss(loss)
     optimizer.apply(tape.gradient(scaled_loss, variables), variables)
-    return batch_sums(per_example, logits, labels)
+    return batch_sums(per_example, logits, labels, multi_label=multi_label)
 
   step_fn = tf.function(step_fn, jit_compile=jit_compile)
 
@@ -181,3 +209,72 @@ def evaluate(eval_step: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], batches,
   for inputs, labels in batches:
     totals = totals.plus(Sums.from_vector(eval_step(inputs, labels), num_classes))
   return totals
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+  """A multi-label evaluation: every example's probabilities and targets, and what the
+  metrics rows report of them (the attributes Sums has, plus mean average precision)."""
+  probabilities: np.ndarray  # float32 [N, num_labels], sigmoid of the logits
+  targets: np.ndarray  # float32 [N, num_labels], 0/1
+  loss: float  # sigmoid cross-entropy, averaged over labels, summed over examples
+
+  @property
+  def count(self) -> float:
+    return float(len(self.targets))
+
+  @property
+  def mean_loss(self) -> float:
+    return self.loss / self.count if self.count else math.nan
+
+  @property
+  def accuracy(self) -> float:
+    """Exact match: images whose every label is right at 0.5."""
+    right = (self.probabilities >= 0.5) == (self.targets >= 0.5)
+    return float(np.mean(np.all(right, axis=1))) if self.count else math.nan
+
+  @property
+  def recall(self) -> np.ndarray:
+    """float64 [num_labels]: each label's positives found at 0.5 (NaN without positives)."""
+    positive = self.targets >= 0.5
+    with np.errstate(invalid='ignore', divide='ignore'):
+      return ((self.probabilities >= 0.5) & positive).sum(0) / positive.sum(0)
+
+  @property
+  def balanced_accuracy(self) -> float:
+    recall = self.recall
+    return float(np.nanmean(recall)) if np.isfinite(recall).any() else math.nan
+
+  @property
+  def mean_average_precision(self) -> float:
+    return multilabel.average_precision(self.probabilities, self.targets)[0]
+
+
+def make_scores_step(strategy: tf.distribute.Strategy, forward: keras.Model,
+                     num_classes: int) -> Callable[[tf.Tensor, tf.Tensor], tuple]:
+  """Builds `scores_step(inputs, targets)`: a tf.function returning one distributed batch's
+  logits and targets (float32 [B, num_classes] each), gathered from every replica and worker,
+  for multi-label evaluation."""
+
+  def replica_logits(images):
+    return tf.cond(tf.shape(images)[0] > 0, lambda: forward(images, training=False),
+                   lambda: tf.zeros([0, num_classes]))
+
+  @tf.function(reduce_retracing=True)
+  def scores_step(images, targets):
+    logits = strategy.run(replica_logits, args=(images,))
+    return strategy.gather(logits, axis=0), strategy.gather(targets, axis=0)
+
+  return scores_step
+
+
+def evaluate_scores(scores_step: Callable, batches) -> Scores:
+  """Scores of `scores_step` over one pass of distributed `batches`."""
+  logits, targets = [], []
+  for inputs, batch_targets in batches:
+    batch_logits, gathered = scores_step(inputs, batch_targets)
+    logits.append(batch_logits.numpy())
+    targets.append(gathered.numpy())
+  logits, targets = np.concatenate(logits), np.concatenate(targets).astype(np.float32)
+  loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(targets, logits), -1)
+  return Scores(tf.sigmoid(logits).numpy(), targets, float(tf.reduce_sum(loss)))
