@@ -138,10 +138,10 @@ FIELDS: tuple[Field, ...] = (
        judging, not for choosing checkpoints."""),
     _f('data.val_fraction', 0.1, number(0, 1, high_open=True), """Fraction of each class held
        out for validation when the split is carved from train."""),
-    _f('data.val_path', '', TEXT, """A folder (source='folder') or TFRecord directory
-       (source='tfrecord') to validate on instead of carving data.val_fraction from
-       data.path: its classes must be some or all of the training ones, matched by name;
-       '' = carve."""),
+    _f('data.val_path', '', TEXT, """A folder (source='folder'), TFRecord directory
+       (source='tfrecord') or manifest read with the same columns (source='csv') to
+       validate on instead of carving data.val_fraction from data.path: its classes must be
+       some or all of the training ones, matched by name; '' = carve."""),
     _f('data.split_seed', -1, number(-1, integer=True), """Seeds the stratified validation split
        carved from the training data (and the per-class cap); -1 = the run's seed."""),
     _f('data.max_examples_per_class', 0, number(0, integer=True), """Cap on training examples
@@ -402,10 +402,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f'config.data.val_fraction=0 leaves a {data.source} source nothing to validate on '
            '(it has no validation split); use e.g. 0.1, a folder to validate on with '
            'config.data.val_path, or a manifest\'s config.data.split_column.')
-  _check(not data.val_path or data.source in ('folder', 'tfrecord'),
-         f'config.data.val_path={data.val_path!r} names a folder or TFRecord directory to '
-         f"validate on; it needs config.data.source='folder' or 'tfrecord', not "
-         f'{data.source!r} (TFDS data: config.data.eval_split).')
+  _check(not data.val_path or data.source in ('folder', 'tfrecord', 'csv'),
+         f'config.data.val_path={data.val_path!r} names a folder, TFRecord directory or '
+         f"manifest to validate on; it needs config.data.source='folder', 'tfrecord' or "
+         f"'csv', not {data.source!r} (TFDS data: config.data.eval_split).")
+  _check(not (data.val_path and data.split_column),
+         f'config.data.val_path={data.val_path!r} and config.data.split_column='
+         f'{data.split_column!r} both say what to validate on; give one.')
   _check(not (data.split_column or data.label_columns or data.label_delimiter)
          or data.source == 'csv',
          "config.data.split_column, label_columns and label_delimiter read a manifest; they "

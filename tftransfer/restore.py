@@ -8,8 +8,8 @@ comes here; the workdir's files themselves are workdir.py, the run's plan plan.p
     restore(W)                               W's model with a checkpoint's weights (by default
                                              its selected, best epoch), in float32
     run_data(W, config)                      the data W trained on, split as it was
-    folder_data(path, class_names)           a folder of images judged by a model: its class
-                                             folders matched to the model's classes by name
+    judged_data(path, class_names)           a folder or manifest of images judged by a model:
+                                             its classes matched to the model's by name
                                              (data/dataset.py's class_labels, the one rule)
 
 A restored model is built under the float32 policy whatever precision the run trained in:
@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors, plan as plan_lib, runtime, workdir as workdir_lib
-from tftransfer.data import dataset, folders, sources
+from tftransfer.data import dataset, folders, manifest_source, manifests, sources
 from tftransfer.model import transfer
 from tftransfer.workdir import Workdir
 
@@ -147,22 +147,68 @@ def run_data(workdir: str, config: ml_collections.ConfigDict) -> dataset.Data:
   return data
 
 
-def folder_data(path: str, class_names: tuple[str, ...], *, max_pixels: int,
-                what: str | None = None) -> tuple[dataset.Split, dict]:
-  """Every decodable image of `path`/<class>/... as one split, labelled by the model's class
-  order (the folder may hold some of the model's classes), and its data report;
-  `max_pixels` is the run's data.max_image_pixels.
+def judged_data(path: str, class_names: tuple[str, ...], *, max_pixels: int,
+                what: str | None = None, columns: dict | None = None,
+                multi_label: bool = False) -> tuple[dataset.Split, dict]:
+  """Every usable image of `path`, a folder `path`/<class>/... or a manifest (a .csv, .tsv
+  or .jsonl file read with `columns`, data/manifests.py), as one split labelled by the
+  model's class order (the data may hold some of the model's classes), and its data report;
+  `max_pixels` is the run's data.max_image_pixels. With `multi_label`, labels are multi-hot
+  [len(class_names)] (a folder's image has the one label of its folder).
+
+  Args:
+    columns: a manifest's image_column, label_column, label_delimiter, label_columns (a
+      tuple) and split_column, as read(); None = the defaults. A split column's 'test' rows
+      are judged when it has any, else every row.
 
   Raises:
-    errors.NotFoundError: no such folder.
-    errors.InvalidValueError: a class folder that is not one of the model's classes.
+    errors.NotFoundError: no such folder or manifest.
+    errors.InvalidValueError: a class that is not one of the model's classes; a manifest
+      row manifests.read refuses.
   """
+  what = what or f'--data={path!r}'
+  if path.lower().endswith(manifests.EXTENSIONS):
+    return _manifest_data(path, class_names, max_pixels=max_pixels, what=what,
+                          columns=columns or {}, multi_label=multi_label)
   scan = folders.scan_folder(path, max_image_pixels=max_pixels, on_bad_image='skip')
-  labels = dataset.class_labels(scan.class_names, class_names,
-                                what=what or f'--data={path!r}')
+  labels = dataset.class_labels(scan.class_names, class_names, what=what)
   split = dataset.file_split(scan.files, labels[scan.labels], len(class_names),
                              max_pixels=max_pixels)
+  if multi_label:
+    split = dataset.multi_hot(split, len(class_names))
   report = {'description': f'image folder {path!r}', 'scan': scan.summary(), 'warnings': [],
+            'split_sizes': {'judged': split.num_examples},
+            'classes': [{'name': name, 'judged': count}
+                        for name, count in zip(class_names, split.class_counts)]}
+  return split, report
+
+
+def _manifest_data(path: str, class_names: tuple[str, ...], *, max_pixels: int, what: str,
+                   columns: dict, multi_label: bool) -> tuple[dataset.Split, dict]:
+  manifest = manifests.read(path, **columns)
+  rows = manifest.rows
+  if any(row.split == 'test' for row in rows):
+    rows = tuple(row for row in rows if row.split == 'test')
+  usable, summary = manifest_source.usable_rows(
+      dataclasses.replace(manifest, rows=rows), max_image_pixels=max_pixels,
+      on_bad_image='skip', scan_cache=None)
+  found = sorted({label for row in usable for label in row.labels})
+  dataset.class_labels(found, class_names, what=what)  # raises for a label the model lacks
+  index = {name: label for label, name in enumerate(class_names)}
+  if multi_label:
+    labels = np.zeros((len(usable), len(class_names)), np.float32)
+    for position, row in enumerate(usable):
+      labels[position, [index[label] for label in row.labels]] = 1
+  else:
+    several = [row for row in usable if len(row.labels) != 1]
+    if several:
+      raise errors.InvalidValueError(
+          f'{what}: line {several[0].line} gives {list(several[0].labels)}, but the model is '
+          'single-label: judge it on data with one label an image.')
+    labels = np.asarray([index[row.labels[0]] for row in usable], np.int32)
+  split = dataset.file_split([row.file for row in usable], labels, len(class_names),
+                             max_pixels=max_pixels)
+  report = {'description': f'manifest {path!r}', 'scan': summary, 'warnings': [],
             'split_sizes': {'judged': split.num_examples},
             'classes': [{'name': name, 'judged': count}
                         for name, count in zip(class_names, split.class_counts)]}

@@ -209,3 +209,30 @@ def test_arrays_train_exactly_as_the_same_images_in_a_folder(tmp_path):
   assert [row['val_accuracy'] for row in from_arrays.history] == [
       row['val_accuracy'] for row in from_folder.history]
   assert (tmp_path / 'arrays' / 'audit.json').is_file()  # audited as any folder
+
+
+@pytest.mark.slow
+def test_a_table_of_tags_trains_evaluates_and_predicts_from_python(tmp_path):
+  """A CSV of several tags an image, from create to evaluate on a held-out table."""
+  pandas = pytest.importorskip('pandas')
+  from tests.helpers import write_tag_manifest
+  manifest = write_tag_manifest(tmp_path / 'data', count=50)
+  held_out = write_tag_manifest(tmp_path / 'test', count=12, seed=5)
+  write_calibrated_weights(tmp_path / 'calibrated.weights.h5')
+  data = tft.ImageData.from_csv(str(manifest), label_column='tags', label_delimiter='|')
+  clf = tft.ImageClassifier.create(*data.split(0.3, seed=0), workdir=str(tmp_path / 'run'),
+                                   weights=str(tmp_path / 'calibrated.weights.h5'),
+                                   **dict(FIELDS, finetune_epochs=0))
+  assert clf.result['task'] == 'multi_label' and 'val_map' in clf.result
+  # The held-out table as a DataFrame whose tags are lists, read with its own columns.
+  rows = [line.split(',') for line in held_out.read_text().splitlines()[1:]]
+  frame = pandas.DataFrame({'image': [path for path, _ in rows],
+                            'labels': [tags.split('|') for _, tags in rows]})
+  test = tft.ImageData.from_dataframe(frame, image_column='image', label_column='labels',
+                                      root=str(held_out.parent))
+  metrics = clf.evaluate(test)
+  assert metrics['task'] == 'multi_label' and metrics['num_examples'] == 12
+  assert 0 <= metrics['mean_average_precision'] <= 1
+  predicted = clf.predict(test)
+  assert len(predicted) == 12 and all('labels' in result for result in predicted)
+  assert os.path.isfile(clf.report(test).path)

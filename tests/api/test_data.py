@@ -92,3 +92,63 @@ def test_the_config_says_what_the_data_is(tmp_path):
     data_lib.run_fields(train, other, images_dir='')
   with pytest.raises(errors.InvalidValueError, match='pass a tft.ImageData'):
     data_lib.run_fields(str(root), None, images_dir='')
+
+
+def _tag_table(tmp_path):
+  from tests.helpers import write_tag_manifest
+  return write_tag_manifest(tmp_path / 'tags', count=30)
+
+
+def test_a_csv_is_read_now_and_names_its_bad_line(tmp_path):
+  manifest = _tag_table(tmp_path)
+  data = tft.ImageData.from_csv(str(manifest), label_column='tags', label_delimiter='|')
+  assert data.class_names == ('blue_bottom', 'green_right', 'red_top_left')
+  assert len(data) == 30
+  train, validation = data.split(0.2, seed=1)
+  assert len(train) + len(validation) == 30 and 4 <= len(validation) <= 8
+  assert data_lib.run_fields(train, validation, images_dir=str(tmp_path)) == {
+      'data.source': 'csv', 'data.path': str(manifest), 'data.image_column': 'path',
+      'data.label_column': 'tags', 'data.label_delimiter': '|', 'data.label_columns': '',
+      'data.split_column': '', 'data.val_fraction': 0.2, 'data.split_seed': 1}
+  bad = tmp_path / 'bad.csv'
+  bad.write_text('path,label\na.png,cat\nb.png\n')
+  with pytest.raises(errors.InvalidValueError, match=r'bad.csv: line 3 has 1 cells'):
+    tft.ImageData.from_csv(str(bad))
+  with pytest.raises(errors.InvalidValueError, match=r"no column 'tag'.* did you mean "
+                     "'tags'"):
+    tft.ImageData.from_csv(str(manifest), label_column='tag')
+
+
+def test_a_dataframe_is_a_manifest_with_lists_and_0_1_columns(tmp_path):
+  pandas = pytest.importorskip('pandas')
+  manifest = _tag_table(tmp_path)
+  rows = [line.split(',') for line in manifest.read_text().splitlines()[1:]]
+  lists = pandas.DataFrame({'file': [path for path, _ in rows],
+                            'tags': [tags.split('|') for _, tags in rows]})
+  data = tft.ImageData.from_dataframe(lists, image_column='file', label_column='tags',
+                                      root=str(manifest.parent))
+  assert data.class_names == ('blue_bottom', 'green_right', 'red_top_left') and len(data) == 30
+  names = ['blue_bottom', 'green_right', 'red_top_left']
+  # 0/1 columns as pandas reads them from a spreadsheet with a gap: floats, with a NaN.
+  columns = pandas.DataFrame({'path': [str(manifest.parent / path) for path, _ in rows],
+                              **{name: [float(name in tags.split('|')) for _, tags in rows]
+                                 for name in names}})
+  columns.loc[0, 'green_right'] = float('nan')
+  by_columns = tft.ImageData.from_dataframe(columns, label_columns=names)
+  assert by_columns.class_names == tuple(names) and len(by_columns) == 30
+  assert repr(by_columns) == 'ImageData.from_dataframe(<30 rows>)'
+  fields = data_lib.run_fields(by_columns, None, images_dir=str(tmp_path / 'images'))
+  assert fields['data.path'].startswith(str(tmp_path / 'images'))  # kept with the run
+  assert fields['data.label_columns'] == ','.join(names)
+  broken = pandas.DataFrame({'path': ['a.png', 'b.png'], 'label': ['cat', None]})
+  with pytest.raises(errors.InvalidValueError, match=r"line 2 has no label in column 'label'"):
+    tft.ImageData.from_dataframe(broken)
+  with pytest.raises(errors.InvalidValueError, match='frame is a list; pass a pandas'):
+    tft.ImageData.from_dataframe([{'path': 'a.png'}])
+
+
+def test_from_dataframe_without_pandas_says_how_to_get_it(monkeypatch):
+  import sys
+  monkeypatch.setitem(sys.modules, 'pandas', None)
+  with pytest.raises(ImportError, match=r'needs pandas.*pip install pandas.*from_csv'):
+    tft.ImageData.from_dataframe(object())

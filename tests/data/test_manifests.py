@@ -215,3 +215,45 @@ def test_manifest_read_from_config_parses_label_columns(tmp_path):
   read = manifest_source.read(_config(path, label_columns=' cat, dog '))
   assert read.class_names == ('cat', 'dog') and read.rows[0].labels == ('cat',)
   assert json.loads(json.dumps(read.rows[0].labels)) == ['cat']
+
+
+def test_a_manifest_judged_by_a_model_matches_labels_by_name(tmp_path):
+  from tftransfer import restore
+  _images(tmp_path, [f'{i}.png' for i in range(6)])
+  path = _write(tmp_path / 'test.csv', 'path,label,split\n0.png,dog,train\n1.png,cat,test\n'
+                '2.png,dog,test\n3.png,cat,validation\n')
+  columns = {'split_column': 'split'}
+  split, report = restore.judged_data(path, ('bird', 'cat', 'dog'), max_pixels=0,
+                                      columns=columns)
+  assert [os.path.basename(p) for p in split.paths] == ['1.png', '2.png']  # the test rows
+  labels = [int(label) for _, label in split.read(0, 1).as_numpy_iterator()]
+  assert labels == [1, 2] and report['split_sizes'] == {'judged': 2}
+  multi, _ = restore.judged_data(path, ('bird', 'cat', 'dog'), max_pixels=0, columns=columns,
+                                 multi_label=True)
+  assert [label.tolist() for _, label in multi.read(0, 1).as_numpy_iterator()] == [
+      [0, 1, 0], [0, 0, 1]]
+  with pytest.raises(errors.InvalidValueError, match=r"--data='.*test.csv' has classes "
+                     r"\['dog'\] that are not classes of the model"):
+    restore.judged_data(path, ('bird', 'cat'), max_pixels=0, columns=columns)
+  several = _write(tmp_path / 'several.csv', 'path,label\n0.png,cat\n1.png,"cat,dog"\n')
+  with pytest.raises(errors.InvalidValueError, match=r"line 3 gives \['cat', 'dog'\], but the "
+                     'model is single-label'):
+    restore.judged_data(several, ('cat', 'dog'), max_pixels=0,
+                        columns={'label_delimiter': ','})
+
+
+def test_a_second_manifest_validates_with_the_same_columns(tmp_path):
+  _images(tmp_path, [f'{i}.png' for i in range(8)])
+  train = _write(tmp_path / 'train.csv', 'file,kind\n' + ''.join(
+      f'{i}.png,{"cat" if i % 2 else "dog"}\n' for i in range(6)))
+  val = _write(tmp_path / 'val.csv', 'file,kind\n6.png,dog\n7.png,dog\n')
+  data = sources.load(_config(train, val_path=val, image_column='file', label_column='kind'),
+                      seed=0)
+  assert data.train.num_examples == 6
+  assert sorted(os.path.basename(p) for p in data.val.paths) == ['6.png', '7.png']
+  assert data.val.class_counts == (0, 2) and 'validated on manifest' in data.description
+  other = _write(tmp_path / 'other.csv', 'file,kind\n6.png,bird\n')
+  with pytest.raises(errors.InvalidValueError, match=r"config.data.val_path='.*other.csv' has "
+                     r"classes \['bird'\]"):
+    sources.load(_config(train, val_path=other, image_column='file', label_column='kind'),
+                 seed=0)

@@ -170,8 +170,12 @@ def test_the_split_seed_moves_the_split_and_defaults_to_the_run_seed(tmp_path):
   assert val_paths(data__split_seed=5) != val_paths()
 
 
-def test_a_validation_folder_needs_a_folder_or_tfrecord_source():
+def test_a_validation_folder_needs_a_folder_tfrecord_or_manifest_source():
   config = config_lib.default_config()
   config.data.val_path = '/data/val'
-  with pytest.raises(ValueError, match="val_path='/data/val' names a folder .* not 'tfds'"):
+  with pytest.raises(ValueError, match="val_path='/data/val' names a folder, TFRecord "
+                     "directory or manifest .* not 'tfds'"):
+    config_lib.validate(config)
+  config.data.source, config.data.path, config.data.split_column = 'csv', '/a.csv', 'split'
+  with pytest.raises(ValueError, match='both say what to validate on; give one'):
     config_lib.validate(config)

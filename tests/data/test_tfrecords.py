@@ -221,3 +221,56 @@ def test_records_with_images_over_the_training_limit_are_refused_before_training
   with pytest.raises(ValueError, match=r'hold an image of 1440 pixels, more than '
                                        r'config.data.max_image_pixels=1439'):
     sources.load(_config('tfrecord', output, data__max_image_pixels=40 * 36 - 1).data, seed=0)
+
+
+def _tagged(dataset):
+  """{pixel hash: multi-hot labels} of a dataset of (image, multi-hot label)."""
+  return {hashlib.sha256(image.numpy().tobytes()).hexdigest(): tuple(label.numpy().tolist())
+          for image, label in dataset}
+
+
+def test_a_multi_label_manifest_converts_with_its_labels_and_splits(tmp_path):
+  from tests.helpers import write_tag_manifest
+  manifest = write_tag_manifest(tmp_path / 'tags', count=30)
+  columns = {'label_column': 'tags', 'label_delimiter': '|'}
+  description = tfrecords.convert_manifest(str(manifest), str(tmp_path / 'records'),
+                                           columns=columns, max_image_pixels=MAX_IMAGE_PIXELS,
+                                           num_shards=3, seed=4)
+  assert description['multi_label'] and len(description['labels']) == 30
+  from_manifest = sources.load(_config('csv', manifest, data__label_column='tags',
+                                       data__label_delimiter='|').data, seed=0)
+  from_records = sources.load(_config('tfrecord', tmp_path / 'records').data, seed=0)
+  assert from_records.multi_label and from_records.class_names == from_manifest.class_names
+  for records_split, manifest_split in ((from_records.train, from_manifest.train),
+                                        (from_records.val, from_manifest.val)):
+    assert records_split.class_counts == manifest_split.class_counts
+    assert _tagged(records_split.read(0, 1)) == _tagged(manifest_split.read(0, 1))
+  # Several labels an image are one multi-valued image/class/label.
+  record = next(iter(tf.data.TFRecordDataset(
+      str(tmp_path / 'records' / description['files'][0]['name']))))
+  example = tf.train.Example.FromString(record.numpy())
+  labels = example.features.feature['image/class/label'].int64_list.value
+  texts = example.features.feature['image/class/text'].bytes_list.value
+  assert len(labels) == len(texts) >= 1
+
+
+def test_a_manifests_split_column_is_kept_in_its_records(tmp_path):
+  root = write_image_folder(tmp_path / 'images', per_class=4)
+  files = sorted(root.rglob('*.*'))
+  manifest = tmp_path / 'm.csv'
+  manifest.write_text('path,label,split\n' + ''.join(
+      f'{file},{file.parent.name},{"validation" if index % 4 == 0 else "train"}\n'
+      for index, file in enumerate(files)))
+  tfrecords.convert_manifest(str(manifest), str(tmp_path / 'records'),
+                             columns={'split_column': 'split'}, max_image_pixels=0,
+                             num_shards=2)
+  data = sources.load(_config('tfrecord', tmp_path / 'records').data, seed=0)
+  assert data.val.num_examples == 3 and data.train.num_examples == 9
+  assert 'split as the manifest says' in data.description
+
+
+def test_make_tfrecords_takes_a_folder_or_a_manifest_not_both(tmp_path):
+  result = subprocess.run([sys.executable, '-m', 'tftransfer.make_tfrecords',
+                           f'--output={tmp_path / "out"}'], capture_output=True, text=True)
+  assert result.returncode != 0
+  assert 'Pass exactly one of --input=FOLDER or --manifest=TABLE.' in result.stderr

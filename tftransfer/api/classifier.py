@@ -27,6 +27,7 @@ from tftransfer import workdir as workdir_lib
 from tftransfer.api import progress as progress_lib
 from tftransfer.api.data import ImageData, as_rgb, run_fields
 from tftransfer.auditing import run as audit_run
+from tftransfer.data import manifests
 from tftransfer.evaluation import evaluate as evaluate_lib, predictions
 from tftransfer.evaluation import report as report_lib
 from tftransfer.serving import export as export_lib, prediction
@@ -206,8 +207,9 @@ class ImageClassifier:
     """
     if data is None:
       return evaluate_lib.evaluate_workdir(self.workdir, checkpoint=checkpoint, report=False)
+    path, columns = self._judged(data, 'evaluate')
     return evaluate_lib.evaluate_workdir(self.workdir, checkpoint=checkpoint, report=False,
-                                         data_dir=self._folder_of(data, 'evaluate'))
+                                         data_dir=path, columns=columns)
 
   def predict(self, x, *, top_k: int | None = None, batch_size: int = 32) -> list[dict]:
     """Classifies images with the run's selected epoch, through the functions its export's
@@ -257,25 +259,31 @@ class ImageClassifier:
     """Writes the run's HTML report (on `data`, or its validation split), as `tftransfer
     report` does; in Jupyter the returned Report shows the page inline. Options:
     output_dir, checkpoint, num_mistakes, num_pairs."""
-    folder = predictions.VALIDATION if data is None else self._folder_of(data, 'report')
-    return Report(report_lib.report_workdir(self.workdir, data=folder, **options))
+    path, columns = (predictions.VALIDATION, None) if data is None else self._judged(
+        data, 'report')
+    return Report(report_lib.report_workdir(self.workdir, data=path, columns=columns,
+                                            **options))
 
   def audit(self, test: ImageData | None = None) -> dict:
     """Audits the run's data (and `test`, a held-out folder, for leaks), as `tftransfer
     audit` does; returns audit.json's findings (findings.py documents their shape)."""
-    return audit_run.audit_workdir(
-        self.workdir, test_dir=None if test is None else self._folder_of(test, 'audit'))
+    path, columns = (None, None) if test is None else self._judged(test, 'audit')
+    return audit_run.audit_workdir(self.workdir, test_dir=path, test_columns=columns)
 
-  def _folder_of(self, data: ImageData, what: str) -> str:
-    """The folder of images `data` is (arrays are written into the workdir first)."""
+  def _judged(self, data: ImageData, what: str) -> tuple[str, dict | None]:
+    """(the folder or manifest `data` is, a manifest's columns): arrays and DataFrames are
+    written into the workdir first."""
     if not isinstance(data, ImageData) or data.part is not None or data.kind not in (
-        'folder', 'arrays'):
+        'folder', 'arrays', 'csv'):
       raise errors.InvalidValueError(
-          f'{what}: give a whole tft.ImageData of a folder or arrays (not {data!r}).')
+          f'{what}: give a whole tft.ImageData of a folder, a manifest or arrays (not '
+          f'{data!r}).')
     if data.kind == 'folder':
-      return data.path
+      return data.path, None
+    if data.kind == 'csv':
+      return data.manifest_path(self._run.file(workdir_lib.IMAGES)), dict(data.columns)
     return data.write_arrays(self._run.file(
-        f'{workdir_lib.IMAGES}/{what}_{data.arrays.sha256()[:12]}'))
+        f'{workdir_lib.IMAGES}/{what}_{data.arrays.sha256()[:12]}')), None
 
 
 class Model:
@@ -311,9 +319,11 @@ def predict_with(model, x, *, batch_size: int = 32) -> list[dict]:
       return list(prediction.predict_pixels(model, x.arrays.images))
     if x.kind == 'folder' and x.part is None:
       x = x.path
+    elif x.kind == 'csv' and x.part is None:  # every image the table lists, in its order
+      x = [row.file for row in manifests.read(x.manifest_path(), **dict(x.columns)).rows]
     else:
-      raise errors.InvalidValueError(f'predict: give a whole ImageData of a folder or arrays, '
-                                     f'not {x!r}.')
+      raise errors.InvalidValueError(f'predict: give a whole ImageData of a folder, a manifest '
+                                     f'or arrays, not {x!r}.')
   if isinstance(x, (str, os.PathLike)):
     x = [x]
   if isinstance(x, bytes):

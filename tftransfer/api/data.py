@@ -1,24 +1,28 @@
 """`tft.ImageData`: where a notebook's images come from, as the config's data section says it.
 
-An ImageData is a value that names a source (an image folder, TFRecords, a TFDS data set, or
-arrays in memory) and, after `split`, one side of a stratified, seeded split of it. Nothing
-is decoded until `len()`, `class_names` or training need it, and then by the same code the
-command line runs (data/sources.py): arrays are written as PNG files into the run's workdir
-and trained as that folder, so they go through the same scan, pipeline, cache and audit as
-any folder.
+An ImageData is a value that names a source (an image folder, a manifest table of paths and
+labels, TFRecords, a TFDS data set, or arrays in memory) and, after `split`, one side of a
+stratified, seeded split of it. Nothing is decoded until `len()`, `class_names` or training
+need it, and then by the same code the command line runs (data/sources.py): arrays are
+written as PNG files into the run's workdir and trained as that folder, and a DataFrame is
+written as a JSON-lines manifest, so they go through the same scan, pipeline, cache and
+audit as any folder or manifest.
 """
 
 import dataclasses
 import hashlib
+import json
+import math
 import os
+import tempfile
 from typing import Sequence
 
 import numpy as np
 
 from tftransfer import config as config_lib, errors, files
-from tftransfer.data import folders, sources, splits, tfrecords
+from tftransfer.data import folders, manifests, sources, splits, tfrecords
 
-KINDS = ('folder', 'tfrecord', 'tfds', 'arrays')
+KINDS = ('folder', 'csv', 'tfrecord', 'tfds', 'arrays')
 _SOURCE_FILE = '.source_sha256'  # beside written arrays: what they were written from
 
 
@@ -59,6 +63,46 @@ class _Arrays:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class _Table:
+  """A DataFrame's rows as JSON lines, paths made absolute: the manifest written for it."""
+  text: str
+
+  def sha256(self) -> str:
+    return hashlib.sha256(self.text.encode('utf-8')).hexdigest()
+
+  def write(self, folder: str) -> str:
+    """folder/table_<sha>.jsonl (written once), its path."""
+    path = os.path.join(folder, f'table_{self.sha256()[:16]}.jsonl')
+    if not os.path.isfile(path):
+      os.makedirs(folder, exist_ok=True)
+      files.write_text(path, self.text)
+    return path
+
+
+def _cell(value):
+  """A DataFrame cell as JSON: missing values empty, numpy scalars as Python numbers, whole
+  floats (a 0/1 column read as float) as ints, lists and tuples as lists."""
+  if isinstance(value, (list, tuple)):
+    return [_cell(item) for item in value]
+  if hasattr(value, 'tolist') and not isinstance(value, str):
+    value = value.tolist()  # numpy scalars and arrays
+    if isinstance(value, list):
+      return [_cell(item) for item in value]
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return ''
+  if isinstance(value, bool):
+    return int(value)
+  if isinstance(value, float) and value.is_integer():
+    return int(value)
+  return value if isinstance(value, (int, float, str)) else str(value)
+
+
+# The columns a manifest is read with (manifests.read's keyword arguments).
+_COLUMN_FIELDS = ('image_column', 'label_column', 'label_delimiter', 'label_columns',
+                  'split_column')
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class ImageData:
   """Labelled images from one source; see the module docstring. Make one with a `from_*`
   class method."""
@@ -68,6 +112,8 @@ class ImageData:
   tfds_split: str = 'train'  # TFDS split (split syntax allowed)
   data_dir: str = ''  # TFDS data directory; '' = TFDS's default
   arrays: _Arrays | None = None
+  columns: tuple[tuple[str, object], ...] = ()  # a manifest's, as manifests.read takes them
+  table: _Table | None = None  # a DataFrame's rows (kind 'csv' without a path)
   part: tuple[str, float, int] | None = None  # ('train' | 'validation', fraction, seed)
 
   @classmethod
@@ -81,6 +127,80 @@ class ImageData:
       raise errors.NotFoundError(f'ImageData.from_folder: {path!r} is not a directory; give a '
                                  'folder holding one sub-folder of images per class.')
     return cls('folder', path=os.path.abspath(path))
+
+  @classmethod
+  def from_csv(cls, path: str, *, image_column: str = 'path', label_column: str = 'label',
+               label_delimiter: str = '', label_columns: Sequence[str] = (),
+               split_column: str = '') -> 'ImageData':
+    """A manifest: a .csv, .tsv or .jsonl table of image paths (relative to its folder,
+    absolute or gs://) and labels, as `--config.data.source=csv` reads it
+    (data/manifests.py).
+
+    Args:
+      path: the table.
+      image_column: the column of each image's path.
+      label_column: the column of its label (or labels, with `label_delimiter`; a JSON
+        list in JSON lines).
+      label_delimiter: splits a label cell into several labels, e.g. '|'; '' = one label.
+      label_columns: one 0/1 column per label instead of `label_column` (multi-label).
+      split_column: a column of train / validation (val) / test per row, respected instead
+        of a carved split; '' = none.
+
+    Raises:
+      errors.NotFoundError: no such file.
+      errors.InvalidValueError: a row or column that cannot be meant, naming its line (the
+        table is read now; its images are scanned when training or len() needs them).
+    """
+    columns = {'image_column': image_column, 'label_column': label_column,
+               'label_delimiter': label_delimiter, 'label_columns': tuple(label_columns),
+               'split_column': split_column}
+    manifests.read(path, **columns)  # Raises, naming the line and the fix.
+    return cls('csv', path=os.path.abspath(path) if '://' not in path else path,
+               columns=tuple(columns.items()))
+
+  @classmethod
+  def from_dataframe(cls, frame, *, image_column: str = 'path', label_column: str = 'label',
+                     label_delimiter: str = '', label_columns: Sequence[str] = (),
+                     split_column: str = '', root: str | None = None) -> 'ImageData':
+    """A pandas DataFrame of image paths and labels, read as from_csv reads a table (a
+    label cell may also hold a list of labels).
+
+    Args:
+      frame: a pandas.DataFrame with the columns below.
+      image_column, label_column, label_delimiter, label_columns, split_column: as
+        from_csv.
+      root: the folder relative paths are relative to; None = the current directory.
+
+    Raises:
+      ImportError: pandas is not installed (tftransfer does not need it otherwise).
+      errors.InvalidValueError: not a DataFrame, or a row that cannot be meant (naming its
+        position in the frame, counted from 1).
+    """
+    try:
+      import pandas  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      raise ImportError('ImageData.from_dataframe needs pandas, which tftransfer does not '
+                        'install: pip install pandas (or write the table to a CSV file and '
+                        'use ImageData.from_csv).') from None
+    if not isinstance(frame, pandas.DataFrame):
+      raise errors.InvalidValueError(f'ImageData.from_dataframe: frame is a '
+                                     f'{type(frame).__name__}; pass a pandas.DataFrame.')
+    root = os.path.abspath(root or os.getcwd())
+    columns = [str(column) for column in frame.columns]
+    lines = []
+    for values in frame.itertuples(index=False, name=None):
+      record = {column: _cell(value) for column, value in zip(columns, values)}
+      image = record.get(image_column)
+      if isinstance(image, str) and image.strip() and '://' not in image:
+        record[image_column] = os.path.join(root, image.strip())
+      lines.append(json.dumps(record, ensure_ascii=False))
+    table = _Table('\n'.join(lines) + '\n')
+    data = cls('csv', columns=tuple({
+        'image_column': image_column, 'label_column': label_column,
+        'label_delimiter': label_delimiter, 'label_columns': tuple(label_columns),
+        'split_column': split_column}.items()), table=table)
+    manifests.read(data.manifest_path(), **dict(data.columns))  # Raises, naming the row.
+    return data
 
   @classmethod
   def from_tfrecords(cls, path: str) -> 'ImageData':
@@ -157,6 +277,8 @@ class ImageData:
       return self.arrays.class_names
     if self.kind == 'folder':
       return folders.list_folder(self.path).class_names
+    if self.kind == 'csv':
+      return manifests.read(self.manifest_path(), **dict(self.columns)).class_names
     return self._load().class_names
 
   def __len__(self) -> int:
@@ -178,6 +300,8 @@ class ImageData:
 
   def __repr__(self) -> str:
     source = {'folder': f'from_folder({self.path!r})',
+              'csv': f'from_csv({self.path!r})' if self.path else
+                     f'from_dataframe(<{self.table.text.count(chr(10))} rows>)',
               'tfrecord': f'from_tfrecords({self.path!r})',
               'tfds': f'from_tfds({self.name!r}, split={self.tfds_split!r})',
               'arrays': f'from_arrays(<{len(self.arrays.labels) if self.arrays else 0} '
@@ -212,7 +336,19 @@ class ImageData:
     if self.kind == 'tfds':
       return {'data.source': 'tfds', 'data.name': self.name, 'data.train_split':
               self.tfds_split, 'data.data_dir': self.data_dir}
+    if self.kind == 'csv':
+      columns = dict(self.columns)
+      return {'data.source': 'csv', 'data.path': self.manifest_path(arrays_folder),
+              **{f'data.{name}': ','.join(value) if name == 'label_columns' else value
+                 for name, value in columns.items()}}
     return {'data.source': self.kind, 'data.path': self.path}
+
+  def manifest_path(self, folder: str | None = None) -> str:
+    """A manifest's table: its file, or a DataFrame's rows written into `folder` (None: a
+    scratch folder for reading before training)."""
+    if self.path:
+      return self.path
+    return self.table.write(folder or os.path.join(tempfile.gettempdir(), 'tftransfer_tables'))
 
   def write_arrays(self, folder: str) -> str:
     """Writes arrays as PNG files, folder/<class>/<index>.png (lossless, in their order), and
@@ -263,12 +399,14 @@ def run_fields(train: ImageData, validation: ImageData | None, *,
     if data is not None and not isinstance(data, ImageData):
       raise errors.InvalidValueError(
           f'{role} is a {type(data).__name__}; pass a tft.ImageData (ImageData.from_folder, '
-          '.from_arrays, .from_tfrecords or .from_tfds).')
+          '.from_csv, .from_dataframe, .from_arrays, .from_tfrecords or .from_tfds).')
   if train.part and train.part[0] != 'train':
     raise errors.InvalidValueError(f'train={train!r} is the validation side of a split; pass '
                                    'the first of the pair split() returns.')
 
   def whole_fields(data, name):
+    if data.kind == 'csv' and data.table is not None and images_dir is not None:
+      return data.fields(images_dir)  # a DataFrame's table kept with the run
     if data.kind != 'arrays' or images_dir is None:
       return data.fields()
     return data.fields(data.write_arrays(os.path.join(images_dir, name)))
@@ -294,10 +432,17 @@ def run_fields(train: ImageData, validation: ImageData | None, *,
                                      'validates on a split of the same TFDS set.')
     return {**fields, 'data.eval_split': validation.tfds_split}
   if validation.kind == 'tfds' or (validation.kind == 'tfrecord') != (fields['data.source'] ==
-                                                                       'tfrecord'):
+                                                                       'tfrecord') or (
+      (validation.kind == 'csv') != (train.kind == 'csv')):
     raise errors.InvalidValueError(
         f'validation={validation!r} is another kind of source than train={train!r}; validate '
-        'folders and arrays on a folder or arrays, TFRecords on TFRecords.')
+        'folders and arrays on a folder or arrays, TFRecords on TFRecords, manifests on a '
+        'manifest.')
+  if train.kind == 'csv' and validation.columns != train.columns:
+    raise errors.InvalidValueError(
+        f'validation={validation!r} is read with other columns than train={train!r} '
+        f'({dict(validation.columns)} against {dict(train.columns)}); a run reads both with '
+        'one set of data.*_column fields.')
   return {**fields, 'data.val_path': whole_fields(validation, 'validation')['data.path']}
 
 
@@ -306,5 +451,5 @@ def _same_source(a: ImageData, b: ImageData) -> bool:
     return False
   if a.kind == 'arrays':
     return a.arrays is b.arrays
-  return (a.path, a.name, a.tfds_split, a.data_dir) == (b.path, b.name, b.tfds_split,
-                                                        b.data_dir)
+  return (a.path, a.name, a.tfds_split, a.data_dir, a.columns, a.table) == (
+      b.path, b.name, b.tfds_split, b.data_dir, b.columns, b.table)

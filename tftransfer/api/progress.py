@@ -108,7 +108,10 @@ class Display:
       callback.on_epoch_end(self._epochs, logs=dict(row))
     self._epochs += 1
     if self._bar is not None:
-      self._postfix['val_acc'] = f'{row["val_accuracy"]:.4f}'
+      if 'val_map' in row:  # multi-label: mean average precision, not exact match
+        self._postfix['val_mAP'] = f'{row["val_map"]:.4f}'
+      else:
+        self._postfix['val_acc'] = f'{row["val_accuracy"]:.4f}'
       self._bar.set_postfix(self._postfix, refresh=True)
 
   def end(self, final: dict) -> None:

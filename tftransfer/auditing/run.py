@@ -25,7 +25,8 @@ from tftransfer import config as config_lib, errors, plan as plan_lib, restore, 
 from tftransfer import workdir as workdir_lib
 from tftransfer.auditing import descriptors as descriptors_lib, findings as findings_lib
 from tftransfer.auditing import thumbnails
-from tftransfer.data import dataset, exclusions, features as features_lib, sources
+from tftransfer.data import dataset, exclusions, features as features_lib, manifest_source
+from tftransfer.data import sources
 from tftransfer.data.dataset import Split
 from tftransfer.model import backbones
 from tftransfer.workdir import Workdir
@@ -169,7 +170,8 @@ def _run_config(run: Workdir, config: ml_collections.ConfigDict | None
 
 
 def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = None,
-                  test_dir: str | None = None, exclusions_file: str | None = None) -> dict:
+                  test_dir: str | None = None, exclusions_file: str | None = None,
+                  test_columns: dict | None = None) -> dict:
   """Audits the data of the run in `workdir` (or of `config`); writes audit.json.
 
   Embeddings come from the run's selected backbone (backbone.weights.h5) when the run has
@@ -179,8 +181,10 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
     workdir: a training run's directory, or any directory to write the audit to (then
       `config` names the data and backbone).
     config: with a workdir that holds no run: a training config.
-    test_dir: a held-out image folder with some or all of the classes, audited for leaks too.
+    test_dir: a held-out image folder (or manifest) with some or all of the classes,
+      audited for leaks too.
     exclusions_file: write the files a run could leave out here (data.exclude_file).
+    test_columns: a test manifest's columns (manifests.read's keywords); None = the run's.
 
   Returns:
     The findings, as written to workdir/audit.json.
@@ -200,9 +204,11 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
                       scan_cache=run.file(workdir_lib.FOLDER_SCAN) if is_run else None)
   test = None
   if test_dir:
-    test, _ = restore.folder_data(test_dir, data.class_names,
+    test, _ = restore.judged_data(test_dir, data.class_names,
                                   max_pixels=config.data.max_image_pixels,
-                                  what=f'--test_dir={test_dir!r}')
+                                  what=f'--test_dir={test_dir!r}',
+                                  columns=test_columns or manifest_source.columns(config.data),
+                                  multi_label=data.multi_label)
   weights = config.model.weights
   if is_run and run.exists(workdir_lib.FINAL_METRICS) and run.exists(workdir_lib.BACKBONE):
     weights = run.file(workdir_lib.BACKBONE)

@@ -30,7 +30,9 @@ _CHECKPOINT = flags.DEFINE_string(
     "its train.select_metric chose, the run's result), last, or a step number it kept.")
 _DATA = flags.DEFINE_string('data', None, 'Judge on every image of this folder '
                             '(root/<class>/**/<image>, some or all of the model\'s classes, '
-                            'matched by name) instead of a validation split.')
+                            'matched by name), or of this manifest (.csv, .tsv or .jsonl, read '
+                            "with the run's data.*_column fields; its 'test' rows when its "
+                            'split column has any), instead of a validation split.')
 _MODEL = flags.DEFINE_string('model', None, 'An exported version directory, export_dir/<N>, '
                              'evaluated through its predict_images signature, or a .tflite '
                              'file in one (needs --data or --config, and --output_dir).')
@@ -67,6 +69,12 @@ def main(argv):
       logging.info('Config as given:\n%s', _CONFIG.value)
     metrics = evaluate.evaluate_export(_MODEL.value, _CONFIG.value, _OUTPUT_DIR.value,
                                        data_dir=_DATA.value)
-  logging.info('Top-1 accuracy %.4f (balanced %.4f) on %d images (%s).',
-               metrics['top1_accuracy'], metrics['balanced_accuracy'], metrics['num_examples'],
-               metrics['data'])
+  if metrics.get('task') == 'multi_label':
+    logging.info('Mean average precision %.4f (micro %.4f), macro F1 %.4f at the thresholds, '
+                 'exact match %.4f on %d images (%s).', metrics['mean_average_precision'],
+                 metrics['micro_average_precision'], metrics['macro_f1'],
+                 metrics['exact_match'], metrics['num_examples'], metrics['data'])
+  else:
+    logging.info('Top-1 accuracy %.4f (balanced %.4f) on %d images (%s).',
+                 metrics['top1_accuracy'], metrics['balanced_accuracy'],
+                 metrics['num_examples'], metrics['data'])

@@ -16,7 +16,7 @@ from tftransfer.evaluation import predictions, report
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The training run to report on.')
 _DATA = flags.DEFINE_string('data', predictions.VALIDATION, "'val': the run's validation "
                             'split; or a folder with one sub-folder of images per class of '
-                            'the run.')
+                            'the run, or a manifest (.csv, .tsv, .jsonl) of its labels.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Directory of index.html; default WORKDIR/report.')
 _NUM_MISTAKES = flags.DEFINE_integer('num_mistakes', report.NUM_MISTAKES, 'How many of the '
                                      'highest-loss misclassified images to show.', lower_bound=0)

@@ -4,8 +4,9 @@
 The class names are the manifest's distinct labels, sorted. A missing file, and one that
 does not decode, follows data.on_bad_image as in a folder: skipped and listed in the scan
 report, or the run stops naming them with their lines. A split column's values are
-respected; otherwise a stratified, seeded data.val_fraction is carved (for several labels an
-image, by iterative stratification).
+respected, or data.val_path names a second manifest (same columns) to validate on;
+otherwise a stratified, seeded data.val_fraction is carved (for several labels an image, by
+iterative stratification).
 """
 
 import hashlib
@@ -22,12 +23,17 @@ from tftransfer.data import dataset, folders, manifests, scan, splits
 _MAX_NAMED = 20
 
 
+def columns(data: ml_collections.ConfigDict) -> dict:
+  """A data section's column fields as manifests.read takes them."""
+  return {'image_column': data.image_column, 'label_column': data.label_column,
+          'label_delimiter': data.label_delimiter, 'split_column': data.split_column,
+          'label_columns': tuple(column.strip() for column in data.label_columns.split(',')
+                                 if column.strip())}
+
+
 def read(data: ml_collections.ConfigDict) -> manifests.Manifest:
   """The manifest data.path, read with the data section's column fields."""
-  columns = tuple(column.strip() for column in data.label_columns.split(',') if column.strip())
-  return manifests.read(data.path, image_column=data.image_column,
-                        label_column=data.label_column, label_delimiter=data.label_delimiter,
-                        label_columns=columns, split_column=data.split_column)
+  return manifests.read(data.path, **columns(data))
 
 
 def _fingerprint(path: str, rows) -> str:
@@ -42,9 +48,14 @@ def _fingerprint(path: str, rows) -> str:
   return digest.hexdigest()
 
 
-def _usable(manifest: manifests.Manifest, data: ml_collections.ConfigDict,
-            scan_cache: str | None) -> tuple[list, dict]:
-  """The rows whose file exists and decodes, and the scan's summary."""
+def usable_rows(manifest: manifests.Manifest, *, max_image_pixels: int, on_bad_image: str,
+                scan_cache: str | None) -> tuple[list, dict]:
+  """The rows whose file exists and decodes (scan.py, with its cache), and the scan's
+  summary: skipped files with their lines and why, repeated rows, the largest image.
+
+  Raises:
+    folders.BadImagesError: unusable files with on_bad_image='fail'.
+  """
   started = time.time()
   present = [row for row in manifest.rows if tf.io.gfile.exists(row.file)]
   failures = {row.path: 'file not found' for row in manifest.rows
@@ -52,12 +63,12 @@ def _usable(manifest: manifests.Manifest, data: ml_collections.ConfigDict,
   decoded, largest, from_cache = scan.verdicts(
       [row.file for row in present], [row.path for row in present],
       root=os.path.abspath(manifest.path) if '://' not in manifest.path else manifest.path,
-      fingerprint=_fingerprint(manifest.path, present), max_image_pixels=data.max_image_pixels,
+      fingerprint=_fingerprint(manifest.path, present), max_image_pixels=max_image_pixels,
       cache_path=scan_cache)
   failures.update(decoded)
   by_path = {row.path: row for row in manifest.rows}
   skipped = sorted(failures.items(), key=lambda item: by_path[item[0]].line)
-  if skipped and data.on_bad_image == 'fail':
+  if skipped and on_bad_image == 'fail':
     named = [f'line {by_path[path].line} {path} ({reason})'
              for path, reason in skipped[:_MAX_NAMED]]
     raise folders.BadImagesError(
@@ -70,7 +81,7 @@ def _usable(manifest: manifests.Manifest, data: ml_collections.ConfigDict,
                          for path, reason in skipped],
              'repeated_rows': [{'line': line, 'same_as_line': first}
                                for line, first in manifest.repeated],
-             'max_image_pixels': data.max_image_pixels, 'largest_image_pixels': largest,
+             'max_image_pixels': max_image_pixels, 'largest_image_pixels': largest,
              'from_cache': from_cache, 'seconds': round(time.time() - started, 2)}
   return usable, summary
 
@@ -96,7 +107,8 @@ def load(data: ml_collections.ConfigDict, *, seed: int, split_seed: int,
     folders.BadImagesError: unusable images under on_bad_image='fail'.
   """
   manifest = read(data)
-  usable, summary = _usable(manifest, data, scan_cache)
+  usable, summary = usable_rows(manifest, max_image_pixels=data.max_image_pixels,
+                                on_bad_image=data.on_bad_image, scan_cache=scan_cache)
   names, multi = manifest.class_names, manifest.multi_label
   labels = _labels(usable, names, multi)
   held = np.asarray(dataset.counts(labels, len(names)))
@@ -109,6 +121,32 @@ def load(data: ml_collections.ConfigDict, *, seed: int, split_seed: int,
     raise errors.InvalidValueError(
         f'config.data.max_examples_per_class={data.max_examples_per_class} caps single-label '
         f'classes; {manifest.path} gives images several labels. Set it to 0.')
+  order = np.random.default_rng(seed + 2)  # Rows may be grouped by class: mix them.
+
+  def split(indices, rows=usable, targets=labels):
+    indices = order.permutation(indices)
+    return dataset.file_split([rows[index].file for index in indices], targets[indices],
+                              len(names), max_pixels=data.max_image_pixels)
+
+  description = f'{manifest.describe()}, {len(usable)} usable'
+  if data.val_path:
+    held_out = manifests.read(data.val_path, **columns(data))
+    val_rows, val_summary = usable_rows(held_out, max_image_pixels=data.max_image_pixels,
+                                        on_bad_image=data.on_bad_image, scan_cache=scan_cache)
+    dataset.class_labels(sorted({label for row in val_rows for label in row.labels}), names,
+                         what=f'config.data.val_path={data.val_path!r}')
+    val_labels = _labels(val_rows, names, multi or held_out.multi_label)
+    if held_out.multi_label and not multi:
+      raise errors.InvalidValueError(
+          f'config.data.val_path={data.val_path!r} gives images several labels but '
+          f'{manifest.path} one each; validate on data labelled as the training data is.')
+    train = np.arange(len(usable)) if multi else splits.cap_per_class(
+        np.arange(len(usable)), labels, max_per_class=data.max_examples_per_class,
+        seed=split_seed)
+    return dataset.Data(names, split(train), split(np.arange(len(val_rows)), val_rows,
+                                                  val_labels),
+                        f'{description}, validated on {held_out.describe()}',
+                        scan={**summary, 'validation': val_summary}, multi_label=multi)
   if data.split_column:
     given = np.asarray([row.split for row in usable])
     train, val = np.flatnonzero(given == 'train'), np.flatnonzero(given == 'validation')
@@ -123,13 +161,5 @@ def load(data: ml_collections.ConfigDict, *, seed: int, split_seed: int,
                                                    seed=split_seed)
   else:
     train, val = splits.train_val_indices(labels, data, split_seed)
-  order = np.random.default_rng(seed + 2)  # Rows may be grouped by class: mix them.
-
-  def split(indices):
-    indices = order.permutation(indices)
-    return dataset.file_split([usable[index].file for index in indices], labels[indices],
-                              len(names), max_pixels=data.max_image_pixels)
-
-  return dataset.Data(names, split(train), split(val),
-                      f'{manifest.describe()}, {len(usable)} usable', scan=summary,
+  return dataset.Data(names, split(train), split(val), description, scan=summary,
                       multi_label=multi)

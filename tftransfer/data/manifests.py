@@ -34,6 +34,8 @@ import tensorflow as tf
 from tftransfer import errors
 
 JSON_LINES = ('.jsonl', '.ndjson')
+# What a manifest's file name ends with (a CSV, a TSV, or JSON lines).
+EXTENSIONS = ('.csv', '.tsv') + JSON_LINES
 SPLITS = {'train': 'train', 'training': 'train', 'validation': 'validation',
           'val': 'validation', 'valid': 'validation', 'test': 'test', 'testing': 'test'}
 _TRUE, _FALSE = ('1', 'true', 'yes', 'y', 't'), ('0', 'false', 'no', 'n', 'f', '')
@@ -113,7 +115,7 @@ def _column(path: str, columns, column: str, field: str) -> None:
   if column not in columns:
     likely = difflib.get_close_matches(column, columns, n=1, cutoff=0.5)
     raise _error(path, f'has no column {column!r} (its columns: {", ".join(columns)})'
-                 + (f"; did you mean {likely[0]!r}?" if likely else ';')
+                 + (f"; did you mean {likely[0]!r}?" if likely else '.')
                  + f' Set --config.data.{field}= to the column that holds it.')
 
 

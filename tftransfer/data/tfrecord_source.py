@@ -2,7 +2,9 @@
 
 The validation split is the same stratified, seeded data.val_fraction the folder source
 carves, so a run sees the same images from either, or, with data.val_path, every example of
-another such directory whose classes are some or all of the training ones.
+another such directory whose classes are some or all of the training ones. Records converted
+from a manifest keep its labels (several an image: multi-label, split by iterative
+stratification, as the manifest source splits) and the split column it was converted with.
 """
 
 import functools
@@ -53,5 +55,19 @@ def load(data: ml_collections.ConfigDict, *, seed: int, split_seed: int,
     return dataset.Data(class_names, split(train), val,
                         f'{text}, validated on TFRecords {data.val_path!r}',
                         scan=description['scan'])
-  train, val = splits.train_val_indices(labels, data, split_seed)
-  return dataset.Data(class_names, split(train), split(val), text, scan=description['scan'])
+  multi = bool(description.get('multi_label'))
+  if multi and data.max_examples_per_class:
+    raise errors.InvalidValueError(
+        f'config.data.max_examples_per_class={data.max_examples_per_class} caps single-label '
+        f'classes; the TFRecords in {data.path} give images several labels. Set it to 0.')
+  if 'splits' in description:  # converted from a manifest with a split column
+    given = np.asarray(description['splits'])
+    train, val = np.flatnonzero(given == 'train'), np.flatnonzero(given == 'validation')
+    text += ', split as the manifest says'
+  elif multi:
+    train, val = splits.iterative_stratified_split(labels, val_fraction=data.val_fraction,
+                                                   seed=split_seed)
+  else:
+    train, val = splits.train_val_indices(labels, data, split_seed)
+  return dataset.Data(class_names, split(train), split(val), text, scan=description['scan'],
+                      multi_label=multi)

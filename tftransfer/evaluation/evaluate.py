@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import config as config_lib, restore, workdir as workdir_lib
-from tftransfer.data import dataset, pipeline, sources
+from tftransfer.data import dataset, manifest_source, pipeline, sources
 from tftransfer.evaluation import metrics as metrics_lib, predictions
 from tftransfer.evaluation import report as report_lib
 from tftransfer.serving import prediction, signatures
@@ -23,7 +23,8 @@ from tftransfer.serving import prediction, signatures
 
 def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: str | None = None,
                      output_dir: str | None = None, allow_unfinished: bool = False,
-                     report: bool = True, command: str | None = None) -> dict:
+                     report: bool = True, command: str | None = None,
+                     columns: dict | None = None) -> dict:
   """Evaluates a run's restored model on its own validation split, or on every image of
   `data_dir` (a held-out test folder of the model's classes); writes metrics.json, the
   confusion matrix PNG and, with `report`, the HTML report from the same predictions.
@@ -31,13 +32,15 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
   Args:
     workdir: the training run.
     checkpoint: 'best' (the run's selected epoch), 'last' or a step (restore.restore).
-    data_dir: a folder root/<class>/**/<image> to judge on instead of the validation split.
+    data_dir: a folder root/<class>/**/<image>, or a manifest (.csv, .tsv, .jsonl), to
+      judge on instead of the validation split.
     output_dir: where the files go; default workdir/eval/ (validation) or
       workdir/eval/<folder name>/.
     allow_unfinished: evaluate a run that has not finished.
     report: also write the HTML report (report.py) from the same predictions, in
       workdir/report/ (or workdir/report/<folder name>/).
     command: the command line, for the report's header.
+    columns: a manifest's columns (manifests.read's keywords); None = the run's.
 
   Returns:
     The metrics written to metrics.json.
@@ -49,14 +52,16 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
   """
   result = predictions.predict_workdir(
       workdir, data=data_dir or predictions.VALIDATION, checkpoint=checkpoint,
-      allow_unfinished=allow_unfinished)
+      allow_unfinished=allow_unfinished, columns=columns)
   trained = result.trained
   metrics = result.metrics()
   metrics['model'] = {'workdir': os.path.abspath(workdir), 'checkpoint': trained.checkpoint,
                       'step': trained.step}
   metrics['data'] = result.description
-  # A test folder's files go beside the validation split's, under the folder's name.
-  subdirectory = os.path.basename(os.path.abspath(data_dir)) if data_dir else ''
+  # A test folder's files go beside the validation split's, under the folder's name (a
+  # manifest's: its file name without the extension).
+  subdirectory = os.path.splitext(os.path.basename(os.path.abspath(data_dir)))[0] \
+      if data_dir else ''
   metrics_lib.write_report(output_dir or os.path.join(workdir, workdir_lib.EVAL, subdirectory),
                            metrics, title=f'{os.path.basename(os.path.abspath(workdir))} (step '
                            f'{trained.step}) on {result.description}',
@@ -129,17 +134,17 @@ def evaluate_export(model_path: str, config: ml_collections.ConfigDict | None, o
   task = 'single_label' if thresholds is None else 'multi_label'
   batch_size = 32 if config is None else config.train.batch_size
   if data_dir:
-    split, _ = restore.folder_data(data_dir, model.class_names,
-                                   max_pixels=model.metadata['max_image_pixels'])
-    description = f'image folder {os.path.abspath(data_dir)!r} ({split.num_examples} images)'
+    split, report = restore.judged_data(
+        data_dir, model.class_names, max_pixels=model.metadata['max_image_pixels'],
+        columns=None if config is None else manifest_source.columns(config.data),
+        multi_label=task == 'multi_label')
+    description = f'{report["description"]} ({split.num_examples} images)'
   else:
     config_lib.validate(config)
     data = dataset.for_task(sources.load(config.data, seed=config.seed), task)
     split = dataset.judged_split(data.val, data.class_names, model.class_names,
                                  what=data.description)
     description = f'{data.description}, validation split'
-  if task == 'multi_label' and split.num_examples and data_dir:
-    split = dataset.multi_hot(split, len(model.class_names))  # a folder: one label each
   scores = (_litert_scores if isinstance(model, prediction.LoadedLiteRT)
             else _saved_model_scores)(model, split, batch_size)
   if task == 'multi_label':

@@ -6,13 +6,12 @@ images and view training validated on) or an image folder of the same classes.
 """
 
 import dataclasses
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors, restore, workdir as workdir_lib
-from tftransfer.data import dataset, image_ops, pipeline
+from tftransfer.data import dataset, image_ops, manifest_source, pipeline
 from tftransfer.evaluation import metrics as metrics_lib
 from tftransfer.workdir import Workdir
 
@@ -68,10 +67,12 @@ def predict(trained: restore.TrainedModel, split: dataset.Split) -> tuple[np.nda
 
 
 def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | int = 'best',
-                    allow_unfinished: bool = False) -> Predictions:
-  """Restores the run in `workdir` and predicts `data`: 'val' (its validation split) or a
-  folder of images with the run's classes. `checkpoint`: 'best' (the run's selected epoch),
-  'last' or a step (restore.restore).
+                    allow_unfinished: bool = False, columns: dict | None = None
+                    ) -> Predictions:
+  """Restores the run in `workdir` and predicts `data`: 'val' (its validation split), a
+  folder of images with the run's classes, or a manifest of them read with `columns`
+  (manifests.read's keywords; None = the run's data.*_column fields). `checkpoint`: 'best'
+  (the run's selected epoch), 'last' or a step (restore.restore).
 
   Raises:
     errors.UserError: no run, an unfinished run (unless allow_unfinished), changed data, a
@@ -83,11 +84,11 @@ def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | i
     split, description = loaded.val, f'{loaded.description}, validation split'
     report = Workdir(workdir, create=False).read_json(workdir_lib.DATA_REPORT)
   else:
-    split, report = restore.folder_data(data, trained.class_names,
-                                        max_pixels=trained.config.data.max_image_pixels)
-    if trained.multi_label:  # A folder gives each image the one label of its folder.
-      split = dataset.multi_hot(split, len(trained.class_names))
-    description = f'image folder {os.path.abspath(data)!r} ({split.num_examples} images)'
+    split, report = restore.judged_data(
+        data, trained.class_names, max_pixels=trained.config.data.max_image_pixels,
+        columns=manifest_source.columns(trained.config.data) if columns is None else columns,
+        multi_label=trained.multi_label)
+    description = f'{report["description"]} ({split.num_examples} images)'
   logits, labels = predict(trained, split)
   return Predictions(trained, split, description, logits, labels, report)
 

@@ -65,10 +65,11 @@ class Reporter:
             'loss': sums.mean_loss, 'accuracy': sums.accuracy, 'learning_rate': learning_rate,
             'images_per_sec': sums.count / seconds if seconds else 0.0,
             'seconds_left': (plan.phase_stop(phase) - step) * per_step}
-    logging.info('%s epoch %d/%d step %d/%d: loss %.4f acc %.4f lr %.2e, %.0f img/s, '
+    logging.info('%s epoch %d/%d step %d/%d: loss %.4f %s %.4f lr %.2e, %.0f img/s, '
                  'about %.0f s left in this phase.', phase, line['epoch'], line['epochs'],
-                 step, line['total_steps'], line['loss'], line['accuracy'], learning_rate,
-                 line['images_per_sec'], line['seconds_left'])
+                 step, line['total_steps'], line['loss'],
+                 'exact match' if plan.task == 'multi_label' else 'acc', line['accuracy'],
+                 learning_rate, line['images_per_sec'], line['seconds_left'])
     if self.on_progress:
       self.on_progress(line)
     images_per_sec = line['images_per_sec']
