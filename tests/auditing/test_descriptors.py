@@ -72,7 +72,7 @@ def test_hashes_tell_a_byte_copy_from_the_same_pixels_saved_again(tmp_path):
     (tmp_path / 'pictures' / name).write_bytes(data)
   (tmp_path / 'others').mkdir()  # A folder of images needs two classes.
   (tmp_path / 'others' / 'third.png').write_bytes(_png(smooth_picture(3)))
-  split, _ = restore.folder_data(str(tmp_path), ('others', 'pictures'),
+  split, _ = restore.judged_data(str(tmp_path), ('others', 'pictures'),
                                  max_pixels=MAX_IMAGE_PIXELS)
   described = descriptors.compute(split, crop=0.1)
   index = {path.rsplit('/', 1)[-1]: number for number, path in enumerate(split.paths)}
