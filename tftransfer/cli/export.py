@@ -6,11 +6,17 @@ Usage:
   python -m tftransfer.export --workdir=/tmp/run --export_dir=/models/my_model \
       --format=saved_model,keras,tflite --quantize=none,float16,dynamic,int8
 
+  python -m tftransfer.export --workdir=/tmp/run --export_dir=/models/my_model \
+      --version=1 --format=tflite --quantize=int8     # added to version 1, no new version
+
 Writes export_dir/<version>/ (by default the next integer after the versions already there,
-1 for the first) atomically; an existing version is never replaced without --overwrite.
-`saved_model_cli show --dir export_dir/<version> --all` shows the signatures. With tflite or
-keras, every format is measured on the run's validation split first (export_report.json), and
-a .tflite losing more top-1 accuracy than --max_accuracy_drop stops the export.
+1 for the first) atomically; an existing version is never replaced without --overwrite, and
+--version=N of an existing version without saved_model in --format adds those files beside
+its SavedModel. `saved_model_cli show --dir export_dir/<version> --all` shows the signatures.
+With tflite or keras, every format is measured on the run's validation split first
+(export_report.json); a .tflite whose top-1 drop is larger than --max_accuracy_drop and real
+(its paired 95% interval above zero) is named and left out, the others are published, and
+the exit status is 2.
 """
 
 from absl import flags
@@ -37,7 +43,8 @@ _QUANTIZE = flags.DEFINE_list('quantize', None, 'With --format=tflite: one .tfli
                               'int8 is full-integer: uint8 pixels in, uint8 scores out.')
 _MAX_ACCURACY_DROP = flags.DEFINE_float(
     'max_accuracy_drop', None, 'Largest top-1 accuracy loss of a .tflite from the SavedModel, '
-    'in points, that the export accepts; default '
+    'in points, that the export accepts (a larger one fails only when its 95% interval is '
+    'above zero); default '
     + ', '.join(f'{key} {value:g}' for key, value in litert.DEFAULT_MAX_ACCURACY_DROP.items())
     + '.', lower_bound=0)
 _CALIBRATION_IMAGES = flags.DEFINE_integer(

@@ -32,7 +32,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from tftransfer import config as config_lib, errors, files
-from tftransfer.serving import edge_export, litert, signatures
+from tftransfer.serving import edge_export, export_report, litert, signatures
 from tftransfer.serving.signatures import IMAGE_BYTES, IMAGES, PREDICT_IMAGES, SERVING_DEFAULT
 from tftransfer import restore
 
@@ -161,6 +161,61 @@ def _write_serving(trained: restore.TrainedModel, workdir: str, path: str) -> No
   _check_loads(path, inputs, trained.class_names)
 
 
+def _add_formats(trained: restore.TrainedModel, workdir: str, target: str, *, formats,
+                 quantize, max_accuracy_drop, calibration_images: int, latency_runs: int,
+                 num_threads: int) -> str:
+  """Writes `formats` (tflite, keras) beside the SavedModel of the existing version `target`,
+  measured against it, without a new version for TF Serving to load: the files are made in a
+  scratch directory and moved in only when measured, each file new (never one replaced).
+
+  Raises:
+    errors.InvalidValueError: the version holds another run's or checkpoint's SavedModel.
+    errors.AlreadyExistsError: a file of the requested formats is already in the version.
+    export_report.AccuracyDropError: a format the guard failed (the others are added).
+  """
+  with open(os.path.join(target, 'assets.extra', METADATA_FILE)) as f:
+    published = json.load(f)
+  ours = _metadata(trained, workdir)
+  if (published.get('workdir'), published.get('step')) != (ours['workdir'], ours['step']):
+    raise errors.InvalidValueError(
+        f'{target} holds step {published.get("step")} of {published.get("workdir")!r}, not '
+        f'step {ours["step"]} of {ours["workdir"]!r}: formats added beside a SavedModel must '
+        'come from the same checkpoint. Export to a new --version instead.')
+  with tempfile.TemporaryDirectory(dir=os.path.dirname(target),
+                                   prefix=f'.{os.path.basename(target)}.adding-') as scratch:
+    results = edge_export.write(
+        trained, workdir, scratch, reference=target, reference_exported=True, formats=formats,
+        quantize=tuple(quantize or ('none',)), max_accuracy_drop=max_accuracy_drop,
+        calibration_images=calibration_images, latency_runs=latency_runs,
+        num_threads=num_threads, source=ours)['artifacts']
+    report_path = os.path.join(target, export_report.REPORT_FILE)
+    new = [name for name in os.listdir(scratch) if name not in (
+        signatures.LABELS_FILE, edge_export.THRESHOLDS_FILE, export_report.REPORT_FILE)]
+    clashing = [name for name in new if os.path.exists(os.path.join(target, name))]
+    if clashing:
+      raise errors.AlreadyExistsError(
+          f'{", ".join(clashing)} already in {target}; a published version\'s files are '
+          'never replaced: export to a new --version, or pass --overwrite to rewrite it.')
+    if os.path.isfile(report_path):  # keep what an earlier export measured of other formats
+      with open(report_path) as f:
+        earlier = json.load(f)['artifacts']
+      measured = {result['name'] for result in results}
+      results[1:1] = [result for result in earlier if result['name'] not in measured]
+    with open(os.path.join(scratch, export_report.REPORT_FILE)) as f:
+      report = json.load(f)
+    report['artifacts'] = results
+    files.write_json(os.path.join(scratch, export_report.REPORT_FILE), report)
+    for name in new + [name for name in (signatures.LABELS_FILE, edge_export.THRESHOLDS_FILE)
+                       if os.path.exists(os.path.join(scratch, name))
+                       and not os.path.exists(os.path.join(target, name))]:
+      os.replace(os.path.join(scratch, name), os.path.join(target, name))
+    os.replace(os.path.join(scratch, export_report.REPORT_FILE), report_path)
+  export_report.check_accuracy(results, exported_to=target)
+  logging.info('Added %s beside the SavedModel of %s (no new serving version).',
+               ', '.join(sorted(new)), target)
+  return target
+
+
 # Long mostly in its docstring: ten options, each documented; the body is the export's steps.
 def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool = False,
            allow_unfinished: bool = False, checkpoint: str | int = 'best',
@@ -174,6 +229,8 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
     workdir: the finished training run.
     export_dir: the model's base directory, the one TF Serving watches.
     version: the version number; 0 = the next after the largest existing one (1 if none).
+      An existing version with `formats` lacking 'saved_model' gets those files added
+      beside its SavedModel (same run and step only; _add_formats), not a new version.
     overwrite: replace an existing version directory (TF Serving may keep serving the old
       one it loaded; prefer a new version for a served model).
     allow_unfinished: export the newest checkpoint of a run without final_metrics.json.
@@ -196,8 +253,10 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
   Raises:
     FileExistsError: the version exists and `overwrite` is False.
     ValueError: a negative version, an unknown format or quantization, an unfinished run
-      without `allow_unfinished`, or a .tflite losing more than `max_accuracy_drop`
-      (export_report.AccuracyDropError; nothing is published then).
+      without `allow_unfinished`.
+    export_report.AccuracyDropError (a ValueError): a .tflite the accuracy guard failed
+      (export_report.accuracy_guard): the version is published with the formats that
+      passed, its `exported_to`, or not at all when none did (None).
     FileNotFoundError: `workdir` holds no training run.
   """
   formats = tuple(formats)
@@ -209,15 +268,24 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
   automatic = not version
   version = version or next_version(export_dir)
   target = os.path.join(os.path.abspath(export_dir), str(version))
-  if os.path.exists(target) and not overwrite:
+  adding = (not automatic and not overwrite and 'saved_model' not in formats
+            and os.path.isfile(os.path.join(target, 'saved_model.pb')))
+  if os.path.exists(target) and not overwrite and not adding:
     raise errors.AlreadyExistsError(
         f'{target} already exists; export to another --version (the next '
-        f'free one is {next_version(export_dir)}) or pass --overwrite.')
+        f'free one is {next_version(export_dir)}) or pass --overwrite. To add tflite or keras '
+        f'files beside its SavedModel without publishing a new serving version: '
+        f'--version={version} --format=tflite (without saved_model).')
   trained = restore.restore(workdir, checkpoint=checkpoint, allow_unfinished=allow_unfinished)
   if top_k:
     config = config_lib.copy_config(trained.config)
     config.export.top_k = top_k
     trained = dataclasses.replace(trained, config=config)
+  if adding:
+    return _add_formats(trained, workdir, target, formats=formats, quantize=quantize,
+                        max_accuracy_drop=max_accuracy_drop,
+                        calibration_images=calibration_images, latency_runs=latency_runs,
+                        num_threads=num_threads)
   if automatic:
     logging.info('Exporting as version %d, the next after those in %s.', version, export_dir)
   with files.staged_directory(target, overwrite=overwrite) as staging:
@@ -229,12 +297,17 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
         reference = staging if 'saved_model' in formats else os.path.join(scratch, 'reference')
         if reference != staging:
           write_saved_model(trained, reference)
-        edge_export.write(
+        results = edge_export.write(
             trained, workdir, staging, reference=reference,
             reference_exported=reference == staging, formats=formats,
             quantize=tuple(quantize or ('none',)), max_accuracy_drop=max_accuracy_drop,
             calibration_images=calibration_images, latency_runs=latency_runs,
-            num_threads=num_threads, source=_metadata(trained, workdir))
+            num_threads=num_threads, source=_metadata(trained, workdir))['artifacts']
+        if not export_report.kept(results):  # every format failed: publish nothing
+          export_report.check_accuracy(results)
+      # Formats that passed are published; those that failed are named after (exit 2).
+  if formats != ('saved_model',):
+    export_report.check_accuracy(results, exported_to=target)
   logging.info('Exported %s (step %d of %s) as %s to %s.', trained.checkpoint, trained.step,
                workdir, ', '.join(formats), target)
   return target
