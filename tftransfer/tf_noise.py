@@ -1,13 +1,20 @@
 """TensorFlow C++ log lines that say nothing to a tftransfer user, kept off the screen.
 
-Two kinds, each dropped only inside a `filtered` block, never for a whole process:
+Three kinds, each dropped only inside a `filtered` block, never for a whole process:
   STARTUP            the notices TF 2.21 writes while it loads and finds its devices, before
                      its logging is initialised, which TF_CPP_MIN_LOG_LEVEL does not reach
                      (tensorflow/tensorflow#102212): oneDNN, 'Could not find cuda drivers',
                      CPU instructions, and the cuInit failure that repeats the missing driver;
   EXPECTED_FAILURE   'Local rendezvous is aborting with status: ...', which TF logs for every
                      op that fails inside a function, also when tftransfer makes it fail on
-                     purpose to learn why an image is bad (and then reports it itself).
+                     purpose to learn why an image is bad (and then reports it itself);
+  COMMAND            what TF and LiteRT print on a command's success path at warning or error
+                     level though nothing is wrong: oneDNN's uint8 fallback, the converter's
+                     'Ignored output_format.' and 'Skipping runtime version metadata', its
+                     'fully_quantize: ...' settings, 'Created TensorFlow Lite XNNPACK delegate',
+                     tf.data's 'will not be optimized' and Grappler's 'Skipping loop
+                     optimization' notes. A command runs inside this filter unless the user
+                     asks for --verbosity=1 or more (cli/launch.py).
 
 The filter reads file descriptor 2 (so C++ writes are seen) through a pipe, line by line,
 and writes every other line on at once; the block's end restores stderr.
@@ -33,6 +40,15 @@ _ONEDNN_UINT8 = re.compile(rb'^E0000 00:00:\S+ +\d+ util\.cc:\d+\] oneDNN suppor
 _RENDEZVOUS = re.compile(rb'^W\d{4} [\d:.]+ +\d+ local_rendezvous\.cc:\d+\] Local rendezvous is '
                          rb'aborting')
 _CONTINUATION = re.compile(rb'^\t')
+_COMMAND = re.compile(
+    rb'^(W0000 00:00:\S+ +\d+ (tf_tfl_flatbuffer_helpers\.cc:\d+\] Ignored '
+    rb'|flatbuffer_export\.cc:\d+\] Skipping runtime version metadata'
+    rb'|dataset\.cc:\d+\] Input of GeneratorDatasetOp::Dataset will not be optimized'
+    rb'|loop_optimizer\.cc:\d+\] Skipping loop optimization)'
+    rb'|fully_quantize: \d, inference_type: '
+    rb'|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.'
+    rb'|E0000 00:00:\S+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit: INTERNAL: CUDA '
+    rb'error: Failed call to cuInit: UNKNOWN ERROR \(303\))')
 
 _lock = threading.Lock()
 
@@ -63,6 +79,17 @@ def expected_failure_dropper() -> Callable[[bytes], bool]:
       return True
     in_message.clear()
     return False
+  return drop
+
+
+def command_dropper() -> Callable[[bytes], bool]:
+  """A line predicate for a whole command: the COMMAND notices, and the start-up and
+  expected-failure ones (a nested `filtered` block does not filter again, so this one does
+  their work)."""
+  startup, expected = startup_dropper(), expected_failure_dropper()
+
+  def drop(line: bytes) -> bool:
+    return bool(_COMMAND.match(line)) or startup(line) or expected(line)
   return drop
 
 

@@ -5,6 +5,7 @@ work; a workdir resumes as the command's does."""
 import os
 import shutil
 import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -93,8 +94,11 @@ def test_evaluate_returns_what_metrics_json_holds(api_run, tmp_path):
   assert [judged['per_class'][name]['support'] for name in NAMES] == [3, 3, 0, 0, 0]
 
 
-def test_predict_takes_files_bytes_pixels_and_image_data(api_run, tmp_path):
+def test_predict_takes_files_bytes_pixels_and_image_data(api_run, tmp_path, monkeypatch):
   clf, _, _ = api_run
+  scratch = tmp_path / 'scratch'  # where predicting may put temporaries: it must leave none
+  scratch.mkdir()
+  monkeypatch.setattr(tempfile, 'tempdir', str(scratch))
   images, _ = _textures(per_class=1, split='validation')
   for index, image in enumerate(images[:2]):
     (tmp_path / f'{index}.png').write_bytes(encode_image(image))
@@ -113,6 +117,8 @@ def test_predict_takes_files_bytes_pixels_and_image_data(api_run, tmp_path):
   assert len(clf.predict(images[0], top_k=2)[0]['top_k']) == 2
   with pytest.raises(errors.InvalidValueError, match='one kind at a time'):
     clf.predict([images[0], 'a.png'])
+  # (AutoGraph keeps its own generated modules there.)
+  assert [name for name in os.listdir(scratch) if name.startswith('tftransfer')] == []
 
 
 def test_export_report_and_audit_write_what_the_commands_write(api_run, tmp_path):

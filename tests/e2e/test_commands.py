@@ -2,13 +2,14 @@
 keeps its traceback, and TensorFlow's start-up noise stays out of the way."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.helpers import REPO, console_script, write_image_folder
+from tests.helpers import REPO, console_script, encode_image, random_image, write_image_folder
 
 FOLDER_CONFIG = str(REPO / 'configs' / 'folder.py')
 
@@ -74,6 +75,34 @@ def test_a_quantization_without_tflite_is_one_line(tmp_path):
                            '--quantize=int8'),
                   'tftransfer-export: error: --quantize=int8 applies to LiteRT models: add '
                   '--format=tflite.')
+
+
+def test_a_command_pointed_at_the_wrong_thing_says_the_next_step(tmp_path):
+  run = tmp_path / 'run'
+  run.mkdir()
+  (run / 'config.json').write_text('{}')
+  image = tmp_path / 'image.png'
+  image.write_bytes(encode_image(random_image(40, 40)))
+  _one_line_error(
+      _command('tftransfer.predict', f'--model={run}', str(image)),
+      f"tftransfer-predict: error: --model='{run}' is not an exported model version (no "
+      f'saved_model.pb). It is a training run: export it first, `tftransfer-export '
+      f'--workdir={run} --export_dir=MODELS`, and pass --model=MODELS/1 (or '
+      f'`tftransfer-explain --workdir={run}` classifies with the run itself).')
+  _one_line_error(
+      _command('tftransfer.predict', f'--workdir={run}', str(image)),
+      'tftransfer-predict: error: --workdir is not a flag of tftransfer-predict; its flags are '
+      '--batch_size, --model (--helpshort). It reads an exported model: '
+      '--model=EXPORT_DIR/VERSION (or a .tflite), which `tftransfer-export --workdir=RUN '
+      '--export_dir=EXPORT_DIR` writes.')
+  _one_line_error(_command('tftransfer.export', f'--worddir={run}', '--export_dir=x'),
+                  'tftransfer-export: error: --worddir is not a flag of tftransfer-export; did '
+                  'you mean --workdir?')
+  _one_line_error(
+      _command('tftransfer.explain', f'--workdir={run}', str(tmp_path / 'missing.jpg')),
+      f"tftransfer-explain: error: '{tmp_path / 'missing.jpg'}': no such image file (explain "
+      "takes image files; a folder's images are `tftransfer-predict`'s or "
+      "`tftransfer-report`'s).")
 
 
 def test_a_workdir_of_another_experiment_is_one_line(finished_run):
@@ -204,3 +233,30 @@ def test_every_spelling_of_a_command_runs_it():
   wrong = subprocess.run([console_script('tftransfer'), 'trian'], capture_output=True,
                          text=True, timeout=60)
   assert wrong.returncode == 2 and "'trian' is not a command" in wrong.stderr
+
+
+_NOISE = re.compile(r'^[EW]\d{4} |INFO:tensorflow:|XNNPACK|unsupported characters|'
+                    r'fully_quantize|Writing fingerprint')
+
+
+@pytest.mark.slow
+def test_successful_commands_print_nothing_that_looks_like_an_error(finished_run, tmp_path):
+  workdir, trained = finished_run
+  models = tmp_path / 'models'
+  export = ('tftransfer.export', f'--workdir={workdir}', f'--export_dir={models}',
+            '--format=saved_model,keras,tflite', '--quantize=none,int8',
+            '--max_accuracy_drop=100', '--latency_runs=2')
+  image = tmp_path / 'image.png'
+  image.write_bytes(encode_image(random_image(40, 40)))
+  results = {'train': trained, 'export': _command(*export)}
+  results['predict .tflite'] = _command('tftransfer.predict', f'--model={models}/1/model.tflite',
+                                        str(image))
+  results['predict'] = _command('tftransfer.predict', f'--model={models}/1', str(image))
+  for name, result in results.items():
+    assert result.returncode == 0, (name, result.stderr[-3000:])
+    noise = [line for line in result.stderr.splitlines() if _NOISE.search(line)]
+    assert not noise, (name, noise)
+  # --verbosity=1 shows what the default hides: the filter, not luck, kept them away.
+  loud = _command(*export, '--verbosity=1', '--version=7')
+  assert loud.returncode == 0, loud.stderr[-3000:]
+  assert re.search(r'^W0000 .*Ignored output_format', loud.stderr, re.MULTILINE), loud.stderr[-3000:]

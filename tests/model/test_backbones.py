@@ -114,8 +114,14 @@ def test_weights_file_is_loaded(fake_weights):
 
 def test_weights_for_another_backbone_fail_clearly(fake_weights):
   path, _ = fake_weights
-  with pytest.raises(ValueError, match='does not fit backbone'):
+  # The message names the width the file fits, read from its arrays' shapes.
+  with pytest.raises(ValueError, match=r"does not fit backbone 'mobilenet' \(width=0\.5\) "
+                     r'without its top \(the file fits width=0\.25: pass '
+                     r'--config\.model\.width=0\.25\)'):
     backbones.build_backbone('mobilenet', image_size=32, width=0.5, weights=str(path))
+  with pytest.raises(ValueError, match=r"does not fit backbone 'mobilenet_v2' \(width=1\.0\) "
+                     r'without its top: '):  # no width of another backbone fits
+    backbones.build_backbone('mobilenet_v2', image_size=32, width=1.0, weights=str(path))
 
 
 def test_offline_imagenet_download_fails_fast_with_remedies(tmp_path, monkeypatch):

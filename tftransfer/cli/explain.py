@@ -7,7 +7,8 @@ Usage:
 
 Prints one JSON object per image: {"path", "class", "score", "top_k": [{"class", "score"}],
 "explained", "gradcam": the PNG written}, or {"path", "error"} for a file that is not a
-readable image (the exit status is then 1).
+readable image (the exit status is then 1). A path that is no file stops it first, in one line
+with exit status 2.
 """
 
 import json
@@ -35,6 +36,12 @@ TAKES_ARGUMENTS = True  # the image files
 def main(argv):
   if len(argv) < 2:
     raise errors.InvalidValueError('Name at least one image file to explain.')
+  missing = [path for path in argv[1:] if not os.path.isfile(path)]
+  if missing:
+    raise errors.NotFoundError(
+        f'{", ".join(map(repr, missing))}: no such image file{"s" if len(missing) > 1 else ""}'
+        ' (explain takes image files; a folder\'s images are `tftransfer-predict`\'s or '
+        '`tftransfer-report`\'s).')
   trained = restore.restore(_WORKDIR.value, allow_unfinished=_ALLOW_UNFINISHED.value)
   output_dir = _OUTPUT_DIR.value or os.path.join(_WORKDIR.value, workdir_lib.EXPLAIN)
   failed = 0

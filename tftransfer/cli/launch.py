@@ -10,12 +10,16 @@ modules at the package's top call `run`). The commands are commands.py's table. 
      (tf_noise.py);
   2. answers --version with the tftransfer, TensorFlow and Keras versions;
   3. parses flags, turning a flag or config-override mistake into one line, exit status 2;
-  4. runs the command's `main(argv)`: an errors.UserError (a bad value, a missing path, an
-     unfinished run, ...) becomes `<program>: error: <message>` on stderr and exit status 2,
+  4. runs the command's `main(argv)`, at the default --verbosity with the success path's
+     notices of TensorFlow and LiteRT kept off the screen (tf_noise.command_dropper, and
+     libraries' INFO log records): a successful command prints what the user needs and
+     nothing that looks like an error; --verbosity=1 shows everything. An errors.UserError
+     (a bad value, a missing path, an unfinished run, ...) becomes `<program>: error: <message>` on stderr and exit status 2,
      without a traceback; a stop request (interrupts.Interrupted) exits 130 or 143; anything
      else keeps its traceback and exits 1.
 """
 
+import difflib
 import importlib
 import logging as python_logging
 import os
@@ -90,7 +94,8 @@ def _no_such_field(flag: str) -> str:
   return f'{flag.split("=")[0]}: no such config field{hint}'
 
 
-def _flag_error_message(error: Exception, argv: list[str]) -> str:
+def _flag_error_message(error: Exception, argv: list[str], module=None,
+                        program: str = '') -> str:
   """One line saying which flag is wrong, from absl's or ml_collections' error."""
   message = str(error)
   if 'Traceback (most recent call last)' in message:  # A config file's get_config raised.
@@ -103,7 +108,25 @@ def _flag_error_message(error: Exception, argv: list[str]) -> str:
     flag = next((arg for arg in argv if arg.startswith('--config.')
                  and arg.split('=')[0].rsplit('.', 1)[-1] == missing), f'--config.{missing}')
     return _no_such_field(flag)
+  unknown = re.match(r"Unknown command line flag '(\w+)'", message)
+  if unknown and module is not None:
+    return _unknown_flag(unknown.group(1), module, program)
   return message.splitlines()[0] if message else type(error).__name__
+
+
+def _unknown_flag(name: str, module, program: str) -> str:
+  """'--x is not a flag of <program>; did you mean --y? ...', from the command's own flags
+  (absl suggests from all of them, TensorFlow's and absl's too: --workdir -> --log_dir)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  own = sorted(flag.name for flag in flags.FLAGS.get_key_flags_for_module(module.__name__))
+  close = difflib.get_close_matches(name, own, n=3, cutoff=0.6)
+  message = f'--{name} is not a flag of {program}'
+  message += (f'; did you mean {" or ".join("--" + flag for flag in close)}?' if close else
+              f'; its flags are {", ".join("--" + flag for flag in own)} (--helpshort).')
+  if name == 'workdir' and 'model' in own:
+    message += (' It reads an exported model: --model=EXPORT_DIR/VERSION (or a .tflite), '
+                'which `tftransfer-export --workdir=RUN --export_dir=EXPORT_DIR` writes.')
+  return message
 
 
 # absl's help flags, and whether each asks for the command's own flags only.
@@ -135,8 +158,24 @@ def _parse_flags(program: str, module):
       return flags.FLAGS(argv)
     except (flags.Error, errors.UserError, AttributeError, KeyError) as error:
       # AttributeError and KeyError: ml_collections' answer to --config.<missing field>.
-      _fail(program, _flag_error_message(error, argv))
+      _fail(program, _flag_error_message(error, argv, module, program))
   return parse
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _quiet_python_logging() -> None:
+  """Keeps libraries' INFO lines off the screen: absl INFO records from outside tftransfer
+  (TensorFlow's SavedModel writer: 'Function ... contains input name(s) ... with unsupported
+  characters', 'Assets written to', 'Writing fingerprint', the checkpoint writer's
+  'Sharding callback duration', which drowned the progress lines) and the 'tensorflow'
+  Python logger's ('INFO:tensorflow:Assets written to'). Their warnings and errors show."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.get_absl_handler().addFilter(
+      lambda record: (record.levelno > python_logging.INFO
+                      or os.path.abspath(record.pathname).startswith(_PACKAGE)))
+  python_logging.getLogger('tensorflow').setLevel(python_logging.WARNING)
 
 
 def run(command: str) -> None:
@@ -147,16 +186,18 @@ def run(command: str) -> None:
   from tftransfer.training import interrupts  # pylint: disable=g-import-not-at-top
 
   def main(argv):
-    # TensorFlow's checkpoint writer logs one INFO line per save through absl ('Sharding
-    # callback duration'), which drowns the progress lines; its warnings and errors still show.
-    logging.get_absl_handler().addFilter(
-        lambda record: (record.module != 'functional_saver'
-                        or record.levelno > python_logging.INFO))
+    quiet = logging.get_verbosity() <= logging.INFO  # --verbosity=1 or more shows it all
+    if quiet:
+      _quiet_python_logging()
     try:
       if len(argv) > 1 and not getattr(module, 'TAKES_ARGUMENTS', False):
         raise errors.InvalidValueError(f'unexpected arguments {argv[1:]}; this command takes '
                                        'only --flags (see --helpshort).')
-      module.main(argv)
+      if quiet:
+        with tf_noise.filtered(tf_noise.command_dropper()):
+          module.main(argv)
+      else:
+        module.main(argv)
     except errors.UserError as error:
       _fail(program, str(error))
     except interrupts.Interrupted as stopped:  # Logged, with the step, where it was raised.

@@ -146,7 +146,7 @@ def build_backbone(name: str, *, image_size: int, width: float = 1.0,
   if skipped:  # Keras loaded the file in part and left those layers random: refuse it.
     raise errors.InvalidValueError(
         f'The weights file {weights!r} does not fit backbone {name!r} (width={width}) without '
-        f'its top: {len(skipped)} of its layer groups are missing from the file (first: '
+        f'its top{_width_hint(name, width, weights)}: {len(skipped)} of its layer groups are missing from the file (first: '
         f'{skipped[0].message}).')
   for warning in caught:
     # MobileNets warn that ImageNet weights of 224 px are loaded for another input size;
@@ -173,8 +173,48 @@ def _weights_error(name: str, width: float, weights: str, error: Exception) -> E
   if weights not in ('imagenet', 'none'):
     return errors.InvalidValueError(
         f'The weights file {weights!r} does not fit backbone {name!r} (width={width}) without '
-        f'its top: {message}')
+        f'its top{_width_hint(name, width, weights)}: {message}')
   return error
+
+
+# The widths (alpha) keras.applications has ImageNet weights for, across the MobileNets.
+_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+
+
+def _weight_shapes(path: str) -> list[tuple[int, ...]]:
+  """The shapes of every array in a Keras weights file (.h5 or .weights.h5), sorted."""
+  import h5py  # pylint: disable=g-import-not-at-top  (Keras' own dependency)
+  shapes = []
+  with h5py.File(path, 'r') as f:
+    f.visititems(lambda _, item: shapes.append(tuple(item.shape))
+                 if isinstance(item, h5py.Dataset) and item.ndim else None)
+  return sorted(shapes)
+
+
+def _width_hint(name: str, width: float, weights: str) -> str:
+  """'; the file fits width=0.25: pass --config.model.width=0.25', found by comparing the
+  file's array shapes with the backbone's at each width, or '' (not a MobileNet, or no width
+  fits)."""
+  spec = get_spec(name)
+  if not spec.has_width:
+    return ''
+  try:
+    wanted = _weight_shapes(weights)
+  except (OSError, ValueError):
+    return ''
+  for candidate in _WIDTHS:
+    if candidate == width:
+      continue
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = spec.constructor(include_top=False, input_shape=(224, 224, 3), weights=None,
+                                 alpha=candidate)
+    except ValueError:  # a width this backbone does not come in
+      continue
+    if sorted(tuple(weight.shape) for weight in model.weights) == wanted:
+      return f' (the file fits width={candidate:g}: pass --config.model.width={candidate:g})'
+  return ''
 
 
 @keras.saving.register_keras_serializable(package='tftransfer')

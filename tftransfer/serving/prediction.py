@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import config as config_lib, errors, files, tf_noise
+from tftransfer import config as config_lib, errors, files, tf_noise, workdir as workdir_lib
 from tftransfer.data import image_ops, walk
 from tftransfer.serving import (export as export_lib, export_report, litert_runtime,
                                 signatures)
@@ -46,6 +46,10 @@ def load_export(path: str) -> LoadedExport:
   if not os.path.isfile(os.path.join(path, 'saved_model.pb')):
     newest = export_lib.next_version(path) - 1
     hint = f' It holds versions: pass a version directory, e.g. {path}/{newest}.' if newest else ''
+    if os.path.isfile(os.path.join(path, workdir_lib.CONFIG)):  # a training run, not an export
+      hint = (f' It is a training run: export it first, `tftransfer-export --workdir={path} '
+              '--export_dir=MODELS`, and pass --model=MODELS/1 (or `tftransfer-explain '
+              f'--workdir={path}` classifies with the run itself).')
     raise errors.NotFoundError(f'--model={path!r} is not an exported model version (no '
                                f'saved_model.pb).{hint}')
   saved_model = tf.saved_model.load(path)
@@ -300,11 +304,13 @@ def in_memory(model, class_names, *, image_size: int, top_k: int, max_image_pixe
     metadata: what the export's tftransfer.json would say (workdir, step, ...).
     thresholds: a multi-label model's threshold of each label (float [num_labels]).
   """
-  directory = tempfile.mkdtemp(prefix='tftransfer_labels_')
-  labels_path = os.path.join(directory, signatures.LABELS_FILE)
-  signatures.write_labels(labels_path, class_names)
-  functions = signatures.Signatures(model, signatures.class_table(labels_path, len(class_names)),
-                                    image_size=image_size, top_k=min(top_k, len(class_names)),
+  with tempfile.TemporaryDirectory(prefix='tftransfer_labels_') as directory:
+    # The table reads the file when it is made (eagerly), so the file need not outlive it.
+    labels_path = os.path.join(directory, signatures.LABELS_FILE)
+    signatures.write_labels(labels_path, class_names)
+    table = signatures.class_table(labels_path, len(class_names))
+  functions = signatures.Signatures(model, table, image_size=image_size,
+                                    top_k=min(top_k, len(class_names)),
                                     max_image_pixels=max_image_pixels, thresholds=thresholds)
   saved = types.SimpleNamespace(signatures={
       signatures.SERVING_DEFAULT: tf.function(functions.serving_default, input_signature=[
@@ -313,6 +319,6 @@ def in_memory(model, class_names, *, image_size: int, top_k: int, max_image_pixe
           tf.TensorSpec([None, None, None, 3], tf.uint8)])})
   labelled = {} if thresholds is None else {
       'task': 'multi_label', 'thresholds': dict(zip(class_names, map(float, thresholds)))}
-  return LoadedExport(directory, saved, tuple(class_names),
+  return LoadedExport(metadata.get('workdir', '<in memory>'), saved, tuple(class_names),
                       {**metadata, 'image_size': image_size, 'top_k': min(top_k, len(class_names)),
                        'max_image_pixels': max_image_pixels, **labelled})
