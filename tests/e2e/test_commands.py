@@ -174,6 +174,11 @@ def test_a_run_starts_quietly_and_says_what_auto_chose(finished_run):
   assert len(config_lines) == 1 and "'auto' resolved: distribute.strategy -> one_device" in (
       config_lines[0])
   assert not any('seed: 0' in line for line in lines)  # the config itself: --verbosity=1 only
+  # No silent pause at the end: what follows the last epoch is said before it is done.
+  last_epoch = max(i for i, line in enumerate(lines) if ' done in ' in line)
+  digest = next(i for i, line in enumerate(lines) if 'Final weights sha256' in line)
+  assert any('Restoring the selected epoch (step ' in line and 'saving its backbone' in line
+             for line in lines[last_epoch + 1:digest]), lines[last_epoch:digest + 1]
 
 
 @pytest.mark.parametrize('command', [('tftransfer',), ('tftransfer.train',),

@@ -183,14 +183,15 @@ def _select(run: Run) -> dict:
   chooses each label's threshold on the validation split (multilabel.choose_thresholds),
   which the chief saves as thresholds.json; returns what final_metrics.json records of them.
   Every worker restores and evaluates: the evaluation is a collective."""
-  best, _ = run.workdir.best_checkpoint()
+  best, record = run.workdir.best_checkpoint()
+  chief = run.setup.runtime.is_chief
+  if chief:  # Said before the work: restoring and saving a large backbone takes a while.
+    logging.info('Restoring the selected epoch (step %s) and saving its backbone to %s.',
+                 (record or {}).get('step', run.step), run.workdir.file(workdir_lib.BACKBONE))
   if best is not None:
     workdir_lib.checkpoint_of(run.model.model, tf.Variable(0, dtype=tf.int64)).restore(
         best).assert_existing_objects_matched().expect_partial()
-  chief = run.setup.runtime.is_chief
   if chief:
-    logging.info('Saving the selected epoch\'s backbone to %s.',
-                 run.workdir.file(workdir_lib.BACKBONE))
     run.workdir.save_local_file(workdir_lib.BACKBONE, run.model.backbone.save_weights)
   if run.plan.task != 'multi_label':
     return {}
