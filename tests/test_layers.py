@@ -17,7 +17,7 @@ LAYERS = (
     {'serving'},
     {'evaluation'},
     {'cli', 'api', '__main__', 'train', 'export', 'predict', 'evaluate', 'make_tfrecords', 'audit',
-     'report', 'explain'},
+     'report', 'explain', 'inspect'},
 )
 
 

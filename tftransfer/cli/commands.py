@@ -16,6 +16,7 @@ COMMANDS = {
     'explain': 'top-k classes and a Grad-CAM overlay for any image files',
     'audit': "audit a run's data: duplicates and leaks, likely label errors, outliers",
     'make_tfrecords': 'convert an image folder into sharded TFRecords',
+    'inspect': "print a .tflite's embedded TFLite metadata and associated files, as JSON",
 }
 
 

@@ -1,12 +1,12 @@
 """The formats written beside the SavedModel: LiteRT models for phones and microcontrollers and
 a .keras file, each measured against the SavedModel before the version is published.
 
-    labels.txt                       class names, one per line in label order (LiteRT apps and
-                                     the .keras file read them here; docs/serving.md says
-                                     why not as TFLite metadata)
+    labels.txt                       class names, one per line in label order (also inside
+                                     each .tflite, with its TFLite metadata)
     thresholds.txt                   a multi-label model's threshold of each label, one per
                                      line in labels.txt's order
-    model.tflite, model_<q>.tflite   litert.py, one per --quantize value
+    model.tflite, model_<q>.tflite   litert.py, one per --quantize value, each with TFLite
+                                     Model Metadata (litert_metadata.py)
     model.keras                      keras_file.py
     export_report.json               export_report.py: accuracy, agreement, size, latency
 
@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from tftransfer import files, restore
 from tftransfer.data import pipeline
-from tftransfer.serving import export_report, keras_file, litert, litert_runtime, signatures
+from tftransfer.serving import (export_report, keras_file, litert, litert_metadata,
+                                litert_runtime, signatures)
 
 THRESHOLDS_FILE = 'thresholds.txt'
 
@@ -49,6 +50,20 @@ def _keras_artifact(trained: restore.TrainedModel, directory: str) -> export_rep
       details={'format': 'keras', 'file': keras_file.FILE})
 
 
+def _metadata(trained: restore.TrainedModel, quantize: str) -> bytes:
+  """The TFLite Model Metadata of one .tflite of the run (litert_metadata.py)."""
+  model = trained.config.model
+  kind = 'multi-label' if trained.multi_label else 'single-label'
+  return litert_metadata.metadata_flatbuffer(
+      name=f'tftransfer {model.backbone} image classifier',
+      description=(f'A {kind} classifier of {len(trained.class_names)} classes, fine-tuned by '
+                   f'tftransfer from {model.backbone} (width {model.width:g}); LiteRT '
+                   f'quantization {quantize}; checkpoint {trained.checkpoint}.'),
+      version=f'step {trained.step}', image_size=trained.image_size,
+      num_classes=len(trained.class_names), labels_file=signatures.LABELS_FILE,
+      thresholds_file=THRESHOLDS_FILE if trained.multi_label else None)
+
+
 def _tflite_artifacts(trained: restore.TrainedModel, data, directory: str, *, quantize,
                       max_accuracy_drop: float | None, calibration_images: int,
                       num_threads: int) -> list[export_report.Artifact]:
@@ -59,8 +74,14 @@ def _tflite_artifacts(trained: restore.TrainedModel, data, directory: str, *, qu
     calibration_report = {'split': 'train', 'num_images': len(calibration),
                           'per_class': dict(zip(trained.class_names, per_class))}
   artifacts = []
+  labels = ''.join(f'{name}\n' for name in trained.class_names).encode()
+  associated = {signatures.LABELS_FILE: labels}
+  if trained.multi_label:
+    associated[THRESHOLDS_FILE] = ''.join(
+        f'{value:.6f}\n' for value in trained.label_thresholds()).encode()
   for value in quantize:
     flatbuffer = litert.convert(trained, value, calibration if value == 'int8' else None)
+    flatbuffer = litert_metadata.embed(flatbuffer, _metadata(trained, value), associated)
     path = os.path.join(directory, litert.file_name(value))
     with open(path, 'wb') as f:
       f.write(flatbuffer)
@@ -70,6 +91,10 @@ def _tflite_artifacts(trained: restore.TrainedModel, data, directory: str, *, qu
                'ops': summary['ops'], 'tensor_dtypes': summary['tensor_dtypes']}
     if value == 'int8':
       details['calibration'] = calibration_report
+    written = litert_metadata.read(flatbuffer)
+    details['metadata'] = {key: written[key] for key in ('name', 'version',
+                                                          'min_parser_version')}
+    details['metadata']['associated_files'] = sorted(written['files'])
     classifier = litert_runtime.LiteRTClassifier(path, num_threads=num_threads)
     artifacts.append(export_report.Artifact(
         'tflite' if value == 'none' else f'tflite_{value}', (path,), classifier.probabilities,
