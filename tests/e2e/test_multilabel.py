@@ -13,7 +13,7 @@ import tensorflow as tf
 from tftransfer import restore, workdir as workdir_lib
 from tftransfer.auditing import run as audit_run
 from tftransfer.evaluation import evaluate, report
-from tftransfer.serving import export, prediction, signatures
+from tftransfer.serving import export, litert_metadata, prediction, signatures
 from tftransfer.training import loop
 from tests.helpers import TAGS, tiny_config, write_calibrated_weights, write_tag_manifest
 
@@ -111,6 +111,12 @@ def test_litert_agrees_with_the_saved_model_on_which_labels_pass(tag_run, tag_ex
   assert {artifact['metric'] for artifact in report_json['artifacts']} == {
       'mean_average_precision'}
   assert (version / 'thresholds.txt').read_text().count('\n') == len(TAGS)
+  # The .tflite carries both files inside, as they are beside it, for phone runtimes.
+  embedded = litert_metadata.read(str(version / 'model.tflite'))
+  assert embedded['files'] == {name: (version / name).read_text()
+                               for name in ('labels.txt', 'thresholds.txt')}
+  assert [(f['name'], f['type']) for f in embedded['outputs'][0]['associated_files']] == [
+      ('labels.txt', 'TENSOR_AXIS_LABELS'), ('thresholds.txt', 'DESCRIPTIONS')]
 
 
 def test_evaluate_reports_mean_average_precision_for_the_run_and_its_exports(tag_run,

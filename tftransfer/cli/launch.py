@@ -14,9 +14,9 @@ modules at the package's top call `run`). The commands are commands.py's table. 
      notices of TensorFlow and LiteRT kept off the screen (tf_noise.command_dropper, and
      libraries' INFO log records): a successful command prints what the user needs and
      nothing that looks like an error; --verbosity=1 shows everything. An errors.UserError
-     (a bad value, a missing path, an unfinished run, ...) becomes `<program>: error: <message>` on stderr and exit status 2,
-     without a traceback; a stop request (interrupts.Interrupted) exits 130 or 143; anything
-     else keeps its traceback and exits 1.
+     (a bad value, a missing path, an unfinished run, ...) becomes `<program>: error:
+     <message>` on stderr and exit status 2, without a traceback; a stop request
+     (interrupts.Interrupted) exits 130 or 143; anything else keeps its traceback and exits 1.
 """
 
 import difflib

@@ -146,8 +146,8 @@ def build_backbone(name: str, *, image_size: int, width: float = 1.0,
   if skipped:  # Keras loaded the file in part and left those layers random: refuse it.
     raise errors.InvalidValueError(
         f'The weights file {weights!r} does not fit backbone {name!r} (width={width}) without '
-        f'its top{_width_hint(name, width, weights)}: {len(skipped)} of its layer groups are missing from the file (first: '
-        f'{skipped[0].message}).')
+        f'its top{_width_hint(name, width, weights)}: {len(skipped)} of its layer groups are '
+        f'missing from the file (first: {skipped[0].message}).')
   for warning in caught:
     # MobileNets warn that ImageNet weights of 224 px are loaded for another input size;
     # without the top, every weight fits any size, which is how transfer uses them.

@@ -74,11 +74,11 @@ def _tflite_artifacts(trained: restore.TrainedModel, data, directory: str, *, qu
     calibration_report = {'split': 'train', 'num_images': len(calibration),
                           'per_class': dict(zip(trained.class_names, per_class))}
   artifacts = []
-  labels = ''.join(f'{name}\n' for name in trained.class_names).encode()
-  associated = {signatures.LABELS_FILE: labels}
-  if trained.multi_label:
-    associated[THRESHOLDS_FILE] = ''.join(
-        f'{value:.6f}\n' for value in trained.label_thresholds()).encode()
+  associated = {}  # the files write() put beside the models go inside each one as they are
+  for name in (signatures.LABELS_FILE, THRESHOLDS_FILE):
+    if os.path.exists(os.path.join(directory, name)):
+      with open(os.path.join(directory, name), 'rb') as f:
+        associated[name] = f.read()
   for value in quantize:
     flatbuffer = litert.convert(trained, value, calibration if value == 'int8' else None)
     flatbuffer = litert_metadata.embed(flatbuffer, _metadata(trained, value), associated)

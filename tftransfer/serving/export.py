@@ -183,11 +183,12 @@ def _add_formats(trained: restore.TrainedModel, workdir: str, target: str, *, fo
         'come from the same checkpoint. Export to a new --version instead.')
   with tempfile.TemporaryDirectory(dir=os.path.dirname(target),
                                    prefix=f'.{os.path.basename(target)}.adding-') as scratch:
-    results = edge_export.write(
+    report = edge_export.write(
         trained, workdir, scratch, reference=target, reference_exported=True, formats=formats,
         quantize=tuple(quantize or ('none',)), max_accuracy_drop=max_accuracy_drop,
         calibration_images=calibration_images, latency_runs=latency_runs,
-        num_threads=num_threads, source=ours)['artifacts']
+        num_threads=num_threads, source=ours)
+    results = report['artifacts']
     report_path = os.path.join(target, export_report.REPORT_FILE)
     new = [name for name in os.listdir(scratch) if name not in (
         signatures.LABELS_FILE, edge_export.THRESHOLDS_FILE, export_report.REPORT_FILE)]
@@ -201,9 +202,6 @@ def _add_formats(trained: restore.TrainedModel, workdir: str, target: str, *, fo
         earlier = json.load(f)['artifacts']
       measured = {result['name'] for result in results}
       results[1:1] = [result for result in earlier if result['name'] not in measured]
-    with open(os.path.join(scratch, export_report.REPORT_FILE)) as f:
-      report = json.load(f)
-    report['artifacts'] = results
     files.write_json(os.path.join(scratch, export_report.REPORT_FILE), report)
     for name in new + [name for name in (signatures.LABELS_FILE, edge_export.THRESHOLDS_FILE)
                        if os.path.exists(os.path.join(scratch, name))
@@ -288,6 +286,7 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
                         num_threads=num_threads)
   if automatic:
     logging.info('Exporting as version %d, the next after those in %s.', version, export_dir)
+  results = []  # the other formats' measurements; none for a SavedModel alone
   with files.staged_directory(target, overwrite=overwrite) as staging:
     if 'saved_model' in formats:
       _write_serving(trained, workdir, staging)
@@ -305,9 +304,8 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
             num_threads=num_threads, source=_metadata(trained, workdir))['artifacts']
         if not export_report.kept(results):  # every format failed: publish nothing
           export_report.check_accuracy(results)
-      # Formats that passed are published; those that failed are named after (exit 2).
-  if formats != ('saved_model',):
-    export_report.check_accuracy(results, exported_to=target)
+  # Formats that passed are published; those that failed are named after (exit 2).
+  export_report.check_accuracy(results, exported_to=target)
   logging.info('Exported %s (step %d of %s) as %s to %s.', trained.checkpoint, trained.step,
                workdir, ', '.join(formats), target)
   return target
