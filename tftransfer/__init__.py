@@ -15,7 +15,7 @@ __version__ = '0.1.0'
 
 # name -> the module of tftransfer/api/ that defines it.
 _API = {'ImageData': 'data', 'ImageClassifier': 'classifier', 'Report': 'classifier',
-        'Model': 'classifier', 'load_model': 'classifier', 'predictions_frame': 'classifier'}
+        'Model': 'exported', 'load_model': 'exported', 'predictions_frame': 'exported'}
 __all__ = ['__version__', *_API]
 
 

@@ -5,96 +5,24 @@ labels, TFRecords, a TFDS data set, or arrays in memory) and, after `split`, one
 stratified, seeded split of it. Nothing is decoded until `len()`, `class_names` or training
 need it, and then by the same code the command line runs (data/sources.py): arrays are
 written as PNG files into the run's workdir and trained as that folder, and a DataFrame is
-written as a JSON-lines manifest, so they go through the same scan, pipeline, cache and
-audit as any folder or manifest.
+written as a JSON-lines manifest (api/in_memory.py checks and writes both), so they go
+through the same scan, pipeline, cache and audit as any folder or manifest.
 """
 
 import dataclasses
-import hashlib
-import json
-import math
 import os
 import tempfile
 from typing import Sequence
 
 import numpy as np
 
-from tftransfer import config as config_lib, errors, files
+from tftransfer import config as config_lib, errors
+from tftransfer.api.in_memory import Arrays, Table, as_rgb
 from tftransfer.data import folders, manifests, sources, splits, tfrecords
 
+__all__ = ['KINDS', 'ImageData', 'as_rgb', 'run_fields']
+
 KINDS = ('folder', 'csv', 'tfrecord', 'tfds', 'arrays')
-_SOURCE_FILE = '.source_sha256'  # beside written arrays: what they were written from
-
-
-def _arrays_error(message: str) -> errors.InvalidValueError:
-  return errors.InvalidValueError(f'ImageData.from_arrays: {message}')
-
-
-def as_rgb(image: np.ndarray, where: str) -> np.ndarray:
-  """uint8 [H, W, 3] from uint8 [H, W, 3], [H, W, 1] or grey [H, W]."""
-  if image.dtype != np.uint8:
-    top = float(np.max(image)) if image.size else 0.0
-    fix = ('(images * 255).round().astype(np.uint8)' if top <= 1.0 else
-           'np.clip(images, 0, 255).round().astype(np.uint8)')
-    raise _arrays_error(f'{where} are {image.dtype} (largest value {top:g}); pass uint8 '
-                        f'pixels in 0-255, e.g. {fix}.')
-  if image.ndim == 2:
-    image = image[..., None]
-  if image.ndim != 3 or image.shape[-1] not in (1, 3) or 0 in image.shape:
-    raise _arrays_error(f'{where} have shape {image.shape}; pass RGB images [H, W, 3] '
-                        '(grey [H, W] or [H, W, 1] are converted to RGB; for RGBA, drop the '
-                        'alpha: images[..., :3]).')
-  return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class _Arrays:
-  images: tuple[np.ndarray, ...]  # uint8 [H, W, 3] each
-  labels: np.ndarray  # int32 [N]
-  class_names: tuple[str, ...]
-
-  def sha256(self) -> str:
-    digest = hashlib.sha256(repr(self.class_names).encode())
-    digest.update(self.labels.tobytes())
-    for image in self.images:
-      digest.update(repr(image.shape).encode())
-      digest.update(np.ascontiguousarray(image).tobytes())
-    return digest.hexdigest()
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class _Table:
-  """A DataFrame's rows as JSON lines, paths made absolute: the manifest written for it."""
-  text: str
-
-  def sha256(self) -> str:
-    return hashlib.sha256(self.text.encode('utf-8')).hexdigest()
-
-  def write(self, folder: str) -> str:
-    """folder/table_<sha>.jsonl (written once), its path."""
-    path = os.path.join(folder, f'table_{self.sha256()[:16]}.jsonl')
-    if not os.path.isfile(path):
-      os.makedirs(folder, exist_ok=True)
-      files.write_text(path, self.text)
-    return path
-
-
-def _cell(value):
-  """A DataFrame cell as JSON: missing values empty, numpy scalars as Python numbers, whole
-  floats (a 0/1 column read as float) as ints, lists and tuples as lists."""
-  if isinstance(value, (list, tuple)):
-    return [_cell(item) for item in value]
-  if hasattr(value, 'tolist') and not isinstance(value, str):
-    value = value.tolist()  # numpy scalars and arrays
-    if isinstance(value, list):
-      return [_cell(item) for item in value]
-  if value is None or (isinstance(value, float) and math.isnan(value)):
-    return ''
-  if isinstance(value, bool):
-    return int(value)
-  if isinstance(value, float) and value.is_integer():
-    return int(value)
-  return value if isinstance(value, (int, float, str)) else str(value)
 
 
 # The columns a manifest is read with (manifests.read's keyword arguments).
@@ -111,9 +39,9 @@ class ImageData:
   name: str = ''  # TFDS data set
   tfds_split: str = 'train'  # TFDS split (split syntax allowed)
   data_dir: str = ''  # TFDS data directory; '' = TFDS's default
-  arrays: _Arrays | None = None
+  arrays: Arrays | None = None
   columns: tuple[tuple[str, object], ...] = ()  # a manifest's, as manifests.read takes them
-  table: _Table | None = None  # a DataFrame's rows (kind 'csv' without a path)
+  table: Table | None = None  # a DataFrame's rows (kind 'csv' without a path)
   part: tuple[str, float, int] | None = None  # ('train' | 'validation', fraction, seed)
 
   @classmethod
@@ -176,25 +104,7 @@ class ImageData:
       errors.InvalidValueError: not a DataFrame, or a row that cannot be meant (naming its
         position in the frame, counted from 1).
     """
-    try:
-      import pandas  # pylint: disable=g-import-not-at-top
-    except ImportError:
-      raise ImportError('ImageData.from_dataframe needs pandas, which tftransfer does not '
-                        'install: pip install pandas (or write the table to a CSV file and '
-                        'use ImageData.from_csv).') from None
-    if not isinstance(frame, pandas.DataFrame):
-      raise errors.InvalidValueError(f'ImageData.from_dataframe: frame is a '
-                                     f'{type(frame).__name__}; pass a pandas.DataFrame.')
-    root = os.path.abspath(root or os.getcwd())
-    columns = [str(column) for column in frame.columns]
-    lines = []
-    for values in frame.itertuples(index=False, name=None):
-      record = {column: _cell(value) for column, value in zip(columns, values)}
-      image = record.get(image_column)
-      if isinstance(image, str) and image.strip() and '://' not in image:
-        record[image_column] = os.path.join(root, image.strip())
-      lines.append(json.dumps(record, ensure_ascii=False))
-    table = _Table('\n'.join(lines) + '\n')
+    table = Table.from_dataframe(frame, image_column=image_column, root=root)
     data = cls('csv', columns=tuple({
         'image_column': image_column, 'label_column': label_column,
         'label_delimiter': label_delimiter, 'label_columns': tuple(label_columns),
@@ -236,37 +146,7 @@ class ImageData:
         integers, lengths that differ, no images, fewer than two classes present, class
         names that repeat or cannot be folder names. Nothing is written until training.
     """
-    names = tuple(files.text_name(str(name)) for name in class_names)
-    bad = [name for name in names if not name or '/' in name or name.startswith('.')]
-    if bad or len(set(names)) != len(names):
-      raise _arrays_error(f'class_names {list(names)} must be distinct, non-empty, without '
-                          "'/' and not starting with '.' (they become folder names).")
-    stacked = isinstance(images, np.ndarray)
-    count = len(images) if stacked or isinstance(images, (list, tuple)) else None
-    if count is None:
-      raise _arrays_error(f'images is a {type(images).__name__}; pass a uint8 array '
-                          '[N, H, W, 3] or a list of uint8 [H, W, 3] arrays.')
-    if stacked and images.ndim == 3 and images.dtype == np.uint8:
-      images = images[..., None]  # [N, H, W] grey
-    pixels = tuple(as_rgb(np.asarray(image), f'images[{index}]')
-                   for index, image in enumerate(images))
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(pixels):
-      raise _arrays_error(f'labels has shape {labels.shape} for {len(pixels)} images; pass '
-                          'one integer label per image.')
-    if not len(pixels):
-      raise _arrays_error('no images: pass at least one per class of two or more classes.')
-    if not np.issubdtype(labels.dtype, np.integer):
-      raise _arrays_error(f'labels are {labels.dtype}; pass integer class indices (e.g. '
-                          'labels.astype(int)).')
-    outside = sorted(set(labels[(labels < 0) | (labels >= len(names))].tolist()))
-    if outside:
-      raise _arrays_error(f'labels {outside[:10]} are outside range({len(names)}), the '
-                          f'indices of class_names {list(names)}.')
-    if len(np.unique(labels)) < 2:
-      raise _arrays_error(f'every image is labelled {names[int(labels[0])]!r}; a '
-                          'classifier needs images of at least two classes.')
-    return cls('arrays', arrays=_Arrays(pixels, labels.astype(np.int32), names))
+    return cls('arrays', arrays=Arrays.checked(images, labels, class_names))
 
   # What the data is.
 
@@ -353,25 +233,7 @@ class ImageData:
   def write_arrays(self, folder: str) -> str:
     """Writes arrays as PNG files, folder/<class>/<index>.png (lossless, in their order), and
     returns `folder`; a folder already written from the same arrays is left as it is."""
-    digest = self.arrays.sha256()
-    marker = os.path.join(folder, _SOURCE_FILE)
-    if os.path.isfile(marker):
-      with open(marker) as f:
-        if f.read() == digest:
-          return folder
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    width = len(str(len(self.arrays.images)))
-    with files.staged_directory(folder, overwrite=True) as staging:
-      for name in self.arrays.class_names:
-        os.makedirs(os.path.join(staging, name))
-      for index, (image, label) in enumerate(zip(self.arrays.images, self.arrays.labels)):
-        png = tf.io.encode_png(image).numpy()
-        with open(os.path.join(staging, self.arrays.class_names[label],
-                               f'{index:0{width}d}.png'), 'wb') as f:
-          f.write(png)
-      with open(os.path.join(staging, _SOURCE_FILE), 'w') as f:
-        f.write(digest)
-    return folder
+    return self.arrays.write(folder)
 
   def _load(self):
     """The source as data/sources.py loads it (for a split: with its fraction and seed)."""
