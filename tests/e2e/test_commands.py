@@ -77,6 +77,17 @@ def test_a_quantization_without_tflite_is_one_line(tmp_path):
                   '--format=tflite.')
 
 
+def test_evaluate_of_an_export_names_exactly_the_flags_it_still_needs(tmp_path):
+  model = f'--model={tmp_path}/1'
+  _one_line_error(_command('tftransfer.evaluate', model, f'--data={tmp_path}'),
+                  f'tftransfer-evaluate: error: {model} needs where metrics.json goes, '
+                  '--output_dir=DIR.')
+  _one_line_error(_command('tftransfer.evaluate', model),
+                  f'tftransfer-evaluate: error: {model} needs the images to judge, '
+                  '--data=FOLDER (or --config=configs/X.py for its validation split) and where '
+                  'metrics.json goes, --output_dir=DIR.')
+
+
 def test_a_command_pointed_at_the_wrong_thing_says_the_next_step(tmp_path):
   run = tmp_path / 'run'
   run.mkdir()

@@ -26,6 +26,16 @@ def test_head_epochs_give_enough_steps_within_bounds():
   assert rules.head_epochs(10, 8)[0] == rules.MAX_HEAD_EPOCHS
 
 
+def test_the_head_epochs_reason_counts_the_steps_it_plans_and_names_a_bound_it_hits():
+  epochs, reason = rules.head_epochs(40, 8)  # 5 steps an epoch: 200 epochs wanted, capped
+  assert epochs == rules.MAX_HEAD_EPOCHS
+  assert reason == (f'{rules.MAX_HEAD_EPOCHS * 5} head steps (5 an epoch; about '
+                    f'{rules.HEAD_STEPS} wanted, capped at {rules.MAX_HEAD_EPOCHS} epochs)')
+  assert rules.head_epochs(100_000, 64)[1].endswith(
+      f'at least {rules.MIN_HEAD_EPOCHS} epochs)')
+  assert 'capped' not in rules.head_epochs(200, 8)[1]
+
+
 def test_small_images_are_upsampled_and_large_ones_kept_native():
   assert rules.image_size('mobilenet', 32)[0] == rules.RESOLUTION_FOR_SMALL_IMAGES
   assert rules.image_size('mobilenet', 500)[0] == 224

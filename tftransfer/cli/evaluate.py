@@ -15,6 +15,8 @@ Usage:
       --config=configs/folder.py --config.data.path=/data/my_images --output_dir=/tmp/eval
 """
 
+import os
+
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -61,14 +63,18 @@ def main(argv):
         output_dir=_OUTPUT_DIR.value, allow_unfinished=_ALLOW_UNFINISHED.value,
         report=_REPORT.value, command=launch.command_line('evaluate'))
   else:
-    if not (_CONFIG.value or _DATA.value) or not _OUTPUT_DIR.value:
-      raise errors.InvalidValueError(
-          '--model needs the images to judge, --data=FOLDER (or --config=configs/X.py for its '
-          'validation split), and --output_dir=DIR.')
+    missing = ([] if _CONFIG.value or _DATA.value else
+               ['the images to judge, --data=FOLDER (or --config=configs/X.py for its '
+                'validation split)']) + ([] if _OUTPUT_DIR.value else
+                                         ['where metrics.json goes, --output_dir=DIR'])
+    if missing:
+      raise errors.InvalidValueError(f'--model={_MODEL.value} needs {" and ".join(missing)}.')
     if _CONFIG.value and logging.get_verbosity() >= 1:
       logging.info('Config as given:\n%s', _CONFIG.value)
     metrics = evaluate.evaluate_export(_MODEL.value, _CONFIG.value, _OUTPUT_DIR.value,
                                        data_dir=_DATA.value)
+    logging.info('Wrote %s and confusion_matrix.png.',
+                 os.path.join(_OUTPUT_DIR.value, 'metrics.json'))
   if metrics.get('task') == 'multi_label':
     logging.info('Mean average precision %.4f (micro %.4f), macro F1 %.4f at the thresholds, '
                  'exact match %.4f on %d images (%s).', metrics['mean_average_precision'],

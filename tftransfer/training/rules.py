@@ -61,8 +61,11 @@ def image_size(backbone: str, shorter_side: int) -> tuple[int, str]:
 def head_epochs(num_train: int, batch_size: int) -> tuple[int, str]:
   steps_per_epoch = max(num_train // batch_size, 1)
   epochs = min(max(math.ceil(HEAD_STEPS / steps_per_epoch), MIN_HEAD_EPOCHS), MAX_HEAD_EPOCHS)
-  return epochs, (f'about {HEAD_STEPS} head steps ({steps_per_epoch} a epoch), at least '
-                  f'{MIN_HEAD_EPOCHS} epochs')
+  wanted = math.ceil(HEAD_STEPS / steps_per_epoch)
+  bound = (f', capped at {MAX_HEAD_EPOCHS} epochs' if wanted > MAX_HEAD_EPOCHS else
+           f', at least {MIN_HEAD_EPOCHS} epochs' if wanted < MIN_HEAD_EPOCHS else '')
+  return epochs, (f'{epochs * steps_per_epoch} head steps ({steps_per_epoch} an epoch; about '
+                  f'{HEAD_STEPS} wanted{bound})')
 
 
 def finetune_epochs(num_train: int) -> tuple[int, str]:
