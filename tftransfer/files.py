@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 from typing import Callable, Iterator
+import unicodedata
 import uuid
 
 import tensorflow as tf
@@ -32,11 +33,14 @@ def text_name(name: str | bytes) -> str:
   os.fsdecode's lone surrogates ('caf\\udc93'), which JSON, labels.txt, TF Serving's outputs
   and plots cannot hold. Every class name is turned into text this one way (Python's
   'backslashreplace'): b'caf\\x93' -> 'caf\\\\x93', the same from bytes and from os.fsdecode's
-  string, and names that are valid UTF-8 are unchanged.
+  string. Valid UTF-8 is kept as text in Unicode normal form NFC (so 'cafe\u0301', as macOS
+  writes it, and 'caf\u00e9' are one name).
   """
   if isinstance(name, str):
     name = name.encode('utf-8', 'surrogateescape')
-  return name.decode('utf-8', 'backslashreplace')
+  # One Unicode normal form, NFC: macOS writes 'café' decomposed (NFD), which prints the same
+  # but compares unequal, so a folder copied from a Mac would be another class.
+  return unicodedata.normalize('NFC', name.decode('utf-8', 'backslashreplace'))
 
 
 def _hidden_sibling(path: str, tag: str) -> str:

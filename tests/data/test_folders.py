@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer.data import folders, image_ops, scan, sources
+from tftransfer import errors
+from tftransfer.data import dataset, folders, image_ops, scan, sources
 from tftransfer.evaluation import evaluate
 from tftransfer.training import loop
 from tests.helpers import (MAX_IMAGE_PIXELS, SHARED_TRAIN, png_claiming, tiny_config,
@@ -192,3 +193,17 @@ def test_the_scan_applies_the_one_pixel_limit_before_decoding(tmp_path):
   smaller = folders.scan_folder(str(root), max_image_pixels=8064 * 6048 - 1, cache_path=cache)
   assert not smaller.from_cache and smaller.class_counts == (2, 2)
   assert [path for path, _ in smaller.skipped] == ['cat/phone.jpg', 'dog/bomb.png']
+
+
+def test_a_class_name_in_two_unicode_forms_is_one_class_and_two_folders_of_it_an_error(tmp_path):
+  nfc, nfd = 'caf\u00e9', 'cafe\u0301'  # what Linux and macOS write for 'café'
+  for root, names in (('mac', (nfd, 'dog')), ('both', (nfc, nfd, 'dog'))):
+    for name in names:
+      os.makedirs(tmp_path / root / name)
+  assert folders.list_folder(str(tmp_path / 'mac')).class_names == (nfc, 'dog')
+  with pytest.raises(errors.InvalidValueError) as raised:
+    folders.list_folder(str(tmp_path / 'both'))
+  assert repr(nfc) in str(raised.value) and repr(nfd) in str(raised.value)
+  # A model trained on either form judges a folder written in the other.
+  assert list(dataset.class_labels([nfd, 'dog'], ('dog', nfc), what='--data')) == [1, 0]
+  assert list(dataset.class_labels([nfc], (nfd, 'dog'), what='--data')) == [0]

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import errors
+from tftransfer import errors, files
 from tftransfer.data import image_ops
 
 
@@ -119,7 +119,10 @@ def class_labels(found, class_names, *, what: str) -> np.ndarray:
   Raises:
     errors.InvalidValueError: a class `class_names` lacks, naming `what` holds it.
   """
-  class_names = tuple(class_names)
+  # Compared in one normal form (files.text_name: NFC), so a model trained on 'café' judges a
+  # folder copied from a Mac, whose 'café' is decomposed, and older runs' names match too.
+  class_names = tuple(files.text_name(name) for name in class_names)
+  found = [files.text_name(name) for name in found]
   unknown = [name for name in found if name not in class_names]
   if unknown:
     raise errors.InvalidValueError(

@@ -11,7 +11,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import errors
+from tftransfer import errors, files
 from tftransfer.data import image_ops
 from tftransfer.evaluation import gradcam
 from tftransfer import restore
@@ -48,6 +48,8 @@ def explain_files(trained: restore.TrainedModel, paths: list[str], output_dir: s
     errors.InvalidValueError: `class_name` is not one of the model's classes.
   """
   names = trained.class_names
+  if class_name is not None:
+    class_name = files.text_name(class_name)  # NFC, as the model's class names are
   if class_name is not None and class_name not in names:
     raise errors.InvalidValueError(f'--class_name={class_name!r} is not a class of the model; '
                                    f'its classes: {", ".join(names)}.')
