@@ -1,5 +1,6 @@
 """Every config in configs/ loads, validates, builds its model, and parses overrides."""
 
+import os
 import sys
 
 from absl import flags
@@ -139,6 +140,22 @@ def test_fields_by_name_suggest_what_a_guess_meant():
     config_lib.from_fields(epochs=5)
   with pytest.raises(ValueError, match=r'dropout=1.5 is not valid; use a number in \[0, 1\)'):
     config_lib.from_fields(dropout=1.5)
+  # A value of the wrong type, as a notebook passes one typed from a widget: named, no
+  # ml_collections TypeError.
+  with pytest.raises(ValueError, match=r"batch_size='32' is a str; config.train.batch_size "
+                                       'takes an integer'):
+    config_lib.from_fields(batch_size='32')
+
+
+def test_a_config_file_loads_by_its_path_as_the_flag_reads_it(tmp_path):
+  quickstart = config_lib.load_file(os.path.join(REPO, 'configs', 'quickstart.py') + ':source')
+  assert quickstart.data.name == 'textures_source'
+  with pytest.raises(FileNotFoundError, match=r"config='nope.py': no config file .*nope.py"):
+    config_lib.load_file('nope.py')
+  empty = tmp_path / 'empty.py'
+  empty.write_text('X = 1\n')
+  with pytest.raises(ValueError, match='defines no get_config'):
+    config_lib.load_file(str(empty))
 
 
 def test_one_image_size_limit_for_scan_training_and_serving():

@@ -20,6 +20,8 @@ declare the fields in two places again.
 import copy
 import dataclasses
 import difflib
+import importlib.util
+import os
 from typing import Any, Callable
 
 import ml_collections
@@ -442,8 +444,37 @@ def from_fields(base: ml_collections.ConfigDict | None = None, **fields) -> (
           f'{name}={value!r}: no such config field'
           + (f"; did you mean {', '.join(repr(BY_PATH[path].name) for path in likely)}?"
              if likely else '; config.describe_fields() lists them.'))
-    (config[field.section] if field.section else config)[field.name] = value
+    try:
+      (config[field.section] if field.section else config)[field.name] = value
+    except TypeError:  # ml_collections keeps a field's type: batch_size='32' is a str.
+      raise errors.InvalidValueError(
+          f'{name}={value!r} is a {type(value).__name__}; config.{field.path} takes '
+          f'{field.kind.allowed}.') from None
   validate(config)
+  return config
+
+
+def load_file(spec: str) -> ml_collections.ConfigDict:
+  """The ConfigDict of a config file, as --config=FILE[:ARG] reads it: 'configs/x.py' calls
+  its get_config(), 'configs/quickstart.py:source' calls get_config('source').
+
+  Raises:
+    errors.NotFoundError: no such file.
+    errors.InvalidValueError: a file without get_config, or one that returns no ConfigDict.
+  """
+  path, _, argument = spec.partition(':')
+  if not os.path.isfile(path):
+    raise errors.NotFoundError(f'config={spec!r}: no config file {os.path.abspath(path)}; '
+                               'give a path to one of configs/*.py (or a ConfigDict).')
+  module_spec = importlib.util.spec_from_file_location('tftransfer_config_file', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, 'get_config'):
+    raise errors.InvalidValueError(f'config={spec!r}: {path} defines no get_config().')
+  config = module.get_config(argument) if argument else module.get_config()
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise errors.InvalidValueError(f'config={spec!r}: get_config() returned a '
+                                   f'{type(config).__name__}, not a ConfigDict.')
   return config
 
 

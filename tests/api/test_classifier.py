@@ -123,8 +123,10 @@ def test_predict_takes_files_bytes_pixels_and_image_data(api_run, tmp_path, monk
 
 def test_export_report_and_audit_write_what_the_commands_write(api_run, tmp_path):
   clf, _, _ = api_run
-  written = clf.export(str(tmp_path / 'models'), formats=('saved_model', 'keras'),
-                       latency_runs=1)
+  with pytest.raises(errors.InvalidValueError, match=r"export\(topk=...\): no such option; "
+                                                     "did you mean 'top_k'"):
+    clf.export(str(tmp_path / 'models'), topk=3)
+  written = clf.export(str(tmp_path / 'models'), formats='saved_model,keras', latency_runs=1)
   assert set(written) == {'saved_model', 'keras', 'labels', 'export_report'}
   assert written['saved_model'] == str(tmp_path / 'models' / '1')
   assert all(os.path.exists(path) for path in written.values())
@@ -186,6 +188,11 @@ def test_mistakes_are_refused_before_anything_is_written(tmp_path):
     tft.ImageClassifier.create(data, workdir=str(workdir), callbacks=[PerBatch()])
   with pytest.raises(errors.InvalidValueError, match='pass a tft.ImageData'):
     tft.ImageClassifier.create(images, workdir=str(workdir))
+  with pytest.raises(errors.NotFoundError, match="config='configs/nope.py': no config file"):
+    tft.ImageClassifier.create(data, workdir=str(workdir), config='configs/nope.py')
+  with pytest.raises(errors.InvalidValueError, match=r"config=\{'image_size': 96\}: give a "
+                                                     'ConfigDict'):
+    tft.ImageClassifier.create(data, workdir=str(workdir), config={'image_size': 96})
   assert not workdir.exists()
 
 

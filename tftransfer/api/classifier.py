@@ -14,7 +14,9 @@ and messages (errors.UserError subclasses) and the same workdir, so a run made h
 exports and reports from the command line and the other way round.
 """
 
+import difflib
 import html
+import inspect
 import os
 import tempfile
 
@@ -67,6 +69,23 @@ class Report(os.PathLike):
             'height: 900px; border: 1px solid #ddd;"></iframe>')
 
 
+# What export() passes on besides formats and quantize: the export function's own options.
+_EXPORT_OPTIONS = tuple(name for name, parameter in inspect.signature(
+    export_lib.export).parameters.items()
+    if parameter.kind == parameter.KEYWORD_ONLY and name not in ('formats', 'quantize'))
+
+
+def _base_config(config) -> ml_collections.ConfigDict | None:
+  """create()'s `config`: a ConfigDict, None, or a config file's path 'configs/x.py[:arg]'."""
+  if isinstance(config, (str, os.PathLike)):
+    return config_lib.load_file(os.fspath(config))
+  if config is not None and not isinstance(config, ml_collections.ConfigDict):
+    raise errors.InvalidValueError(
+        f'config={config!r}: give a ConfigDict (e.g. from a configs/ file\'s get_config()) '
+        "or the file's path, config='configs/mobilenet_cpu.py'.")
+  return config
+
+
 def _config_with(config: ml_collections.ConfigDict | None, fields: dict):
   """`config` (default: default_config()) with `fields` by name, validated."""
   return config_lib.from_fields(config, **fields)
@@ -92,7 +111,7 @@ class ImageClassifier:
 
   @classmethod
   def create(cls, train: ImageData, validation: ImageData | None = None,
-             workdir: str | None = None, *, config: ml_collections.ConfigDict | None = None,
+             workdir: str | None = None, *, config: ml_collections.ConfigDict | str | None = None,
              callbacks=(), **fields) -> 'ImageClassifier':
     """Trains a classifier on `train`, validating on `validation`, in `workdir`.
 
@@ -103,7 +122,9 @@ class ImageClassifier:
       workdir: the run's directory; None = a new temporary one (its path is logged). A
         workdir that holds this run resumes it, or returns it when it is finished; one that
         holds another experiment is refused.
-      config: a ConfigDict from configs/ to start from (default: the defaults).
+      config: the config to start from (default: the defaults): a ConfigDict, or a config
+        file's path as --config takes it, 'configs/mobilenet_cpu.py' or
+        'configs/quickstart.py:transfer'.
       callbacks: Keras callbacks (on_train_begin, on_epoch_end with the epoch's metrics row,
         on_train_end; progress.REFUSED lists those that cannot work, and why).
       **fields: config fields by name (image_size=96, head_epochs=3, weights='/w.h5', ...;
@@ -121,6 +142,7 @@ class ImageClassifier:
         and create() with the same workdir resumes.
     """
     listeners = progress_lib.check_callbacks(callbacks)
+    config = _base_config(config)
     _config_with(config, fields)  # Every field and the data checked before anything is
     run_fields(train, validation, images_dir=None)  # written or decoded.
     if workdir is None:
@@ -243,9 +265,16 @@ class ImageClassifier:
       {'saved_model': the version directory, 'keras': model.keras, 'tflite': model.tflite,
        'tflite_int8': ..., 'labels': labels.txt, 'export_report': ...} for what was written.
     """
-    version = export_lib.export(self.workdir, export_dir, formats=tuple(formats),
+    unknown = sorted(set(options) - set(_EXPORT_OPTIONS))
+    if unknown:
+      likely = difflib.get_close_matches(unknown[0], _EXPORT_OPTIONS, n=1)
+      raise errors.InvalidValueError(
+          f'export({unknown[0]}=...): no such option'
+          + (f'; did you mean {likely[0]!r}?' if likely else
+             f"; the options are {', '.join(_EXPORT_OPTIONS)}."))
+    version = export_lib.export(self.workdir, export_dir, formats=formats,
                                 quantize=quantize, **options)
-    written = {'saved_model': version} if 'saved_model' in formats else {}
+    written = {'saved_model': version} if 'saved_model' in export_lib.as_names(formats) else {}
     for name in sorted(os.listdir(version)):
       if name.endswith('.tflite'):
         written['tflite' + name[len('model'):-len('.tflite')]] = os.path.join(version, name)

@@ -179,13 +179,17 @@ class ImageData:
     return (data.train if self.part[0] == 'train' else data.val).num_examples
 
   def __repr__(self) -> str:
-    source = {'folder': f'from_folder({self.path!r})',
-              'csv': f'from_csv({self.path!r})' if self.path else
-                     f'from_dataframe(<{self.table.text.count(chr(10))} rows>)',
-              'tfrecord': f'from_tfrecords({self.path!r})',
-              'tfds': f'from_tfds({self.name!r}, split={self.tfds_split!r})',
-              'arrays': f'from_arrays(<{len(self.arrays.labels) if self.arrays else 0} '
-                        'images>)'}[self.kind]
+    # One branch per kind: the other kinds' fields are None here (an arrays source has no
+    # table), so no entry may be evaluated for a kind it does not describe.
+    if self.kind == 'csv':
+      source = (f'from_csv({self.path!r})' if self.path else
+                f'from_dataframe(<{self.table.text.count(chr(10))} rows>)')
+    elif self.kind == 'arrays':
+      source = f'from_arrays(<{len(self.arrays.labels)} images>)'
+    elif self.kind == 'tfds':
+      source = f'from_tfds({self.name!r}, split={self.tfds_split!r})'
+    else:
+      source = f'from_{"folder" if self.kind == "folder" else "tfrecords"}({self.path!r})'
     part = (f'.split({self.part[1]:g}, seed={self.part[2]})[{int(self.part[0] != "train")}]'
             if self.part else '')
     return f'ImageData.{source}{part}'

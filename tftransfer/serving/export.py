@@ -215,6 +215,13 @@ def _add_formats(trained: restore.TrainedModel, workdir: str, target: str, *, fo
 
 
 # Long mostly in its docstring: ten options, each documented; the body is the export's steps.
+def as_names(names: str | Sequence[str]) -> tuple[str, ...]:
+  """'tflite,keras' (as the command's flags spell it) or ['tflite', 'keras'] -> a tuple."""
+  if isinstance(names, str):
+    return tuple(name.strip() for name in names.split(',') if name.strip())
+  return tuple(names)
+
+
 def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool = False,
            allow_unfinished: bool = False, checkpoint: str | int = 'best',
            formats: Sequence[str] = ('saved_model',),
@@ -234,7 +241,7 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
     allow_unfinished: export the newest checkpoint of a run without final_metrics.json.
     checkpoint: which of the run's checkpoints: 'best' (its selected epoch), 'last' or a
       step number (restore.restore).
-    formats: any of FORMATS. Other than 'saved_model' alone, the run's data must be
+    formats: any of FORMATS (a sequence, or one string 'saved_model,tflite'). Other than 'saved_model' alone, the run's data must be
       readable: every format is then measured on its validation split (export_report.json).
     quantize: with 'tflite', which LiteRT models to write (litert.QUANTIZATIONS); None =
       ('none',), float32.
@@ -257,7 +264,8 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
       passed, its `exported_to`, or not at all when none did (None).
     FileNotFoundError: `workdir` holds no training run.
   """
-  formats = tuple(formats)
+  formats = as_names(formats)
+  quantize = None if quantize is None else as_names(quantize)
   _check_formats(formats, quantize)
   if version < 0:
     raise errors.InvalidValueError(
