@@ -55,3 +55,24 @@ def test_the_audit_finds_a_copy_and_survives_a_resume(tmp_path):
   loop.train_and_evaluate(config, str(workdir), hooks=AUDIT)
   assert json.loads((workdir / 'data_report.json').read_text())['audit']['counts'] == (
       report['audit']['counts'])
+
+
+def test_an_untrained_backbone_judges_only_what_pixels_show(tmp_path, caplog):
+  # Issue 28, kind 7: random features flagged most images as label errors and outliers.
+  root = write_image_folder(tmp_path / 'images', per_class=8)
+  (root / 'dog' / 'copy.png').write_bytes((root / 'cat' / '0.png').read_bytes())
+  config = tiny_config(data__source='folder', data__path=str(root),
+                       data__max_examples_per_class=0, train__batch_size=4,
+                       train__finetune_epochs=0)
+  assert config.model.weights == 'none'
+  loop.train_and_evaluate(config, str(tmp_path / 'run'), hooks=AUDIT)
+  audit = json.loads((tmp_path / 'run' / 'audit.json').read_text())
+  standalone = audit_run.audit_workdir(str(tmp_path / 'before'), config=config)
+  for findings in audit, standalone:
+    groups = findings['exact_duplicates']  # pixels still judge copies
+    assert [sorted(i['label'] for i in g['images']) for g in groups] == [['cat', 'dog']]
+    assert findings['label_errors'] == [] and findings['outliers'] == []
+    assert set(findings['not_judged']) == {'label_errors', 'outliers'}
+    assert "random weights (model.weights='none')" in findings['not_judged']['outliers']
+    assert 'label_errors_flagged' not in findings['counts']
+  assert 'Likely label errors: not judged: the backbone has random weights' in caplog.text

@@ -59,48 +59,87 @@ def _with_copy_elsewhere(items: Items, groups, split: str, others: tuple[str, ..
 
 
 def _near_pairs(embeddings, descriptors, neighbour_indices, settings, exact):
-  """Near-duplicate pairs among each image's nearest neighbours by either signal."""
+  """Near-duplicate pairs among each image's nearest neighbours by either signal (pixels
+  alone when `embeddings` is None: a backbone with random weights)."""
   candidates = duplicates.candidate_pairs(*neighbour_indices)
-  return duplicates.near_pairs(candidates, {
-      'backbone': (search.pair_similarity(embeddings, candidates),
-                   settings.near_duplicate_similarity),
-      'pixels': (descriptors_lib.aligned_similarity(descriptors, candidates),
-                 settings.near_duplicate_pixel_similarity)}, exact)
+  signals = {'pixels': (descriptors_lib.aligned_similarity(descriptors, candidates),
+                        settings.near_duplicate_pixel_similarity)}
+  if embeddings is not None:
+    signals['backbone'] = (search.pair_similarity(embeddings, candidates),
+                           settings.near_duplicate_similarity)
+  return duplicates.near_pairs(candidates, signals, exact)
 
 
-# Longer than most: one pass over the findings in audit.json's order, each kind a few lines.
-def audit(items: Items, descriptors: Descriptors, features: np.ndarray,
+# Why an audit with an untrained backbone lists no label errors, outliers or backbone
+# near-duplicates (issue 28, kind 7: random features flagged most of a small folder).
+UNTRAINED_BACKBONE = (
+    "not judged: the backbone has random weights (model.weights='none'), so its features "
+    'say nothing about the images; exact duplicates and pixel near-duplicates are judged as '
+    'usual. Run tftransfer audit --workdir=W after training to judge these with the trained '
+    'backbone')
+FEATURE_FINDINGS = ('label_errors', 'outliers')  # the findings that rest on features alone
+
+
+def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarray,
+                        neighbours, settings, seed: int) -> tuple[list, list, dict, float]:
+  """(label-error suspects, outliers, their counts, the label model's seconds)."""
+  started = time.time()
+  probabilities = label_errors.out_of_fold_probabilities(
+      features, items.labels, len(items.class_names), folds=settings.folds,
+      regularization=settings.regularization, seed=seed)
+  labels = label_errors.score(probabilities, items.labels)
+  seconds = time.time() - started
+  outliers = outliers_lib.score(embeddings, items.labels, len(items.class_names),
+                                neighbours[1])
+  is_outlier = outliers.flags(z=settings.outlier_z)
+  # An outlier belongs to no class: it is listed as one, not given a suggested label.
+  suspects = np.flatnonzero(labels.flagged & ~is_outlier)
+  suspects = suspects[np.argsort(labels.self_confidence[suspects], kind='stable')]
+  outlying = np.flatnonzero(is_outlier)
+  outlying = outlying[np.argsort(outliers.z[outlying], kind='stable')]
+  listed = settings.max_listed
+  return ([{**items.image(i), 'suggested': items.class_names[labels.suggested[i]],
+            'self_confidence': round(float(labels.self_confidence[i]), 4),
+            'margin': round(float(labels.margin[i]), 4)} for i in suspects[:listed]],
+          [{**items.image(i), 'z': round(float(outliers.z[i]), 2),
+            'centroid_similarity': round(float(outliers.centroid_similarity[i]), 4),
+            'neighbour_similarity': round(float(outliers.neighbour_similarity[i]), 4)}
+           for i in outlying[:listed]],
+          {'label_errors_flagged': len(suspects),
+           'label_model_accuracy': round(labels.accuracy, 4),
+           'outliers_flagged': int(is_outlier.sum())}, seconds)
+
+
+def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
           settings: ml_collections.ConfigDict, *, seed: int) -> dict:
   """Finds duplicates, leaks, likely label errors and outliers (see the module docstring).
 
   Args:
     items: the images.
     descriptors: their hashes and thumbnail descriptors (descriptors.compute).
-    features: float32 [N, D], their pooled backbone features.
+    features: float32 [N, D], their pooled backbone features; None for a backbone with
+      random weights: then only exact and pixel near-duplicates (and the leaks they show)
+      are judged, and 'not_judged' says why the rest is not (UNTRAINED_BACKBONE).
     settings: config.audit.
     seed: seeds the label model's folds.
   """
   seconds = {}
   started = time.time()
-  embeddings = search.normalise(features)
-  neighbours = search.nearest_neighbours(embeddings, settings.neighbours)
+  embeddings = None if features is None else search.normalise(features)
+  neighbours = None if features is None else search.nearest_neighbours(embeddings,
+                                                                      settings.neighbours)
   thumbnail_neighbours = search.nearest_neighbours(descriptors.thumbnails, settings.neighbours)
   seconds['neighbour_search'] = time.time() - started
 
   exact = duplicates.exact_groups(descriptors)
-  pairs = _near_pairs(embeddings, descriptors, (neighbours[0], thumbnail_neighbours[0]),
-                      settings, exact)
+  pairs = _near_pairs(embeddings, descriptors, (thumbnail_neighbours[0],) + (
+      () if neighbours is None else (neighbours[0],)), settings, exact)
   near = duplicates.near_groups(len(items.paths), pairs)
-
-  started = time.time()
-  probabilities = label_errors.out_of_fold_probabilities(
-      features, items.labels, len(items.class_names), folds=settings.folds,
-      regularization=settings.regularization, seed=seed)
-  labels = label_errors.score(probabilities, items.labels)
-  seconds['label_model'] = time.time() - started
-  outliers = outliers_lib.score(embeddings, items.labels, len(items.class_names),
-                                neighbours[1])
-  is_outlier = outliers.flags(z=settings.outlier_z)
+  if features is None:
+    suspects, outlying, feature_counts, seconds['label_model'] = [], [], {}, 0.0
+  else:
+    suspects, outlying, feature_counts, seconds['label_model'] = _judged_by_features(
+        items, features, embeddings, neighbours, settings, seed)
 
   def near_extra(group):
     # Each signal's lowest similarity over the pairs that linked the group.
@@ -108,25 +147,12 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray,
     return {'similarity': {signal: min(pair[signal] for pair in found)
                            for signal in found[0]}}
 
-  # An outlier belongs to no class: it is listed as one, not given a suggested label.
-  suspects = np.flatnonzero(labels.flagged & ~is_outlier)
-  suspects = suspects[np.argsort(labels.self_confidence[suspects], kind='stable')]
-  outlying = np.flatnonzero(is_outlier)
-  outlying = outlying[np.argsort(outliers.z[outlying], kind='stable')]
-  listed = settings.max_listed
   findings = {
       'exact_duplicates': [_group(items, group,
                                   same_bytes=duplicates.same_bytes(descriptors, group))
                            for group in exact],
       'near_duplicates': [_group(items, group, **near_extra(group)) for group in near],
-      'label_errors': [{
-          **items.image(i), 'suggested': items.class_names[labels.suggested[i]],
-          'self_confidence': round(float(labels.self_confidence[i]), 4),
-          'margin': round(float(labels.margin[i]), 4)} for i in suspects[:listed]],
-      'outliers': [{**items.image(i), 'z': round(float(outliers.z[i]), 2),
-                    'centroid_similarity': round(float(outliers.centroid_similarity[i]), 4),
-                    'neighbour_similarity': round(float(outliers.neighbour_similarity[i]), 4)}
-                   for i in outlying[:listed]],
+      'label_errors': suspects, 'outliers': outlying,
   }
   everything = exact + near
   findings['counts'] = {
@@ -144,10 +170,10 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray,
       'val_with_copy_in_train': _with_copy_elsewhere(items, everything, 'val', ('train',)),
       'test_with_copy_in_train_or_val': _with_copy_elsewhere(items, everything, 'test',
                                                              ('train', 'val')),
-      'label_errors_flagged': len(suspects),
-      'label_model_accuracy': round(labels.accuracy, 4),
-      'outliers_flagged': int(is_outlier.sum()),
+      **feature_counts,
   }
+  if features is None:
+    findings['not_judged'] = {kind: UNTRAINED_BACKBONE for kind in FEATURE_FINDINGS}
   findings['settings'] = {key: settings[key] for key in sorted(settings.keys())
                           if key != 'in_training'}
   findings['seconds'] = {key: round(value, 2) for key, value in seconds.items()}
@@ -177,7 +203,8 @@ def summary(findings: dict) -> str:
   lines.append(f"Likely label errors: {not_judged['label_errors']}." if 'label_errors' in
                not_judged else f"Likely label errors: {counts['label_errors_flagged']} (linear "
                f"model out-of-fold accuracy {counts['label_model_accuracy']:.3f}).")
-  lines.append(f"Outliers: {counts['outliers_flagged']}.")
+  lines.append(f"Outliers: {not_judged['outliers']}." if 'outliers' in not_judged else
+               f"Outliers: {counts['outliers_flagged']}.")
   return '\n'.join(lines)
 
 

@@ -52,7 +52,8 @@ def _items(data: dataset.Data, test: Split | None
 
 def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
                image_size: int, batch_size: int, settings: ml_collections.ConfigDict,
-               seed: int, test: Split | None = None, features=None) -> dict:
+               seed: int, test: Split | None = None, features=None,
+               trained_backbone: bool = True) -> dict:
   """Audits the train and validation splits of `data` (and `test`, if given).
 
   Args:
@@ -66,6 +67,8 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
     features: ((train features [N_train, D], labels [N_train]), (val features, labels)),
       already computed with `extract` in the splits' order (the head phase's), so they are
       not computed again.
+    trained_backbone: False when `extract` has random weights (backbone_is_trained): no
+      features are computed and only the findings that do not rest on them are judged.
 
   Returns:
     The findings (findings.py).
@@ -76,24 +79,41 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
       [descriptors_lib.compute(split, crop=settings.near_duplicate_crop) for split in splits])
   decode_seconds = time.time() - started
   started = time.time()
-  computed = list(features or ())
-  for split in splits[len(computed):]:
+  computed = list(features or ()) if trained_backbone else []
+  for split in splits[len(computed):] if trained_backbone else ():
     computed.append(features_lib.compute_features(extract, split, image_size=image_size,
                                                   batch_size=batch_size))
   feature_seconds = time.time() - started
-  labels, class_names = np.concatenate([labels for _, labels in computed]), data.class_names
+  labels = (np.concatenate([labels for _, labels in computed]) if trained_backbone else
+            np.concatenate([_labels(split) for split in splits]))
+  class_names = data.class_names
   if labels.ndim == 2:
     labels, class_names = tag_sets(labels, class_names)
   items = findings_lib.Items(tuple(paths), labels.astype(np.int64), np.asarray(split_names),
                              tuple(class_names))
-  findings = findings_lib.audit(items, described,
-                                np.concatenate([values for values, _ in computed]), settings,
-                                seed=seed)
+  if not trained_backbone:
+    logging.warning('Data audit: %s.', findings_lib.UNTRAINED_BACKBONE)
+  findings = findings_lib.audit(
+      items, described,
+      np.concatenate([values for values, _ in computed]) if trained_backbone else None,
+      settings, seed=seed)
   if data.multi_label:
     findings = _without_label_errors(findings)
   findings['seconds'].update(decode_and_hash=round(decode_seconds, 2),
                              features=round(feature_seconds, 2))
   return findings
+
+
+def _labels(split: Split) -> np.ndarray:
+  """int32 [N] (multi-hot [N, L]) labels of `split` in its order, without a backbone."""
+  batches = split.dataset().map(lambda image, label: label).batch(1024)
+  return np.concatenate([np.asarray(batch) for batch in batches.as_numpy_iterator()])
+
+
+def backbone_is_trained(weights: str) -> bool:
+  """Whether features from a backbone with `weights` (model.weights, or a trained run's
+  backbone file) mean anything: not with 'none', random initial weights."""
+  return weights != 'none'
 
 
 def tag_sets(multi_hot: np.ndarray, label_names) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -127,7 +147,8 @@ def _without_label_errors(findings: dict) -> dict:
   counts = {key: value for key, value in findings['counts'].items()
             if key not in ('label_errors_flagged', 'label_model_accuracy')}
   return {**findings, 'label_errors': [], 'counts': counts,
-          'not_judged': {'label_errors': MULTI_LABEL_NOT_JUDGED}}
+          'not_judged': {'label_errors': MULTI_LABEL_NOT_JUDGED,
+                         **findings.get('not_judged', {})}}
 
 
 def write(workdir: Workdir, findings: dict) -> None:
@@ -221,7 +242,8 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
                         reduce_retracing=True)
   findings = audit_data(data, extract=extract, image_size=image_size,
                         batch_size=config.train.batch_size, settings=config.audit,
-                        seed=config.seed, test=test)
+                        seed=config.seed, test=test,
+                        trained_backbone=backbone_is_trained(weights))
   findings.update(version=_VERSION, data=data.description, test_dir=test_dir,
                   embeddings={'backbone': config.model.backbone, 'weights': weights,
                               'image_size': image_size})
@@ -268,7 +290,8 @@ def in_training(ready) -> None:
                         reduce_retracing=True)
   findings = audit_data(data, extract=extract, image_size=plan.image_size,
                         batch_size=config.train.batch_size, settings=config.audit,
-                        seed=config.seed, features=ready.features)
+                        seed=config.seed, features=ready.features,
+                        trained_backbone=backbone_is_trained(config.model.weights))
   findings.update(version=_VERSION, data=data.description,
                   embeddings={'backbone': config.model.backbone,
                               'weights': config.model.weights,
