@@ -48,3 +48,24 @@ def test_existing_targets_are_kept_unless_overwritten(tmp_path):
     open(os.path.join(staging, 'newer'), 'w').write('2')
   assert os.listdir(target) == ['newer']
   assert os.listdir(tmp_path) == ['out']  # the replaced copy is gone too
+
+
+def test_derived_names_of_long_file_names_stay_valid_and_distinct():
+  # Issue 28, kind 2: a valid 250-byte name plus a suffix or a staging tag is over the limit.
+  assert files.fitted_name('photo', '.gradcam.png') == 'photo.gradcam.png'
+  long_a, long_b = 'é' * 120 + 'a' * 10, 'é' * 120 + 'b' * 10  # 250 bytes, one common start
+  fitted = [files.fitted_name(stem, '.gradcam.png') for stem in (long_a, long_b)]
+  assert all(len(name.encode()) <= files.NAME_MAX for name in fitted)
+  assert fitted[0] != fitted[1] and all(name.endswith('.gradcam.png') for name in fitted)
+  assert all(name.startswith('é' * 100) for name in fitted)  # cut between characters
+  assert files.fitted_name(long_a, '.x') == files.fitted_name(long_a, '.x')  # stable
+
+
+def test_a_staged_directory_of_a_long_valid_name_is_published(tmp_path):
+  target = tmp_path / ('t' * 230)
+  with files.staged_directory(str(target)) as staging:
+    assert len(os.path.basename(staging).encode()) <= files.NAME_MAX
+    open(os.path.join(staging, 'x'), 'w').write('x')
+  assert os.listdir(target) == ['x']
+  files.write_text(str(tmp_path / ('n' * 250)), 'text')  # its hidden temporary fits too
+  assert open(tmp_path / ('n' * 250)).read() == 'text'

@@ -6,13 +6,15 @@
     staged_directory         a directory (an export version, a TFRecord set) filled under a
                              hidden name beside its target and renamed to it when complete
 
-Also here: text_name, the one form a file or folder name takes as text (class names).
+Also here: text_name, the one form a file or folder name takes as text (class names), and
+fitted_name, a name derived from a user's file name kept within the file system's limit.
 
 A killed process leaves at worst a hidden temporary beside the target, never a target that
 looks complete.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -43,9 +45,42 @@ def text_name(name: str | bytes) -> str:
   return unicodedata.normalize('NFC', name.decode('utf-8', 'backslashreplace'))
 
 
+# The longest file name, in bytes, of the file systems runs live on (ext4, XFS, Btrfs, APFS;
+# NTFS counts 255 UTF-16 units, which 255 UTF-8 bytes never exceed).
+NAME_MAX = 255
+_HASH_HEX = 12  # hex digits of SHA-256 that keep shortened names apart
+
+
+def fitted_name(stem: str, suffix: str = '', *, limit: int = NAME_MAX) -> str:
+  """`stem + suffix` if it fits in `limit` bytes (UTF-8), else `stem` cut at a character
+  boundary plus '~' and 12 hex digits of its SHA-256, then `suffix`: derived names (Grad-CAM
+  overlays, staging directories) of a valid 250-byte file name stay valid, and two long
+  stems with a common beginning stay two names.
+
+  Args:
+    stem: the part that may be shortened (str; undecodable bytes as surrogate escapes).
+    suffix: kept whole, e.g. '.gradcam.png'.
+    limit: bytes.
+  """
+  def size(text):
+    return len(text.encode('utf-8', 'surrogateescape'))
+
+  if size(stem + suffix) <= limit:
+    return stem + suffix
+  tag = '~' + hashlib.sha256(stem.encode('utf-8', 'surrogateescape')).hexdigest()[:_HASH_HEX]
+  room, kept = limit - size(tag + suffix), ''
+  for char in stem:
+    if size(kept + char) > room:
+      break
+    kept += char
+  return kept + tag + suffix
+
+
 def _hidden_sibling(path: str, tag: str) -> str:
-  """A unique hidden name in `path`'s directory (unique, so concurrent writers never collide)."""
-  return os.path.join(os.path.dirname(path), f'.{os.path.basename(path)}.{tag}-{uuid.uuid4().hex}')
+  """A unique hidden name in `path`'s directory (unique, so concurrent writers never collide),
+  within NAME_MAX however long `path`'s own name is."""
+  name = fitted_name(f'.{os.path.basename(path)}', f'.{tag}-{uuid.uuid4().hex}')
+  return os.path.join(os.path.dirname(path), name)
 
 
 def write_text(path: str, text: str) -> None:

@@ -1,6 +1,7 @@
 """tftransfer-explain: the run's top-k and a Grad-CAM PNG for any image file."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -43,6 +44,22 @@ def test_explain_files_matches_the_model_and_writes_overlays(trained, images, tm
     assert overlay.shape == (32, 32, 3)
   # Two files named photo.png get two overlays.
   assert len({result['gradcam'] for result in results[:-1]}) == 3
+
+
+def test_an_image_with_a_long_name_is_explained_and_so_are_the_others(trained, tmp_path):
+  # Issue 28, kind 2: '<250-byte stem>.gradcam.png' was too long to write, and it stopped
+  # the images after it.
+  paths = []
+  for seed, stem in enumerate(('x' * 246, 'x' * 246 + 'y', 'short')):
+    path = tmp_path / 'in' / f'{stem}.png'
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(encode_image(random_image(40, 40, seed=seed), 'PNG'))
+    paths.append(str(path))
+  results = list(explain.explain_files(trained, paths, str(tmp_path / 'out'), top_k=1))
+  assert [r['path'] for r in results] == paths and not any('error' in r for r in results)
+  written = sorted(os.listdir(tmp_path / 'out'))
+  assert len(written) == 3 and 'short.gradcam.png' in written
+  assert all(len(name.encode()) <= 255 and name.endswith('.gradcam.png') for name in written)
 
 
 def test_explain_files_refuses_an_unknown_class(trained, images, tmp_path):

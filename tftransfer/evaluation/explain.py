@@ -18,12 +18,13 @@ from tftransfer import restore
 
 
 def _output_name(path: str, taken: set[str]) -> str:
-  """'<stem>.gradcam.png', numbered when another image already took the name."""
+  """'<stem>.gradcam.png', numbered when another image already took the name, shortened
+  (files.fitted_name) when the image's own name leaves no room for the suffix."""
   stem = os.path.splitext(os.path.basename(path))[0] or 'image'
-  name, number = f'{stem}.gradcam.png', 1
+  name, number = files.fitted_name(stem, '.gradcam.png'), 1
   while name in taken:
     number += 1
-    name = f'{stem}_{number}.gradcam.png'
+    name = files.fitted_name(f'{stem}_{number}', '.gradcam.png')
   taken.add(name)
   return name
 
@@ -74,7 +75,12 @@ def explain_files(trained: restore.TrainedModel, paths: list[str], output_dir: s
     pixels = np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8)
     output = os.path.join(output_dir, _output_name(path, taken))
     heatmap = gradcam.upsample(heatmaps, trained.image_size)[0]
-    tf.io.write_file(output, tf.io.encode_png(gradcam.overlay(pixels, heatmap)))
+    try:  # One image's overlay that cannot be written never stops the others.
+      tf.io.write_file(output, tf.io.encode_png(gradcam.overlay(pixels, heatmap)))
+    except (tf.errors.OpError, OSError) as error:
+      yield {'path': path, 'error': f'its heat map could not be written to {output}: '
+                                    f'{getattr(error, "message", None) or error}'}
+      continue
     yield {'path': path, 'class': names[ranked[0]],
            'score': round(float(probabilities[ranked[0]]), 5),
            'top_k': [{'class': names[k], 'score': round(float(probabilities[k]), 5)}
