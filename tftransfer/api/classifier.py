@@ -162,7 +162,7 @@ class ImageClassifier:
     hooks = loop.Hooks(features_ready=audit_run.in_training, progress=display.progress,
                        epoch_end=display.epoch_end)
     display.begin()
-    with display.quiet_logs():
+    with display.logs():
       final = loop.train_and_evaluate(full, workdir, hooks=hooks)
     display.end(final)
     return cls(workdir)

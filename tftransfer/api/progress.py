@@ -2,7 +2,8 @@
 
 In Jupyter or Colab each phase is one bar that updates in place (tqdm: steps, epoch, loss,
 accuracy, validation accuracy and the time left), and tftransfer's log lines are held back;
-elsewhere (a script, a terminal) the run logs its usual lines and draws no bar.
+elsewhere (a script, a terminal) the run logs its usual INFO lines, as the train command
+does, and draws no bar.
 
 Keras callbacks get what a custom training loop can give them: `on_train_begin`, one
 `on_epoch_end(epoch, logs)` per finished epoch of either phase with the epoch's metrics row
@@ -14,7 +15,7 @@ before anything runs, naming tftransfer's own way to do what they do.
 import contextlib
 import sys
 
-from absl import logging
+from absl import flags, logging
 import keras
 
 from tftransfer import errors
@@ -125,15 +126,33 @@ class Display:
       self._bar = None
 
   @contextlib.contextmanager
-  def quiet_logs(self):
-    """Holds tftransfer's INFO log lines back while the bars draw (warnings still show)."""
-    if not self.bars:
-      yield
-      return
+  def logs(self):
+    """The run's log lines as this display wants them (run_verbosity), restored after."""
     verbosity = logging.get_verbosity()
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(run_verbosity(bars=self.bars, verbosity=verbosity,
+                                        configured=flags.FLAGS.is_parsed()))
     try:
       yield
     finally:
       logging.set_verbosity(verbosity)
       self._close_bar()
+
+
+def run_verbosity(*, bars: bool, verbosity: int, configured: bool) -> int:
+  """The absl verbosity a run from Python logs at.
+
+  Args:
+    bars: progress bars draw (a notebook): INFO lines are held back, warnings still show.
+    verbosity: the current absl verbosity.
+    configured: whether absl's flags were parsed (an absl app, or --verbosity given).
+
+  Returns:
+    WARNING under bars; INFO in a script that never configured absl logging (absl shows
+    warnings only before its flags are parsed, so the run would train for minutes in
+    silence); else `verbosity` as the caller set it.
+  """
+  if bars:
+    return logging.WARNING
+  if not configured and verbosity == logging.WARNING:
+    return logging.INFO
+  return verbosity
