@@ -93,6 +93,9 @@ def test_versions_count_up_and_are_never_overwritten(tiny_run, tmp_path):
   assert export.export(str(tiny_run), str(models), version=7) == str(models / '7')
   assert export.next_version(str(models)) == 8
   assert sorted(os.listdir(models)) == ['1', '2', '7', 'not_a_version']
+  # An empty export directory would publish 1/ into whatever the current directory is.
+  with pytest.raises(ValueError, match=r"export directory is '': name the model's base"):
+    export.export(str(tiny_run), '')
 
 
 @pytest.mark.parametrize('failing', ['write_warmup', '_check_loads'])

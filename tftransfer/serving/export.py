@@ -267,6 +267,10 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
   formats = as_names(formats)
   quantize = None if quantize is None else as_names(quantize)
   _check_formats(formats, quantize)
+  if not export_dir:
+    raise errors.InvalidValueError(
+        "The export directory is '': name the model's base directory, the one TF Serving "
+        'watches, e.g. --export_dir=/models/flowers (versions go into it as 1/, 2/, ...).')
   if version < 0:
     raise errors.InvalidValueError(
         f'--version={version} must be a positive integer, or 0 for the next '
