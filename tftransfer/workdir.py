@@ -77,6 +77,13 @@ RESUMABLE_CHANGES = ('train.max_steps', 'train.mixed_precision', 'train.jit_comp
                      'data.max_image_pixels', 'distribute.', 'export.', 'audit.')
 
 
+def judged_subdirectory(data: str | None) -> str:
+  """Where in eval/ and report/ the results of judging `data` go: '' for the run's own
+  validation split (None), else the held-out folder's or manifest's name without its
+  extension, so a test set's report never replaces the validation split's."""
+  return os.path.splitext(os.path.basename(os.path.abspath(data)))[0] if data else ''
+
+
 def flatten(tree: dict, prefix: str = '') -> dict:
   """{'section.field': value} of a nested dict (a config.json's content)."""
   flat = {}

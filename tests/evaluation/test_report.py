@@ -124,8 +124,11 @@ def test_a_folder_of_the_run_classes_is_judged_with_its_file_paths(tiny_run, tmp
   classes = ('zigzag', 'spiral', 'diamonds', 'waves', 'hatch')
   folder = write_image_folder(tmp_path / 'test', classes=classes[:4], per_class=4)
   (folder / 'zigzag' / 'broken.jpg').write_bytes(b'not an image')
-  report.report_workdir(str(tiny_run), data=str(folder), num_mistakes=1000,
-                        output_dir=str(tmp_path / 'out'))
+  written = pathlib.Path(report.report_workdir(str(tiny_run), data=str(folder),
+                                               num_mistakes=1000))
+  # Under the folder's name, as evaluate --data puts it: the validation report stays.
+  assert written == tiny_run / 'report' / 'test' / 'index.html'
+  shutil.move(str(written.parent), str(tmp_path / 'out'))  # the shared run left as it was
   page = _parse(tmp_path / 'out' / 'index.html')
   text = (tmp_path / 'out' / 'index.html').read_text()
   # The data section lists the skipped file with its reason; the folder may lack a class.

@@ -58,10 +58,7 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
   metrics['model'] = {'workdir': os.path.abspath(workdir), 'checkpoint': trained.checkpoint,
                       'step': trained.step}
   metrics['data'] = result.description
-  # A test folder's files go beside the validation split's, under the folder's name (a
-  # manifest's: its file name without the extension).
-  subdirectory = os.path.splitext(os.path.basename(os.path.abspath(data_dir)))[0] \
-      if data_dir else ''
+  subdirectory = workdir_lib.judged_subdirectory(data_dir)
   metrics_lib.write_report(output_dir or os.path.join(workdir, workdir_lib.EVAL, subdirectory),
                            metrics, title=f'{os.path.basename(os.path.abspath(workdir))} (step '
                            f'{trained.step}) on {result.description}',

@@ -238,11 +238,14 @@ def report_workdir(workdir: str, *, data: str = predictions_lib.VALIDATION,
                    **options) -> str:
   """Restores the run in `workdir`, predicts `data` ('val' = its validation split, a folder
   of its classes, or a manifest read with `columns`, None = the run's) with its `checkpoint`
-  ('best', 'last' or a step) and writes the report (default workdir/report/index.html);
-  returns its path.
+  ('best', 'last' or a step) and writes the report (default workdir/report/index.html, for a
+  folder or manifest workdir/report/<its name>/index.html, as evaluate does); returns its
+  path.
   `options` are write_report's command, num_mistakes and num_pairs.
   """
   result = predictions_lib.predict_workdir(workdir, data=data, checkpoint=checkpoint,
                                            allow_unfinished=allow_unfinished, columns=columns)
-  return write_report(result, workdir, output_dir or os.path.join(workdir, workdir_lib.REPORT),
-                      **options)
+  subdirectory = workdir_lib.judged_subdirectory(
+      None if data == predictions_lib.VALIDATION else data)
+  return write_report(result, workdir, output_dir or os.path.join(
+      workdir, workdir_lib.REPORT, subdirectory), **options)
