@@ -26,6 +26,10 @@ class AlreadyExistsError(UserError, FileExistsError):
   """An output the user named exists and is never overwritten without being asked to."""
 
 
+class InUseError(UserError, RuntimeError):
+  """A workdir another process is training in (its lock.json names the holder)."""
+
+
 class DivergedError(UserError, FloatingPointError):
   """Training produced a non-finite loss (a learning rate too high for the data)."""
 

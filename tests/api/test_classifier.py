@@ -2,8 +2,11 @@
 audit and load return Python values, as the commands do; bad input is refused before any
 work; a workdir resumes as the command's does."""
 
+import json
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 
@@ -194,6 +197,25 @@ def test_mistakes_are_refused_before_anything_is_written(tmp_path):
                                                      'ConfigDict'):
     tft.ImageClassifier.create(data, workdir=str(workdir), config={'image_size': 96})
   assert not workdir.exists()
+
+
+def test_a_workdir_another_training_holds_is_refused_before_the_arrays_are_written(tmp_path):
+  images, labels = _textures(per_class=2)
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  running = subprocess.Popen(['sleep', '60'])  # the other training, still running
+  try:
+    (workdir / 'lock.json').write_text(json.dumps({
+        'host': socket.gethostname(), 'pid': running.pid, 'since': '2026-01-02T03:04:05+00:00',
+        'command': 'tftransfer train', 'token': 'theirs'}))
+    with pytest.raises(errors.InUseError, match=rf'Workdir {workdir} is in use: a training by '
+                                                rf'pid {running.pid}'):
+      tft.ImageClassifier.create(tft.ImageData.from_arrays(images, labels, NAMES),
+                                 workdir=str(workdir), **FIELDS)
+  finally:
+    running.kill()
+    running.wait()
+  assert os.listdir(workdir) == ['lock.json']  # no images/, no run_config.py
 
 
 def test_predictions_frame_needs_pandas_only_when_asked(monkeypatch):

@@ -3,6 +3,7 @@ PNG, and the command."""
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -10,7 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer.evaluation import evaluate
+from tftransfer import workdir as workdir_lib
+from tftransfer.evaluation import evaluate, report as report_lib
+from tftransfer.serving import export
 from tests.helpers import tiny_config
 
 
@@ -83,3 +86,21 @@ def test_evaluate_command_writes_the_workdir_report(tiny_run, tmp_path):
   misuse = subprocess.run(command + [f'--model={workdir}'], capture_output=True, text=True,
                           timeout=300)
   assert misuse.returncode != 0 and 'exactly one of --workdir' in misuse.stderr
+
+
+def test_export_evaluate_and_report_read_a_run_while_a_training_holds_it(tiny_run, tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(tiny_run, workdir)
+  running = subprocess.Popen(['sleep', '120'])  # the training holding the workdir
+  holder = json.dumps({'host': socket.gethostname(), 'pid': running.pid, 'token': 'theirs',
+                       'since': '2026-01-02T03:04:05+00:00', 'command': 'tftransfer train'})
+  (workdir / workdir_lib.LOCK).write_text(holder)
+  try:
+    export.export(str(workdir), str(tmp_path / 'models'))
+    evaluate.evaluate_workdir(str(workdir), report=False)
+    report_lib.report_workdir(str(workdir))
+  finally:
+    running.kill()
+    running.wait()
+  assert (workdir / workdir_lib.LOCK).read_text() == holder  # readers leave it alone
+  assert (tmp_path / 'models' / '1').is_dir() and (workdir / 'report' / 'index.html').is_file()

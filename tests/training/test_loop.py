@@ -12,7 +12,7 @@ import pytest
 
 from tftransfer.data import features
 from tftransfer.model import backbones, transfer
-from tftransfer import restore, runtime
+from tftransfer import errors, restore, runtime, workdir as workdir_lib
 from tftransfer.training import interrupts, loop, state
 from tests.helpers import tiny_config, tiny_run_config
 
@@ -240,3 +240,45 @@ def test_a_stop_request_during_the_feature_pass_stops_before_training(tmp_path, 
   assert (workdir / 'checkpoints' / 'ckpt-0.index').exists()
   monkeypatch.undo()
   assert loop.train_and_evaluate(tiny_config(), str(workdir))['step'] == 10
+
+
+def _unhandled(signum, unused_frame):  # SIGTERM that the loop left to its default
+  raise RuntimeError(f'{signal.Signals(signum).name} was not handled')
+
+
+def test_training_holds_the_workdir_lock_and_releases_it_however_it_ends(tmp_path,
+                                                                         monkeypatch):
+  run = tmp_path / 'run'
+  lock = run / workdir_lib.LOCK
+  held = []
+  loop.train_and_evaluate(tiny_config(train__max_steps=1), str(run), hooks=loop.Hooks(
+      epoch_end=lambda row: held.append(json.loads(lock.read_text()))))
+  assert [holder['pid'] for holder in held] == [os.getpid()]
+  assert not lock.exists()
+  # Another training holds it: refused before any work (the scan, config.json, the plan).
+  elsewhere = tmp_path / 'busy'
+  elsewhere.mkdir()
+  theirs = {'host': 'other-host', 'pid': 1, 'since': '2026-01-01T00:00:00+00:00',
+            'command': 'tftransfer train', 'token': 'x'}
+  (elsewhere / workdir_lib.LOCK).write_text(json.dumps(theirs))
+  with pytest.raises(errors.InUseError, match='pid 1 on host other-host'):
+    loop.train_and_evaluate(tiny_config(), str(elsewhere))
+  assert os.listdir(elsewhere) == [workdir_lib.LOCK]
+  # A run that fails once the data is loaded, and one stopped by SIGTERM while it loads.
+  with pytest.raises(ValueError, match='larger than the training split'):
+    loop.train_and_evaluate(tiny_config(train__batch_size=64), str(tmp_path / 'failed'))
+  assert not (tmp_path / 'failed' / workdir_lib.LOCK).exists()
+  load = loop._load_data
+
+  def terminated_while_loading(setup, run_dir):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return load(setup, run_dir)
+  monkeypatch.setattr(loop, '_load_data', terminated_while_loading)
+  before = signal.signal(signal.SIGTERM, _unhandled)  # never pytest's death
+  try:
+    with pytest.raises(interrupts.Interrupted, match='SIGTERM') as stopped:
+      loop.train_and_evaluate(tiny_config(), str(tmp_path / 'stopped'))
+  finally:
+    signal.signal(signal.SIGTERM, before)
+  assert stopped.value.exit_code == 143
+  assert not (tmp_path / 'stopped' / workdir_lib.LOCK).exists()

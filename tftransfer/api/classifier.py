@@ -137,7 +137,8 @@ class ImageClassifier:
       errors.UserError (InvalidValueError, NotFoundError, ...): a field that does not exist
         (naming the likely ones), a bad value, data the config cannot express; checked
         before anything is written or decoded. What the train command raises afterwards
-        (a workdir of another experiment, undecodable images under on_bad_image='fail').
+        (a workdir of another experiment, undecodable images under on_bad_image='fail',
+        errors.InUseError for a workdir another training holds, before anything is written).
       training.interrupts.Interrupted: the kernel was interrupted; a checkpoint was saved
         and create() with the same workdir resumes.
     """
@@ -150,21 +151,8 @@ class ImageClassifier:
       logging.warning('Training in %s (pass workdir= to choose the directory).', workdir)
     workdir = os.path.abspath(workdir)
     run = workdir_lib.Workdir(workdir)
-    data_fields = run_fields(train, validation, images_dir=run.file(workdir_lib.IMAGES))
-    full = _config_with(config, {**fields, **data_fields})
-    script = run.file(workdir_lib.RUN_CONFIG)
-    if not run.exists(workdir_lib.CONFIG):  # A new experiment (a resumed one has its file).
-      fields_text = '\n'.join(f'      {path!r}: {value!r},'
-                              for path, value in sorted(_changed_fields(full).items()))
-      files.write_text(script, _RUN_CONFIG.format(path=script, workdir=workdir,
-                                                  fields=fields_text))
-    display = progress_lib.Display(listeners, bars=progress_lib.in_notebook())
-    hooks = loop.Hooks(features_ready=audit_run.in_training, progress=display.progress,
-                       epoch_end=display.epoch_end)
-    display.begin()
-    with display.logs():
-      final = loop.train_and_evaluate(full, workdir, hooks=hooks)
-    display.end(final)
+    with run.lock():  # Before the arrays are written: another training may read them.
+      _train(run, config, fields, train, validation, listeners)
     return cls(workdir)
 
   @classmethod
@@ -312,3 +300,25 @@ class ImageClassifier:
       return data.manifest_path(self._run.file(workdir_lib.IMAGES)), dict(data.columns)
     return data.write_arrays(self._run.file(
         f'{workdir_lib.IMAGES}/{what}_{data.arrays.sha256()[:12]}')), None
+
+
+def _train(run: workdir_lib.Workdir, config: ml_collections.ConfigDict, fields: dict,
+           train, validation, listeners) -> None:
+  """ImageClassifier.create's work once it holds the workdir's lock: the arrays written as
+  folders, run_config.py for a new experiment, the training with its progress display."""
+  workdir = run.path
+  data_fields = run_fields(train, validation, images_dir=run.file(workdir_lib.IMAGES))
+  full = _config_with(config, {**fields, **data_fields})
+  script = run.file(workdir_lib.RUN_CONFIG)
+  if not run.exists(workdir_lib.CONFIG):  # A new experiment (a resumed one has its file).
+    fields_text = '\n'.join(f'      {path!r}: {value!r},'
+                            for path, value in sorted(_changed_fields(full).items()))
+    files.write_text(script, _RUN_CONFIG.format(path=script, workdir=workdir,
+                                                fields=fields_text))
+  display = progress_lib.Display(listeners, bars=progress_lib.in_notebook())
+  hooks = loop.Hooks(features_ready=audit_run.in_training, progress=display.progress,
+                     epoch_end=display.epoch_end)
+  display.begin()
+  with display.logs():
+    final = loop.train_and_evaluate(full, workdir, hooks=hooks)
+  display.end(final)

@@ -5,6 +5,11 @@ soon", not "throw away the work since the last checkpoint". Inside `stop_request
 signal only sets `StopRequest.signum`; the training loop checks it between steps, saves a
 checkpoint and raises `Interrupted`, so re-running the command resumes exactly there. A
 second signal stops at once, as the default handler would have.
+
+Before training starts (the data scan, planning, building the model), `terminate_raises()`
+turns SIGTERM into `Interrupted` at once, as Python turns Ctrl-C into KeyboardInterrupt, so
+`finally` blocks run (the workdir's lock is released) where the default handler would end
+the process without them.
 """
 
 import contextlib
@@ -62,3 +67,23 @@ def stop_requests():
   finally:
     for signum, handler in previous.items():
       signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def terminate_raises():
+  """Within the block, SIGTERM raises Interrupted (exit code 143) where the process is, so
+  cleanup runs; stop_requests() inside it takes SIGTERM over while training. Only the main
+  thread can install signal handlers; elsewhere SIGTERM keeps its usual effect."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def handle(signum, unused_frame):
+    raise Interrupted(f'{signal.Signals(signum).name} received before training started; '
+                      'stopped.', signum)
+
+  previous = signal.signal(signal.SIGTERM, handle)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)

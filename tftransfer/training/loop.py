@@ -1,6 +1,7 @@
 """Fine-tuning, top to bottom: `train_and_evaluate(config, workdir)`.
 
-    1. check the config and create the runtime (resolve.py) before heavy work; load the data;
+    1. check the config and create the runtime (resolve.py) before heavy work; take the
+       workdir's lock (one training at a time, Workdir.lock); load the data;
        make the plan (planning.py: every 'auto' decided, or the resumed run's own plan);
     2. build the model and one optimizer per phase in the strategy's scope (state.py);
     3. initialise, first that applies: resume from the workdir's newest checkpoint >
@@ -20,6 +21,7 @@ SIGINT and SIGTERM do not kill a run mid-step: it saves a checkpoint at the next
 boundary and stops (interrupts.py).
 """
 
+import contextlib
 import dataclasses
 from typing import Callable
 
@@ -80,6 +82,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     epoch (train.select_metric), with the last epoch's under 'last'.
 
   Raises:
+    errors.InUseError: another training holds the workdir's lock (lock.json).
     errors.InvalidValueError: a bad configuration, a workdir holding a different experiment
       or data that changed since the run started, a batch larger than the training split.
     errors.NotFoundError: a missing weights file, image folder or TFRecord directory.
@@ -93,6 +96,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   clock = Clock(started=started)
   setup = resolve.resolve(config)
   run_dir = Workdir(workdir)
+  # One training at a time in a workdir, checked before any work (only the chief's lock
+  # counts: the other workers of a cluster train the same run); released however it ends.
+  with interrupts.terminate_raises(), (
+      run_dir.lock() if setup.runtime.is_chief else contextlib.nullcontext()):
+    return _train_and_evaluate(setup, run_dir, clock, hooks)
+
+
+def _train_and_evaluate(setup: resolve.RunSetup, run_dir: Workdir, clock: Clock,
+                        hooks: Hooks) -> dict:
   run_dir.check_same_config(setup.config)
   with runtime.seeded(setup.config.seed), runtime.keras_policy(setup.runtime.keras_policy):
     data = _load_data(setup, run_dir)
