@@ -34,6 +34,16 @@ def test_phases_are_laid_end_to_end_and_totals_derive_from_them():
   assert phase.epochs_done(22) == 2  # a begun epoch counts
 
 
+def test_an_epoch_stops_a_full_epoch_later_or_where_its_phase_ended_never_at_the_cap():
+  # A row evaluated before its epoch's stop is partial: only the step cap stops a run there.
+  capped = make_plan(max_steps=17).phase('finetune')
+  assert [capped.epoch_stop(epoch) for epoch in range(4)] == [20, 25, 30, 35]
+  assert make_plan(max_steps=17).phase_stop('finetune') == 17 < capped.epoch_stop(0)
+  # A phase ended early (out of time at step 22) ends its last epoch there: not partial.
+  ended = make_plan().ended_early('finetune', 22, 'the time budget is spent').phase('finetune')
+  assert (ended.epoch_stop(0), ended.epoch_stop(1)) == (20, 22)
+
+
 def test_a_plan_is_replaced_not_changed():
   plan = make_plan()
   with pytest.raises(dataclasses.FrozenInstanceError):

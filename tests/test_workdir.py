@@ -56,6 +56,24 @@ def test_metrics_rows_append_and_forget_undone_epochs(tmp_path):
   assert [row['step'] for row in run.read_metrics()] == [5, 10]
 
 
+def test_a_partial_epochs_row_is_replaced_by_that_epochs_next_row(tmp_path):
+  # Capped at step 7 inside head epoch 2 (steps 6-10), continued to step 8, then to 10.
+  run = Workdir(str(tmp_path / 'run'))
+  run.append_metrics({'phase': 'head', 'epoch': 1, 'step': 5})
+  run.append_metrics({'phase': 'head', 'epoch': 2, 'step': 7, 'partial': True})
+  run.append_metrics({'phase': 'head', 'epoch': 2, 'step': 8, 'partial': True})
+  assert [row['step'] for row in run.read_metrics()] == [5, 8]
+  run.append_metrics({'phase': 'head', 'epoch': 2, 'step': 10})
+  run.append_metrics({'phase': 'finetune', 'epoch': 2, 'step': 20})
+  assert [(row['step'], row.get('partial')) for row in run.read_metrics()] == [
+      (5, None), (10, None), (20, None)]
+  # Only a partial row gives way, and only to a row of its own phase and epoch.
+  rows = [{'phase': 'head', 'epoch': 2, 'step': 10},
+          {'phase': 'finetune', 'epoch': 1, 'step': 12, 'partial': True}]
+  assert workdir_lib.with_metrics_row(rows, {'phase': 'head', 'epoch': 2, 'step': 11}) == [
+      *rows, {'phase': 'head', 'epoch': 2, 'step': 11}]
+
+
 def test_readers_do_not_create_and_writers_leave_no_temporaries(tmp_path):
   missing = tmp_path / 'typo'
   assert not Workdir(str(missing), create=False).exists('config.json')

@@ -228,7 +228,8 @@ FIELDS: tuple[Field, ...] = (
        'auto' epochs (and resolution) to fit, and stops a phase early when its next epoch would
        not; 0 = no budget."""),
     _f('train.max_steps', 0, number(0, integer=True), """Stop after this many training steps in
-       total (both phases); 0 = no cap."""),
+       total (both phases); 0 = no cap. A cap inside an epoch evaluates there (a partial row,
+       never selected); raising the cap continues the run and completes that epoch."""),
     _f('train.head_lr', 1e-3, number(0, low_open=True), 'Peak learning rate of the head phase.'),
     _f('train.finetune_lr', 1e-4, number(0, low_open=True), """Peak learning rate of the
        fine-tuning phase (lower, so pretrained features survive)."""),

@@ -47,6 +47,11 @@ class Phase:
     """The 0-based epoch of the phase that global `step` falls in."""
     return (step - self.first_step) // self.steps_per_epoch
 
+  def epoch_stop(self, epoch: int) -> int:
+    """The global step where 0-based `epoch` ends: a full epoch later, or where the phase
+    ended early (the run's step cap aside: a row evaluated before this step is partial)."""
+    return min(self.first_step + (epoch + 1) * self.steps_per_epoch, self.end_step)
+
   def epochs_done(self, step: int) -> int:
     """Epochs begun by global `step` (a cut epoch counts as done)."""
     return math.ceil((step - self.first_step) / self.steps_per_epoch)

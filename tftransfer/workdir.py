@@ -14,7 +14,8 @@
     checkpoints/         tf.train checkpoints (`checkpoint_of` says what one holds); the
                          newest is where a re-run resumes, checkpoints/best/ the run's result
     tensorboard/         event files: loss, accuracy, learning rate, images/sec
-    metrics.jsonl        one JSON object per finished epoch
+    metrics.jsonl        one JSON object per evaluated epoch; the last is marked
+                         "partial" when train.max_steps stopped the run inside it
     final_metrics.json   the final validation result; present = the run is finished
     backbone.weights.h5  the selected epoch's backbone, loadable as another run's
                          model.weights
@@ -277,6 +278,17 @@ def command_line() -> str:
   return ' '.join([sys.argv[0] if sys.argv else 'python', *map(shlex.quote, sys.argv[1:])])
 
 
+def with_metrics_row(rows: list[dict], row: dict) -> list[dict]:
+  """`rows` (metrics.jsonl's) with `row` added last, in place of any partial row of the same
+  phase and epoch: a run stopped by train.max_steps inside an epoch evaluated it there
+  ('partial': true), and the epoch's next row, when a continued run reaches its end (or a
+  higher cap), supersedes it. So the file holds one row per epoch, as an uninterrupted run's."""
+  epoch = (row.get('phase'), row.get('epoch'))
+  return [kept for kept in rows
+          if not (kept.get('partial') and (kept.get('phase'), kept.get('epoch')) == epoch)
+          ] + [row]
+
+
 def checkpoint_of(model: keras.Model, step: tf.Variable,
                   optimizers: Mapping[str, keras.optimizers.Optimizer] | None = None,
                   elapsed_seconds: tf.Variable | None = None) -> tf.train.Checkpoint:
@@ -432,19 +444,21 @@ class Workdir:
         (config[section] if section else config)[name] = value
     return config
 
-  # Metrics rows, one per finished epoch.
+  # Metrics rows, one per epoch (with_metrics_row).
 
   def read_metrics(self) -> list[dict]:
-    """The per-epoch rows of metrics.jsonl."""
+    """The per-epoch rows of metrics.jsonl (the last one 'partial': True when the run was
+    capped inside that epoch)."""
     if not self.exists(METRICS):
       return []
     with tf.io.gfile.GFile(self.file(METRICS)) as f:
       return [json.loads(line) for line in f if line.strip()]
 
   def append_metrics(self, row: dict) -> None:
+    """Adds `row` last, in place of a partial row of its epoch (with_metrics_row)."""
     # Rewritten whole rather than appended: object stores such as GCS cannot append, and
     # a run has few enough epochs for this to cost nothing.
-    self._write_metrics(self.read_metrics() + [row])
+    self._write_metrics(with_metrics_row(self.read_metrics(), row))
 
   def drop_metrics_after(self, step: int) -> None:
     """Forgets rows of epochs a crash undid (written after the checkpoint we resume from)."""

@@ -22,3 +22,10 @@ def test_phase_boundaries_and_the_plot():
   # The boundary is drawn on every panel, between the second and third epoch.
   for axes in panels:
     assert any(list(line.get_xdata()) == [2.5, 2.5] for line in axes.get_lines())
+
+
+def test_a_partial_epoch_says_so_on_its_tick():
+  # A run capped by max_steps inside head epoch 2: its last row is partial.
+  rows = [_row('head', 1), {**_row('head', 2), 'partial': True}]
+  panels = curves.plot_training_curves(rows).get_axes()
+  assert [tick.get_text() for tick in panels[3].get_xticklabels()] == ['h1', 'h2 partial']

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tftransfer.training import budget, loop
+from tftransfer.training import budget, loop, pacing
 from tests.helpers import tiny_config
 
 
@@ -63,3 +63,19 @@ def test_a_budget_spent_before_training_still_trains_and_judges_one_head_epoch(t
   rows = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').open()]
   assert [(row['phase'], row['epoch']) for row in rows] == [('head', 1)]
   assert final['step'] == rows[-1]['step'] == 5  # the steps trained, not the plan's
+
+
+@pytest.mark.slow
+def test_a_budget_that_ends_a_phase_inside_an_epoch_leaves_a_whole_row(tmp_path,
+                                                                        monkeypatch):
+  # Out of time at step 7, inside head epoch 2 (steps 6-10): the phase ends there for good, so
+  # its evaluation is the phase's last epoch, a candidate for selection, not a partial row
+  # (the mark of a run capped by train.max_steps, which a continued run completes).
+  monkeypatch.setattr(pacing, 'out_of_time', lambda plan, *, step, epoch_end, **_: (
+      'the time budget is spent' if step == 7 < epoch_end else ''))
+  final = loop.train_and_evaluate(
+      tiny_config(train__head_epochs=4, train__finetune_epochs=0, train__steps_per_loop=1),
+      str(tmp_path / 'run'))
+  rows = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').open()]
+  assert [(row['step'], row.get('partial')) for row in rows] == [(5, None), (7, None)]
+  assert [(stop['step'], stop['epochs_done']) for stop in final['stopped_early']] == [(7, 2)]

@@ -159,14 +159,44 @@ def test_max_steps_stops_early_and_a_higher_cap_continues(tmp_path, monkeypatch)
       'step'] == 3
   final = loop.train_and_evaluate(tiny_config(train__max_steps=7), str(workdir))
   rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
-  assert [row['step'] for row in rows] == [3, 5, 7]
-  # Steps 1-3 and 4-5 are the head's one epoch in two pieces: still one epoch.
-  assert (final['step'], final['epochs']) == (7, 2)
+  # Steps 1-3 and 4-5 are the head's one epoch in two pieces: one row, the partial one's
+  # replaced; fine-tuning's first epoch (steps 6-10), capped at 7, is partial.
+  assert [(row['step'], row.get('partial')) for row in rows] == [(5, None), (7, True)]
+  assert (final['step'], final['epochs'], final['selected']['step']) == (7, 2, 5)
   # A continued run is unfinished until it finishes again, not finished at its old end.
   monkeypatch.setattr(state, 'finish', lambda run: 1 / 0)
   with pytest.raises(ZeroDivisionError):
     loop.train_and_evaluate(tiny_config(train__max_steps=8), str(workdir))
   assert not (workdir / 'final_metrics.json').exists()
+
+
+def _rows(workdir):
+  return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_a_run_capped_inside_an_epoch_and_continued_has_the_uninterrupted_runs_rows(tmp_path):
+  # Four head epochs of 5 steps that learn nothing (the first stays best), patience 2.
+  config = dict(train__head_epochs=4, train__finetune_epochs=0, train__head_lr=1e-9,
+                train__early_stopping_patience=2)
+  whole = loop.train_and_evaluate(tiny_config(**config), str(tmp_path / 'whole'))
+  capped = loop.train_and_evaluate(tiny_config(**config, train__max_steps=7),
+                                   str(tmp_path / 'continued'))
+  assert [(row['step'], row.get('partial')) for row in _rows(tmp_path / 'continued')] == [
+      (5, None), (7, True)]
+  assert capped['selected']['step'] == 5  # the partial epoch is no candidate
+  continued = loop.train_and_evaluate(tiny_config(**config), str(tmp_path / 'continued'))
+  expected = [(5, 'head', 1), (10, 'head', 2), (15, 'head', 3)]
+  for run in ('whole', 'continued'):
+    rows = _rows(tmp_path / run)
+    assert [(row['step'], row['phase'], row['epoch']) for row in rows] == expected, run
+    assert not any('partial' in row for row in rows)
+  # Patience counted epochs: both runs stopped after epoch 3, not 2.
+  for final in (whole, continued):
+    assert final['step'] == 15 and final['selected']['step'] == 5
+    assert [(stop['step'], stop['epochs_done']) for stop in final['stopped_early']] == [
+        (15, 3)]
+  assert continued['epochs'] == whole['epochs'] == 3
 
 
 def test_bfloat16_trains_with_float32_logits(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import tensorflow as tf
 from tftransfer.evaluation import evaluate
 from tftransfer.serving import export
 from tftransfer import restore
-from tftransfer.training import loop, selection, state
+from tftransfer.training import loop, pacing, selection, state
 from tests.helpers import encode_image, random_image, tiny_config, write_calibrated_weights
 
 
@@ -40,6 +40,19 @@ def test_selection_helpers():
   assert selection.epochs_without_improvement(rows, 'val_accuracy', 'finetune') == 2
   assert selection.epochs_without_improvement(rows, 'val_loss', 'finetune') == 1
   assert selection.best_row([], 'val_accuracy') is None
+
+
+def test_a_partial_epochs_row_is_neither_selected_nor_counted_for_patience():
+  # Capped at step 7 inside head epoch 2: its evaluation is no epoch.
+  rows = [{'phase': 'head', 'epoch': 1, 'step': 5, 'val_accuracy': 0.5},
+          {'phase': 'head', 'epoch': 2, 'step': 7, 'val_accuracy': 0.9, 'partial': True}]
+  assert selection.best_row(rows, 'val_accuracy')['step'] == 5
+  assert selection.best_row(rows[1:], 'val_accuracy') is None  # the last model stands in
+  assert selection.epochs_without_improvement(rows, 'val_accuracy', 'head') == 0
+  assert pacing.no_progress(rows, phase='head', metric='val_accuracy', patience=1) == ''
+  # Completed (the partial row replaced), epoch 2 is one epoch without a better result.
+  rows = [rows[0], {'phase': 'head', 'epoch': 2, 'step': 10, 'val_accuracy': 0.4}]
+  assert pacing.no_progress(rows, phase='head', metric='val_accuracy', patience=1) != ''
 
 
 @pytest.mark.slow

@@ -176,7 +176,9 @@ class ImageClassifier:
 
   @property
   def history(self) -> list[dict]:
-    """Every finished epoch's metrics row (metrics.jsonl), both phases, in order."""
+    """Every evaluated epoch's metrics row (metrics.jsonl), both phases, in order; the last
+    has 'partial': True when max_steps stopped the run inside that epoch (continuing the run
+    with a higher cap replaces it with the whole epoch's row)."""
     return self._run.read_metrics()
 
   @property

@@ -7,7 +7,9 @@ does, and draws no bar.
 
 Keras callbacks get what a custom training loop can give them: `on_train_begin`, one
 `on_epoch_end(epoch, logs)` per finished epoch of either phase with the epoch's metrics row
-as `logs`, and `on_train_end(logs)` with the final metrics. Callbacks that need more (the
+as `logs` (not for a partial epoch, where train.max_steps stopped the run: its row is in
+clf.history, marked 'partial', until a continued run completes the epoch), and
+`on_train_end(logs)` with the final metrics. Callbacks that need more (the
 Keras model during training, batch-level hooks, control of the learning rate) are refused
 before anything runs, naming tftransfer's own way to do what they do.
 """
@@ -104,10 +106,12 @@ class Display:
     self._bar.set_postfix(self._postfix, refresh=True)
 
   def epoch_end(self, row: dict) -> None:
-    """A finished epoch's metrics row."""
-    for callback in self.callbacks:
-      callback.on_epoch_end(self._epochs, logs=dict(row))
-    self._epochs += 1
+    """An evaluated epoch's metrics row; callbacks see only whole epochs' (a partial
+    epoch's row is no epoch: a continued run's row of that epoch replaces it)."""
+    if not row.get('partial'):
+      for callback in self.callbacks:
+        callback.on_epoch_end(self._epochs, logs=dict(row))
+      self._epochs += 1
     if self._bar is not None:
       if 'val_map' in row:  # multi-label: mean average precision, not exact match
         self._postfix['val_mAP'] = f'{row["val_map"]:.4f}'

@@ -20,10 +20,13 @@ def plot_training_curves(rows: list[dict]) -> Figure:
 
   Args:
     rows: metrics.jsonl rows, each with phase, epoch, train_loss, val_loss, train_accuracy,
-      val_accuracy, learning_rate and images_per_sec (None when unmeasured).
+      val_accuracy, learning_rate and images_per_sec (None when unmeasured), and 'partial'
+      for an epoch the run's step cap stopped inside.
   """
   x = np.arange(1, len(rows) + 1)
-  labels = [f'{row["phase"][0]}{row["epoch"]}' for row in rows]
+  # A partial epoch (the run capped inside it; only ever the last row) says so on its tick.
+  labels = [f'{row["phase"][0]}{row["epoch"]}' + (' partial' if row.get('partial') else '')
+            for row in rows]
 
   def series(key):
     return np.asarray([np.nan if row.get(key) is None else row[key] for row in rows], float)

@@ -220,8 +220,7 @@ def _train_phase(run: Run, name: str) -> None:
   while run.step < run.plan.phase_stop(name):
     phase = run.plan.phase(name)
     epoch = phase.epoch_of(run.step)
-    epoch_end = min(phase.first_step + (epoch + 1) * phase.steps_per_epoch,
-                    run.plan.phase_stop(name))
+    epoch_end = min(phase.epoch_stop(epoch), run.plan.phase_stop(name))
     cut = pacing.out_of_time(run.plan, step=run.step, epoch_end=epoch_end,
                              reading=run.clock.reading(name),
                              evaluated=bool(run.progress.rows), **_decision_inputs(run))
@@ -230,12 +229,13 @@ def _train_phase(run: Run, name: str) -> None:
       break
     train_sums, train_seconds, cut = _train_steps(run, name, epoch_end, loop, iterator,
                                                   optimizer)
+    if cut:  # Out of time inside the epoch: the phase ends at this step, which is evaluated.
+      run.end_phase(name, cut)
     _end_epoch(run, name, epoch, train_sums, phase_inputs.evaluate,
                seconds=run.clock.now() - started, train_seconds=train_seconds,
                learning_rate=float(optimizer.learning_rate))
-    cut = cut or pacing.no_progress(run.progress.rows, phase=name,
-                                    metric=run.plan.select_metric,
-                                    patience=run.config.train.early_stopping_patience)
+    cut = pacing.no_progress(run.progress.rows, phase=name, metric=run.plan.select_metric,
+                             patience=run.config.train.early_stopping_patience)
     if cut:
       run.end_phase(name, cut)
     run.at_boundary()
@@ -293,14 +293,16 @@ def _train_steps(run: Run, name: str, epoch_end: int, loop, iterator,
 def _end_epoch(run: Run, name: str, epoch: int, train_sums: Sums, evaluate, *,
                seconds: float, train_seconds: float, learning_rate: float) -> None:
   """Evaluates (with BatchNorm statistics re-estimated if BatchNorm trained), writes the
-  epoch's row, saves a checkpoint and keeps it as the run's result if it is the best."""
+  epoch's row (partial when the step cap stops the run before the epoch's end), saves a
+  checkpoint and keeps it as the run's result if it is the best whole epoch."""
   started = run.clock.now()
   if name == 'finetune' or not run.plan.head_on_features:
     state.reestimate_batchnorm(run)
   val_sums = evaluate()
   row = run.reporter.epoch_end(phase=run.plan.phase(name), epoch=epoch, step=run.step,
                                train=train_sums, val=val_sums, seconds=seconds,
-                               train_seconds=train_seconds, learning_rate=learning_rate)
+                               train_seconds=train_seconds, learning_rate=learning_rate,
+                               partial=run.step < run.plan.phase(name).epoch_stop(epoch))
   run.progress.evaluated(row, val_sums)
   run.save_checkpoint()
   if selection.best_row(run.progress.rows, run.plan.select_metric) is row:

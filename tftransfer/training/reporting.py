@@ -2,7 +2,7 @@
 and final_metrics.json. Every worker logs; only the chief writes files.
 
     progress line   '<phase> epoch E/N step S/T: loss, acc, lr, img/s, about X s left'
-    metrics.jsonl   one row per finished epoch (see `Reporter.epoch_end` for its keys)
+    metrics.jsonl   one row per evaluated epoch (see `Reporter.epoch_end` for its keys)
     tensorboard/    train/* scalars at each progress line, val/* at each epoch end
 """
 
@@ -32,6 +32,19 @@ def _map(val) -> dict:
   """{'val_map': the mean average precision} of a multi-label evaluation; {} otherwise."""
   value = getattr(val, 'mean_average_precision', None)
   return {} if value is None else {'val_map': round(float(value), 5)}
+
+
+def whole_epoch(row: dict, partial: dict, *, epoch_start: int) -> dict:
+  """`row`, the end of an epoch a capped run began, made the whole epoch's: its training loss
+  and accuracy averaged with the `partial` row's (which covers epoch_start to its step) by
+  steps, its seconds added. Its images/sec stays this session's measurement."""
+  before, after = partial['step'] - epoch_start, row['step'] - partial['step']
+
+  def mean(key):
+    return round((partial[key] * before + row[key] * after) / max(before + after, 1), 5)
+
+  return {**row, 'seconds': round(partial['seconds'] + row['seconds'], 2),
+          'train_loss': mean('train_loss'), 'train_accuracy': mean('train_accuracy')}
 
 
 class Reporter:
@@ -80,8 +93,12 @@ class Reporter:
       tf.summary.scalar('train/images_per_sec', images_per_sec)
 
   def epoch_end(self, *, phase, epoch: int, step: int, train: Sums, val: Sums,
-                seconds: float, train_seconds: float, learning_rate: float) -> dict:
-    """Logs a finished epoch and appends its metrics.jsonl row; returns the row.
+                seconds: float, train_seconds: float, learning_rate: float,
+                partial: bool = False) -> dict:
+    """Logs an evaluated epoch and appends its metrics.jsonl row; returns the row.
+
+    A `partial` epoch (train.max_steps stopped the run inside it) has 'partial': True in its
+    row; the epoch's next row replaces it and covers the whole epoch (`whole_epoch`).
 
     Args:
       phase: the plan.Phase.
@@ -92,6 +109,7 @@ class Reporter:
       seconds: the epoch's wall time, evaluation included.
       train_seconds: the time spent in training steps alone (for images/sec).
       learning_rate: at the epoch's end.
+      partial: whether the run stops before the epoch's end (train.max_steps).
     """
     previous = self.run.read_metrics()
     recall = [None if np.isnan(value) else round(float(value), 5) for value in val.recall]
@@ -107,17 +125,25 @@ class Reporter:
         **({'val_label_recall': recall, **_map(val)} if multi_label else {
             'val_balanced_accuracy': round(val.balanced_accuracy, 5), 'val_recall': recall}),
         'images_per_sec': round(train.count / train_seconds, 1) if train_seconds else None,
-        'learning_rate': learning_rate,
+        'learning_rate': learning_rate, **({'partial': True} if partial else {}),
     }
+    epoch_start = phase.first_step + epoch * phase.steps_per_epoch
+    begun = previous[-1] if previous else {}
+    if begun.get('partial') and (begun['phase'], begun['epoch']) == (phase.name, epoch + 1):
+      row = whole_epoch(row, begun, epoch_start=epoch_start)
+    done = f'done in {seconds:.1f} s' + (
+        f', partial: train.max_steps stopped the run after {step - epoch_start} of its '
+        f'{phase.steps_per_epoch} steps (not selected, not counted for patience; a higher cap '
+        'completes it)' if partial else '')
     if multi_label:
-      logging.info('%s epoch %d/%d done in %.1f s: train loss %.4f exact match %.4f, val loss '
-                   '%.4f exact match %.4f mAP %.4f.', phase.name, epoch + 1, phase.epochs,
-                   seconds, train.mean_loss, train.accuracy, val.mean_loss, val.accuracy,
+      logging.info('%s epoch %d/%d %s: train loss %.4f exact match %.4f, val loss %.4f exact '
+                   'match %.4f mAP %.4f.', phase.name, epoch + 1, phase.epochs, done,
+                   train.mean_loss, train.accuracy, val.mean_loss, val.accuracy,
                    row['val_map'])
     else:
-      logging.info('%s epoch %d/%d done in %.1f s: train loss %.4f acc %.4f, val loss %.4f '
-                   'acc %.4f balanced acc %.4f.', phase.name, epoch + 1, phase.epochs,
-                   seconds, train.mean_loss, train.accuracy, val.mean_loss, val.accuracy,
+      logging.info('%s epoch %d/%d %s: train loss %.4f acc %.4f, val loss %.4f acc %.4f '
+                   'balanced acc %.4f.', phase.name, epoch + 1, phase.epochs, done,
+                   train.mean_loss, train.accuracy, val.mean_loss, val.accuracy,
                    val.balanced_accuracy)
     if self.is_chief:
       self.run.append_metrics(row)
@@ -172,7 +198,7 @@ class Reporter:
                      **{key: chosen[key] for key in ('phase', 'epoch') if key in chosen}},
         'last': last_metrics, 'stopped_early': stopped_early,
         'step': step, 'wall_seconds': rows[-1]['wall_seconds'] if rows else 0.0,
-        # A run capped mid-epoch and continued has two rows for that epoch.
+        # Epochs begun: a partial one (the run capped inside it) counts.
         'epochs': len({(row['phase'], row['epoch']) for row in rows}),
         **extra, 'weights_sha256': weights_sha256,
     }
