@@ -9,7 +9,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'tftransfer'
 # Bottom to top. Packages in one layer may not import each other, but the modules of the
 # bottom layer and the entry points of the top one may (each layer is one unit there).
 LAYERS = (
-    {'errors', 'files', 'tf_noise', 'config', 'runtime', 'clock', 'workdir', 'plan',
+    {'errors', 'files', 'tf_noise', 'config', 'runtime', 'clock', 'workdir', 'locking', 'plan',
      'multilabel'},
     {'data', 'model'},
     {'restore'},

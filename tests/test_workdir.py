@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.helpers import REPO, write_image_folder
-from tftransfer import config as config_lib, errors, workdir as workdir_lib
+from tftransfer import config as config_lib, errors, locking, workdir as workdir_lib
 from tftransfer.workdir import Workdir
 
 
@@ -109,7 +109,7 @@ def _write_lock(run, **holder):
 def test_a_lock_is_stale_only_when_its_process_on_this_host_is_gone():
   def alive(pid):
     return pid == 7
-  stale = functools.partial(workdir_lib.lock_is_stale, host='here', pid=5, held=False,
+  stale = functools.partial(locking.lock_is_stale, host='here', pid=5, held=False,
                             alive=alive)
   assert not stale({'host': 'here', 'pid': 7})  # running
   assert stale({'host': 'here', 'pid': 8})  # gone
@@ -117,10 +117,10 @@ def test_a_lock_is_stale_only_when_its_process_on_this_host_is_gone():
   assert not stale({'host': 'here', 'pid': 'x'})  # not a pid: refuse rather than guess
   # Our own pid: a container restarted with the same host name and pid, unless we hold it.
   assert stale({'host': 'here', 'pid': 5})
-  assert not workdir_lib.lock_is_stale({'host': 'here', 'pid': 5}, host='here', pid=5,
+  assert not locking.lock_is_stale({'host': 'here', 'pid': 5}, host='here', pid=5,
                                        held=True, alive=alive)
-  assert workdir_lib.process_alive(os.getpid())
-  assert not workdir_lib.process_alive(_dead_pid())
+  assert locking.process_alive(os.getpid())
+  assert not locking.process_alive(_dead_pid())
 
 
 def test_a_second_training_in_one_workdir_is_refused_naming_the_holder(tmp_path):

@@ -36,23 +36,15 @@ data) is tftransfer/restore.py, on top of this module.
 """
 
 import contextlib
-import datetime
 import json
 import os
-import shlex
-import socket
-import sys
-import time
-from typing import Callable, Iterator, Mapping
-import uuid
-
-from absl import logging
+from typing import Iterator, Mapping
 
 import keras
 import ml_collections
 import tensorflow as tf
 
-from tftransfer import config as config_lib, errors, files
+from tftransfer import config as config_lib, errors, files, locking
 
 CONFIG = 'config.json'
 PLAN = 'plan.json'
@@ -124,160 +116,6 @@ def _short(value, limit: int = 200) -> str:
   return text if len(text) <= limit else text[:limit] + '...'
 
 
-# The lock: one training at a time in a workdir.
-
-_HELD: set[str] = set()  # lock files this process holds now (see lock_is_stale)
-_LOCK_ATTEMPTS = 5  # creations tried before giving up to processes racing for one lock
-
-
-def process_alive(pid: int) -> bool:
-  """Whether process `pid` exists on this host (os.kill(pid, 0) sends no signal)."""
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:  # Another user's process: it exists.
-    return True
-  except (OverflowError, ValueError):
-    return False
-  return True
-
-
-def lock_is_stale(holder: dict, *, host: str, pid: int, held: bool,
-                  alive: Callable[[int], bool]) -> bool:
-  """Whether the lock `holder` (a lock.json's content) was left by a process that is gone, so
-  that this process (`host`, `pid`; `held`: it holds that lock itself) may take it over.
-
-  Only a lock of this host can be checked: stale when its pid no longer exists (`alive`), or
-  when it names this very process, which does not hold it (a container restarted with the
-  same host name and pid). A lock of another host is never stale from here.
-  """
-  if holder.get('host') != host or not isinstance(holder.get('pid'), int):
-    return False
-  if holder['pid'] == pid:
-    return not held
-  return not alive(holder['pid'])
-
-
-def _removal(path: str) -> str:
-  """The shell command that removes the file `path`."""
-  if path.startswith('gs://'):
-    return f'gcloud storage rm {path}'
-  return f'rm {shlex.quote(path)}' if '://' not in path else f'delete {path}'
-
-
-def in_use_message(workdir: str, lock_path: str, holder: dict | None, *, host: str) -> str:
-  """The one line refusing a second training in `workdir`: who holds `lock_path` (host, pid,
-  since when, its command) and how to remove the lock if that process is gone."""
-  if holder is None:
-    who = f'its lock {lock_path} is unreadable (a process killed while writing it?)'
-    check = 'If no training runs there'
-  else:
-    who = (f'a training by pid {holder.get("pid")} on host {holder.get("host")} holds it '
-           f'since {holder.get("since")} ({holder.get("command")})')
-    check = (f'If that process is gone (host {holder.get("host")} cannot be checked from '
-             f'{host})' if holder.get('host') != host else
-             f'If pid {holder.get("pid")} is not that training')
-  return (f'Workdir {workdir} is in use: {who}. Wait for it to finish or train in another '
-          'workdir (export, evaluate and report may read this one meanwhile). '
-          f'{check}, remove the lock: {_removal(lock_path)}')
-
-
-def _read_text(path: str) -> str | None:
-  """The file's text, or None when it does not exist."""
-  try:
-    with tf.io.gfile.GFile(path) as f:
-      return f.read()
-  except tf.errors.NotFoundError:
-    return None
-
-
-def _parse_lock(text: str) -> dict | None:
-  try:
-    holder = json.loads(text)
-  except ValueError:
-    return None
-  return holder if isinstance(holder, dict) else None
-
-
-def _create_exclusive(path: str, text: str) -> bool:
-  """Creates `path` holding `text` unless it exists; whether this call created it.
-
-  Atomic on a local disk (O_CREAT | O_EXCL). tf.io.gfile filesystems (GCS) have no exclusive
-  creation: the file is written when absent and re-read a second later, and this call owns
-  it if it still holds `text`. That is best effort: two processes starting within that
-  second can both win.
-  """
-  if '://' not in path:
-    try:
-      descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-      return False
-    with os.fdopen(descriptor, 'w') as f:
-      f.write(text)
-    return True
-  if tf.io.gfile.exists(path):
-    return False
-  with tf.io.gfile.GFile(path, 'w') as f:
-    f.write(text)
-  time.sleep(1)  # Lets a writer racing for the lock finish, so the re-read sees the winner.
-  return _read_text(path) == text
-
-
-def acquire_lock(workdir: str, path: str, *, command: str) -> str:
-  """Takes the lock file `path` of `workdir` for this process; returns the text written
-  (JSON: host, pid, since (ISO 8601, UTC), command and a unique token), which
-  release_lock needs. A lock left by a process that is gone (lock_is_stale) is taken over,
-  with a warning naming it.
-
-  Raises:
-    errors.InUseError: another process holds the lock (or it cannot be read); the message
-      names the holder and the command that removes the lock if the holder is gone.
-  """
-  host, pid = socket.gethostname(), os.getpid()
-  text = json.dumps({'host': host, 'pid': pid, 'command': command, 'token': uuid.uuid4().hex,
-                     'since': datetime.datetime.now(datetime.timezone.utc).isoformat(
-                         timespec='seconds')}, indent=2, sort_keys=True) + '\n'
-  holder = None
-  for _ in range(_LOCK_ATTEMPTS):
-    if _create_exclusive(path, text):
-      _HELD.add(path)
-      return text
-    found = _read_text(path)
-    for _ in range(10):  # A lock being written right now reads empty for a moment.
-      if found is None or _parse_lock(found) is not None:
-        break
-      time.sleep(0.1)
-      found = _read_text(path)
-    if found is None:
-      continue  # Released meanwhile: try again.
-    holder = _parse_lock(found)
-    if holder is None or not lock_is_stale(holder, host=host, pid=pid, held=path in _HELD,
-                                           alive=process_alive):
-      break
-    if _read_text(path) == found:  # Nobody took it over meanwhile.
-      logging.warning('Taking over the lock %s: its training (pid %s on %s, since %s) no '
-                      'longer runs.', path, holder.get('pid'), host, holder.get('since'))
-      tf.io.gfile.remove(path)
-  raise errors.InUseError(in_use_message(workdir, path, holder, host=host))
-
-
-def release_lock(path: str, text: str) -> None:
-  """Removes the lock file `path` if it still holds `text` (acquire_lock's), so a lock
-  taken over by another process stays its own."""
-  _HELD.discard(path)
-  try:
-    if _read_text(path) == text:
-      tf.io.gfile.remove(path)
-  except tf.errors.NotFoundError:
-    pass
-
-
-def command_line() -> str:
-  """This process's command line, as a lock names it."""
-  return ' '.join([sys.argv[0] if sys.argv else 'python', *map(shlex.quote, sys.argv[1:])])
-
-
 def with_metrics_row(rows: list[dict], row: dict) -> list[dict]:
   """`rows` (metrics.jsonl's) with `row` added last, in place of any partial row of the same
   phase and epoch: a run stopped by train.max_steps inside an epoch evaluated it there
@@ -325,11 +163,11 @@ class Workdir:
     """Holds the workdir's lock (lock.json) inside the block: one training at a time.
 
     Taken before any other work and released on the way out, also on an exception or
-    Ctrl-C. A lock left by a killed process of this host is taken over (acquire_lock);
+    Ctrl-C. A lock left by a killed process of this host is taken over (locking.acquire);
     readers (export, evaluate, report) never take it. Within the process that holds it, a
     nested lock() is a no-op (the notebook's create() holds it around its training). On a
     local disk the lock is atomic; on GCS it is best effort (no exclusive creation there;
-    see _create_exclusive).
+    see locking.create_exclusive).
 
     Args:
       command: what the lock says holds it; None = this process's command line.
@@ -339,14 +177,14 @@ class Workdir:
         pid, start time and command, and how to remove the lock if it is gone).
     """
     path = self.file(LOCK)
-    if path in _HELD:
+    if locking.holds(path):
       yield
       return
-    text = acquire_lock(self.path, path, command=command or command_line())
+    text = locking.acquire(self.path, path, command=command or locking.command_line())
     try:
       yield
     finally:
-      release_lock(path, text)
+      locking.release(path, text)
 
   def exists(self, name: str) -> bool:
     return tf.io.gfile.exists(self.file(name))
