@@ -8,8 +8,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tftransfer import config as config_lib, errors
-from tftransfer.data import scan, sources, splits, tfds_source
-from tests.helpers import tiny_config, write_image_folder
+from tftransfer.data import scan, sources, splits, tfds_source, tfrecords
+from tests.helpers import MAX_IMAGE_PIXELS, tiny_config, write_image_folder
 from tests import image_variants
 
 
@@ -179,3 +179,42 @@ def test_a_validation_folder_needs_a_folder_tfrecord_or_manifest_source():
   config.data.source, config.data.path, config.data.split_column = 'csv', '/a.csv', 'split'
   with pytest.raises(ValueError, match='both say what to validate on; give one'):
     config_lib.validate(config)
+
+
+def _one_image_classes(root, *, big=()):
+  """A folder whose classes cat, dog (and frog unless it is in `big`) hold one image each,
+  and the classes of `big` ten."""
+  write_image_folder(root, classes=('cat', 'dog', 'frog'), per_class=1)
+  for label, name in enumerate(big):
+    write_image_folder(root, classes=(name,), per_class=10, seed=3 + label)
+  return root
+
+
+@pytest.mark.parametrize('source', ['folder', 'tfrecord'])
+def test_one_image_per_class_is_refused_naming_the_classes(tmp_path, source):
+  # Issue 28 kind 4: every class of one image left the validation split empty, and the run
+  # ended in a traceback in the feature pass (or in the audit), or in "val accuracy nan".
+  root = _one_image_classes(tmp_path / 'images')
+  path = root
+  if source == 'tfrecord':
+    path = tmp_path / 'records'
+    tfrecords.convert_folder(str(root), str(path), max_image_pixels=MAX_IMAGE_PIXELS)
+  config = tiny_config(data__source=source, data__path=str(path), data__val_fraction=0.2,
+                       data__max_examples_per_class=0)
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"validation split of .* is empty.*'cat' \(1 image\), 'dog' \(1 "
+                     r"image\), 'frog' \(1 image\).*Add images.*config.data.val_fraction=0"):
+    sources.load(config.data, seed=0)
+
+
+def test_the_classes_the_validation_split_lacks_are_named(tmp_path):
+  # A class of one image still trains (it cannot be validated): the warning and the data
+  # report name it; the other classes are split as before.
+  root = _one_image_classes(tmp_path / 'images', big=('frog',))
+  config = tiny_config(data__source='folder', data__path=str(root), data__val_fraction=0.2,
+                       data__max_examples_per_class=0)
+  data = sources.load(config.data, seed=0)
+  assert data.train.class_counts == (1, 1, 8) and data.val.class_counts == (0, 0, 2)
+  assert any("no image of 2 class(es): 'cat', 'dog'" in warning for warning in data.warnings)
+  assert data.report()['not_validated'] == ['cat', 'dog']
+  assert data.report()['warnings'] == list(data.warnings)

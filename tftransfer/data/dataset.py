@@ -72,10 +72,19 @@ class Data:
         'classes': [{'name': name, 'train': train, 'val': val} for name, train, val in zip(
             self.class_names, self.train.class_counts, self.val.class_counts)],
         'split_sizes': {'train': self.train.num_examples, 'val': self.val.num_examples},
+        # The classes never validated (all of them in a run without validation).
+        'not_validated': unvalidated(self.class_names, self.val.class_counts),
         'scan': self.scan,
         'exclusions': self.exclusions,
         'warnings': list(self.warnings),
     }
+
+
+def unvalidated(class_names, val_counts) -> list[str]:
+  """The classes with no example in the validation split (`val_counts`: int [C]): they train
+  but are never validated, e.g. a class of one image, which a carved split leaves to
+  training."""
+  return [name for name, count in zip(class_names, val_counts) if not count]
 
 
 def counts(labels: np.ndarray, num_classes: int) -> tuple[int, ...]:
