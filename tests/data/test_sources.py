@@ -125,8 +125,9 @@ def test_tfds_images_are_decoded_by_the_shared_decode(monkeypatch):
   def photos(builder, split, decoders=None, **kwargs):
     assert decoders and isinstance(decoders['image'], tfds.decode.SkipDecoding)
     return tf.data.Dataset.from_tensor_slices({
-        'id': tf.constant(['a', 'b']), 'image': tf.constant([photo, photo]),
-        'label': tf.constant([1, 2], tf.int64)})
+        # Two of each class: a class of one image would leave nothing to validate on.
+        'id': tf.constant(['a', 'b', 'c', 'd']), 'image': tf.constant([photo] * 4),
+        'label': tf.constant([1, 2, 1, 2], tf.int64)})
 
   config = config_lib.default_config()
   config.data.val_fraction = 0.5
@@ -218,3 +219,19 @@ def test_the_classes_the_validation_split_lacks_are_named(tmp_path):
   assert any("no image of 2 class(es): 'cat', 'dog'" in warning for warning in data.warnings)
   assert data.report()['not_validated'] == ['cat', 'dog']
   assert data.report()['warnings'] == list(data.warnings)
+
+
+def test_val_fraction_zero_trains_on_every_example(tmp_path):
+  # An explicit data.val_fraction=0 is a run without validation: no refusal, every example
+  # in training, for single-label classes and for several labels an image alike.
+  root = _one_image_classes(tmp_path / 'images', big=('frog',))
+  config = tiny_config(data__source='folder', data__path=str(root), data__val_fraction=0.0,
+                       data__max_examples_per_class=0)
+  config_lib.validate(config)
+  data = sources.load(config.data, seed=0)
+  assert data.train.class_counts == (1, 1, 10) and data.val.num_examples == 0
+  assert not data.validated and data.report()['validated'] is False
+  assert not any('no image of' in warning for warning in data.warnings)
+  targets = np.random.default_rng(0).random((40, 3)) < 0.5
+  train, val = splits.iterative_stratified_split(targets, val_fraction=0.0, seed=0)
+  assert list(train) == list(range(40)) and not len(val)

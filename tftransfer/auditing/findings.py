@@ -93,9 +93,15 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray,
   near = duplicates.near_groups(len(items.paths), pairs)
 
   started = time.time()
-  probabilities = label_errors.out_of_fold_probabilities(
-      features, items.labels, len(items.class_names), folds=settings.folds,
-      regularization=settings.regularization, seed=seed)
+  # The label model judges each image by a fit on other images of its class: with no class
+  # of two images (a run without validation on one image a class) there are none.
+  judged = np.bincount(items.labels).max(initial=0) >= 2
+  if judged:
+    probabilities = label_errors.out_of_fold_probabilities(
+        features, items.labels, len(items.class_names), folds=settings.folds,
+        regularization=settings.regularization, seed=seed)
+  else:
+    probabilities = np.eye(len(items.class_names), dtype=np.float32)[items.labels]
   labels = label_errors.score(probabilities, items.labels)
   seconds['label_model'] = time.time() - started
   outliers = outliers_lib.score(embeddings, items.labels, len(items.class_names),
@@ -148,12 +154,21 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray,
       'label_model_accuracy': round(labels.accuracy, 4),
       'outliers_flagged': int(is_outlier.sum()),
   }
+  if not judged:
+    for key in ('label_errors_flagged', 'label_model_accuracy'):
+      del findings['counts'][key]
+    findings['not_judged'] = {'label_errors': LABELS_NOT_JUDGED}
   findings['settings'] = {key: settings[key] for key in sorted(settings.keys())
                           if key != 'in_training'}
   findings['seconds'] = {key: round(value, 2) for key, value in seconds.items()}
   logging.info('Audit of %d images: neighbour search %.1f s, label model %.1f s.',
                len(items.paths), seconds['neighbour_search'], seconds['label_model'])
   return findings
+
+
+# Why an audit with no class of two images lists no label errors.
+LABELS_NOT_JUDGED = ('not judged: no class has two images, and the label model judges an '
+                     "image by the other images of its class")
 
 
 def summary(findings: dict) -> str:

@@ -58,6 +58,10 @@ def load(data: ml_collections.ConfigDict, *, seed: int,
       loaded.class_names, loaded.train.class_counts, ratio=data.imbalance_warning_ratio)
   for warning in warnings:
     logging.warning('%s', warning)
+  if not loaded.val.num_examples:
+    logging.info('No validation (config.data.val_fraction=0): every epoch trains on all %d '
+                 'examples, nothing is validated, early stopping is off and the result is '
+                 'the last epoch.', loaded.train.num_examples)
   return dataclasses.replace(loaded, warnings=warnings)
 
 
@@ -98,7 +102,8 @@ def require_validation(class_names, train_counts, val_counts, description: str, 
   if sum(val_counts) or not val_fraction:
     return
   small = [f'{name!r} ({count} image{"" if count == 1 else "s"})'
-           for name, count, held in zip(class_names, train_counts, val_counts) if not held]
+           for name, count, held in zip(class_names, train_counts, val_counts)
+           if count and not held]
   raise errors.InvalidValueError(
       f'The validation split of {description} is empty: no class has an image to hold '
       f'out for it ({", ".join(small)}; a class needs at least 2). Add images to those '
