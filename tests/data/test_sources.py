@@ -191,7 +191,7 @@ def _one_image_classes(root, *, big=()):
   return root
 
 
-@pytest.mark.parametrize('source', ['folder', 'tfrecord'])
+@pytest.mark.parametrize('source', ['folder', 'tfrecord', 'csv'])
 def test_one_image_per_class_is_refused_naming_the_classes(tmp_path, source):
   # Issue 28 kind 4: every class of one image left the validation split empty, and the run
   # ended in a traceback in the feature pass (or in the audit), or in "val accuracy nan".
@@ -200,6 +200,10 @@ def test_one_image_per_class_is_refused_naming_the_classes(tmp_path, source):
   if source == 'tfrecord':
     path = tmp_path / 'records'
     tfrecords.convert_folder(str(root), str(path), max_image_pixels=MAX_IMAGE_PIXELS)
+  if source == 'csv':
+    path = tmp_path / 'labels.csv'
+    path.write_text('path,label\n' + ''.join(
+        f'images/{name}/0.png,{name}\n' for name in ('cat', 'dog', 'frog')))
   config = tiny_config(data__source=source, data__path=str(path), data__val_fraction=0.2,
                        data__max_examples_per_class=0)
   with pytest.raises(errors.InvalidValueError,
