@@ -239,3 +239,14 @@ def test_val_fraction_zero_trains_on_every_example(tmp_path):
   targets = np.random.default_rng(0).random((40, 3)) < 0.5
   train, val = splits.iterative_stratified_split(targets, val_fraction=0.0, seed=0)
   assert list(train) == list(range(40)) and not len(val)
+
+
+def test_an_empty_validation_split_of_larger_classes_is_refused_without_blaming_their_size():
+  # Records converted with a split column that marks no image as validation: the classes
+  # are not too small, the split was given empty.
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"is empty \(2 classes have training images, none has a validation "
+                     r"image\)\. Mark some.*config.data.val_fraction=0"):
+    sources.require_validation(('cat', 'dog'), (5, 1), (0, 0), 'records', val_fraction=0.1)
+  sources.require_validation(('cat', 'dog'), (5, 1), (0, 0), 'records', val_fraction=0.0)
+  sources.require_validation(('cat', 'dog'), (5, 1), (1, 0), 'records', val_fraction=0.1)

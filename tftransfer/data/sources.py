@@ -104,12 +104,18 @@ def require_validation(class_names, train_counts, val_counts, description: str, 
   small = [f'{name!r} ({count} image{"" if count == 1 else "s"})'
            for name, count, held in zip(class_names, train_counts, val_counts)
            if count and not held]
+  without = ('train without validation with config.data.val_fraction=0 (the result is then '
+             'the last epoch).')
+  if max(train_counts, default=0) > 1:  # not for lack of images: a split given empty
+    raise errors.InvalidValueError(
+        f'The validation split of {description} is empty ({len(small)} classes have '
+        'training images, none has a validation image). Mark some images as validation '
+        f'(a split column), validate on other data with config.data.val_path, or {without}')
   raise errors.InvalidValueError(
       f'The validation split of {description} is empty: no class has an image to hold '
       f'out for it ({", ".join(small)}; a class needs at least 2). Add images to those '
       'classes, validate on other data with '
-      'config.data.val_path, or train without validation with config.data.val_fraction=0 '
-      '(the result is then the last epoch).')
+      f'config.data.val_path, or {without}')
 
 
 def unvalidated_warnings(class_names, val_counts, num_val: int) -> tuple[str, ...]:
