@@ -258,6 +258,7 @@ def test_a_run_without_validation_trains_every_epoch_and_keeps_the_last(tmp_path
   assert final['stopped_early'] == [] and final['epochs'] == 3
   assert final['selected']['phase'] == 'finetune' and final['selected']['epoch'] == 1
   assert 'no validation' in final['selected']['description']
+  assert final['selected']['metric'] is None  # no metric chose it
   assert json.loads((workdir / 'final_metrics.json').read_text())['validated'] is False
   rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert len(rows) == 3 and not any(key.startswith('val_') for row in rows for key in row)

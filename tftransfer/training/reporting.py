@@ -193,7 +193,8 @@ class Reporter:
         **{key: chosen[key] for key in ('val_accuracy', 'val_loss', 'val_balanced_accuracy',
                                         'val_recall', 'val_map', 'val_label_recall')
            if key in chosen},
-        'selected': {'metric': metric, 'description': description, 'step': chosen['step'],
+        'selected': {'metric': metric if validated else None, 'description': description,
+                     'step': chosen['step'],
                      **{key: chosen[key] for key in ('phase', 'epoch') if key in chosen}},
         'validated': validated, 'last': last_metrics, 'stopped_early': stopped_early,
         'step': step, 'wall_seconds': rows[-1]['wall_seconds'] if rows else 0.0,
