@@ -143,7 +143,8 @@ FIELDS: tuple[Field, ...] = (
        split if it has one, else 'carve'. 'auto' never picks 'test': a test split is for
        judging, not for choosing checkpoints."""),
     _f('data.val_fraction', 0.1, number(0, 1, high_open=True), """Fraction of each class held
-       out for validation when the split is carved from train."""),
+       out for validation when the split is carved from train; 0 = no validation (the run's
+       result is its last epoch, early stopping off)."""),
     _f('data.val_path', '', TEXT, """A folder (source='folder'), TFRecord directory
        (source='tfrecord') or manifest read with the same columns (source='csv') to
        validate on instead of carving data.val_fraction from data.path: its classes must be
@@ -405,10 +406,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(bool(data.path), f"config.data.source={data.source!r} needs config.data.path, "
            + ('e.g. --config.data.path=/data/labels.csv.' if data.source == 'csv' else
               'e.g. --config.data.path=/data/my_images.'))
-    _check(data.val_fraction > 0 or bool(data.val_path) or bool(data.split_column),
-           f'config.data.val_fraction=0 leaves a {data.source} source nothing to validate on '
-           '(it has no validation split); use e.g. 0.1, a folder to validate on with '
-           'config.data.val_path, or a manifest\'s config.data.split_column.')
   _check(not data.val_path or data.source in ('folder', 'tfrecord', 'csv'),
          f'config.data.val_path={data.val_path!r} names a folder, TFRecord directory or '
          f"manifest to validate on; it needs config.data.source='folder', 'tfrecord' or "

@@ -8,6 +8,8 @@ comes here; the workdir's files themselves are workdir.py, the run's plan plan.p
     restore(W)                               W's model with a checkpoint's weights (by default
                                              its selected, best epoch), in float32
     run_data(W, config)                      the data W trained on, split as it was
+    require_validation(W, uses, fix)         refuses what measures on W's validation split
+                                             when W trained without one (val_fraction=0)
     judged_data(path, class_names)           a folder or manifest of images judged by a model:
                                              its classes matched to the model's by name
                                              (data/dataset.py's class_labels, the one rule)
@@ -145,6 +147,26 @@ def run_data(workdir: str, config: ml_collections.ConfigDict) -> dataset.Data:
         'validation split would no longer be the images it held out (some may be training '
         'images). Use the data as it was, or judge a separate test folder (evaluate --data).')
   return data
+
+
+def require_validation(workdir: str, *, uses: str, fix: str) -> None:
+  """Refuses, before any work, what measures on the validation split of the run in
+  `workdir` when the run trained without one (config.data.val_fraction=0).
+
+  Args:
+    workdir: the training run.
+    uses: what needs the split, e.g. 'to evaluate on'.
+    fix: what to do instead, one sentence.
+
+  Raises:
+    errors.InvalidValueError: the run has no validation split.
+  """
+  summary = Workdir(workdir, create=False).read_json(workdir_lib.DATA) or {}
+  size = summary.get('val_size', sum(summary.get('val_counts', [1])))
+  if not size:
+    raise errors.InvalidValueError(
+        f'The run in {workdir} trained without validation (config.data.val_fraction=0), so '
+        f'it has no validation split {uses}. {fix}')
 
 
 def judged_data(path: str, class_names: tuple[str, ...], *, max_pixels: int,

@@ -8,8 +8,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tftransfer import config as config_lib, errors
-from tftransfer.data import scan, sources, splits, tfds_source
-from tests.helpers import tiny_config, write_image_folder
+from tftransfer.data import scan, sources, splits, tfds_source, tfrecords
+from tests.helpers import MAX_IMAGE_PIXELS, tiny_config, write_image_folder
 from tests import image_variants
 
 
@@ -125,8 +125,9 @@ def test_tfds_images_are_decoded_by_the_shared_decode(monkeypatch):
   def photos(builder, split, decoders=None, **kwargs):
     assert decoders and isinstance(decoders['image'], tfds.decode.SkipDecoding)
     return tf.data.Dataset.from_tensor_slices({
-        'id': tf.constant(['a', 'b']), 'image': tf.constant([photo, photo]),
-        'label': tf.constant([1, 2], tf.int64)})
+        # Two of each class: a class of one image would leave nothing to validate on.
+        'id': tf.constant(['a', 'b', 'c', 'd']), 'image': tf.constant([photo] * 4),
+        'label': tf.constant([1, 2, 1, 2], tf.int64)})
 
   config = config_lib.default_config()
   config.data.val_fraction = 0.5
@@ -179,3 +180,73 @@ def test_a_validation_folder_needs_a_folder_tfrecord_or_manifest_source():
   config.data.source, config.data.path, config.data.split_column = 'csv', '/a.csv', 'split'
   with pytest.raises(ValueError, match='both say what to validate on; give one'):
     config_lib.validate(config)
+
+
+def _one_image_classes(root, *, big=()):
+  """A folder whose classes cat, dog (and frog unless it is in `big`) hold one image each,
+  and the classes of `big` ten."""
+  write_image_folder(root, classes=('cat', 'dog', 'frog'), per_class=1)
+  for label, name in enumerate(big):
+    write_image_folder(root, classes=(name,), per_class=10, seed=3 + label)
+  return root
+
+
+@pytest.mark.parametrize('source', ['folder', 'tfrecord', 'csv'])
+def test_one_image_per_class_is_refused_naming_the_classes(tmp_path, source):
+  # Issue 28 kind 4: every class of one image left the validation split empty, and the run
+  # ended in a traceback in the feature pass (or in the audit), or in "val accuracy nan".
+  root = _one_image_classes(tmp_path / 'images')
+  path = root
+  if source == 'tfrecord':
+    path = tmp_path / 'records'
+    tfrecords.convert_folder(str(root), str(path), max_image_pixels=MAX_IMAGE_PIXELS)
+  if source == 'csv':
+    path = tmp_path / 'labels.csv'
+    path.write_text('path,label\n' + ''.join(
+        f'images/{name}/0.png,{name}\n' for name in ('cat', 'dog', 'frog')))
+  config = tiny_config(data__source=source, data__path=str(path), data__val_fraction=0.2,
+                       data__max_examples_per_class=0)
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"validation split of .* is empty.*'cat' \(1 image\), 'dog' \(1 "
+                     r"image\), 'frog' \(1 image\).*Add images.*config.data.val_fraction=0"):
+    sources.load(config.data, seed=0)
+
+
+def test_the_classes_the_validation_split_lacks_are_named(tmp_path):
+  # A class of one image still trains (it cannot be validated): the warning and the data
+  # report name it; the other classes are split as before.
+  root = _one_image_classes(tmp_path / 'images', big=('frog',))
+  config = tiny_config(data__source='folder', data__path=str(root), data__val_fraction=0.2,
+                       data__max_examples_per_class=0)
+  data = sources.load(config.data, seed=0)
+  assert data.train.class_counts == (1, 1, 8) and data.val.class_counts == (0, 0, 2)
+  assert any("no image of 2 class(es): 'cat', 'dog'" in warning for warning in data.warnings)
+  assert data.report()['not_validated'] == ['cat', 'dog']
+  assert data.report()['warnings'] == list(data.warnings)
+
+
+def test_val_fraction_zero_trains_on_every_example(tmp_path):
+  # An explicit data.val_fraction=0 is a run without validation: no refusal, every example
+  # in training, for single-label classes and for several labels an image alike.
+  root = _one_image_classes(tmp_path / 'images', big=('frog',))
+  config = tiny_config(data__source='folder', data__path=str(root), data__val_fraction=0.0,
+                       data__max_examples_per_class=0)
+  config_lib.validate(config)
+  data = sources.load(config.data, seed=0)
+  assert data.train.class_counts == (1, 1, 10) and data.val.num_examples == 0
+  assert not data.validated and data.report()['validated'] is False
+  assert not any('no image of' in warning for warning in data.warnings)
+  targets = np.random.default_rng(0).random((40, 3)) < 0.5
+  train, val = splits.iterative_stratified_split(targets, val_fraction=0.0, seed=0)
+  assert list(train) == list(range(40)) and not len(val)
+
+
+def test_an_empty_validation_split_of_larger_classes_is_refused_without_blaming_their_size():
+  # Records converted with a split column that marks no image as validation: the classes
+  # are not too small, the split was given empty.
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"is empty \(2 classes have training images, none has a validation "
+                     r"image\)\. Mark some.*config.data.val_fraction=0"):
+    sources.require_validation(('cat', 'dog'), (5, 1), (0, 0), 'records', val_fraction=0.1)
+  sources.require_validation(('cat', 'dog'), (5, 1), (0, 0), 'records', val_fraction=0.0)
+  sources.require_validation(('cat', 'dog'), (5, 1), (1, 0), 'records', val_fraction=0.1)

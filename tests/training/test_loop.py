@@ -14,7 +14,7 @@ from tftransfer.data import features
 from tftransfer.model import backbones, transfer
 from tftransfer import errors, restore, runtime, workdir as workdir_lib
 from tftransfer.training import interrupts, loop, state
-from tests.helpers import tiny_config, tiny_run_config
+from tests.helpers import tiny_config, tiny_run_config, write_image_folder
 
 
 def _trained_backbone(workdir):
@@ -222,13 +222,9 @@ def test_bad_values_fail_before_any_work(tmp_path):
     loop.train_and_evaluate(tiny_config(model__backbone='resnet'), str(tmp_path / 'b'))
   with pytest.raises(ValueError, match='too small'):
     loop.train_and_evaluate(tiny_config(model__backbone='xception'), str(tmp_path / 'c'))
-  with pytest.raises(ValueError, match='nothing to validate on'):
-    loop.train_and_evaluate(
-        tiny_config(data__source='folder', data__path=str(tmp_path), data__val_fraction=0.0),
-        str(tmp_path / 'e'))
   with pytest.raises(ValueError, match='larger than the training split'):
     loop.train_and_evaluate(tiny_config(train__batch_size=64), str(tmp_path / 'd'))
-  assert not (tmp_path / 'a').exists() and not (tmp_path / 'e').exists()
+  assert not (tmp_path / 'a').exists()
   # Found only once the data is loaded, yet it does not lock the workdir to the bad value.
   assert not (tmp_path / 'd' / 'config.json').exists()
   assert loop.train_and_evaluate(tiny_config(train__max_steps=1),
@@ -312,3 +308,38 @@ def test_training_holds_the_workdir_lock_and_releases_it_however_it_ends(tmp_pat
     signal.signal(signal.SIGTERM, before)
   assert stopped.value.exit_code == 143
   assert not (tmp_path / 'stopped' / workdir_lib.LOCK).exists()
+
+
+def test_a_run_without_validation_trains_every_epoch_and_keeps_the_last(tmp_path):
+  # Issue 28 kind 4: data.val_fraction=0 on classes of one image each asks for a run without
+  # validation. The feature pass and the audit must not trip on the empty split, early
+  # stopping must not end a phase (nothing measures progress), and the result is the last
+  # epoch, said in final_metrics.json: never a traceback, never a NaN accuracy.
+  from tftransfer.auditing import run as audit_run  # pylint: disable=g-import-not-at-top
+  from tftransfer.evaluation import predictions  # pylint: disable=g-import-not-at-top
+  from tftransfer.serving import export  # pylint: disable=g-import-not-at-top
+  root = write_image_folder(tmp_path / 'images', per_class=1)
+  config = tiny_config(data__source='folder', data__path=str(root), data__val_fraction=0.0,
+                       data__max_examples_per_class=0, train__batch_size=2,
+                       train__head_epochs=2, train__finetune_epochs=1,
+                       train__early_stopping_patience=1)
+  workdir = tmp_path / 'run'
+  final = loop.train_and_evaluate(config, str(workdir),
+                                  hooks=loop.Hooks(features_ready=audit_run.in_training))
+  assert final['validated'] is False and not any(key.startswith('val_') for key in final)
+  assert final['stopped_early'] == [] and final['epochs'] == 3
+  assert final['selected']['phase'] == 'finetune' and final['selected']['epoch'] == 1
+  assert 'no validation' in final['selected']['description']
+  assert final['selected']['metric'] is None  # no metric chose it
+  assert json.loads((workdir / 'final_metrics.json').read_text())['validated'] is False
+  rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert len(rows) == 3 and not any(key.startswith('val_') for row in rows for key in row)
+  audit = json.loads((workdir / 'audit.json').read_text())
+  assert audit['counts']['images'] == 3 and 'label_errors' in audit['not_judged']
+  # What measures on the validation split refuses in one line, before restoring anything.
+  with pytest.raises(errors.InvalidValueError, match='trained without validation.*--data='):
+    predictions.predict_workdir(str(workdir))
+  with pytest.raises(errors.InvalidValueError,
+                     match='trained without validation.*--format=saved_model'):
+    export.export(str(workdir), str(tmp_path / 'export'), formats='saved_model,tflite')
+  assert not (tmp_path / 'export').exists()

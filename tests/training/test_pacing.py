@@ -77,3 +77,12 @@ def test_no_progress_ends_a_phase_after_patience_epochs():
   assert pacing.no_progress(rows, phase='finetune', metric='val_accuracy', patience=3) == ''
   assert pacing.no_progress(rows, phase='finetune', metric='val_accuracy', patience=2) == (
       'no better val_accuracy in 2 epochs (train.early_stopping_patience)')
+
+
+def test_without_validation_no_phase_ends_for_lack_of_progress():
+  # Issue 28 kind 4: a run without validation (data.val_fraction=0) has rows without val_*;
+  # nothing measures an improvement, so early stopping must not end its phases.
+  rows = [{'phase': 'head', 'step': 5, 'train_loss': 1.0},
+          {'phase': 'finetune', 'step': 10, 'train_loss': 0.9},
+          {'phase': 'finetune', 'step': 15, 'train_loss': 0.8}]
+  assert pacing.no_progress(rows, phase='finetune', metric='val_accuracy', patience=1) == ''

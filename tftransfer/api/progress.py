@@ -115,7 +115,7 @@ class Display:
     if self._bar is not None:
       if 'val_map' in row:  # multi-label: mean average precision, not exact match
         self._postfix['val_mAP'] = f'{row["val_map"]:.4f}'
-      else:
+      elif 'val_accuracy' in row:  # absent without validation (data.val_fraction=0)
         self._postfix['val_acc'] = f'{row["val_accuracy"]:.4f}'
       self._bar.set_postfix(self._postfix, refresh=True)
 

@@ -82,11 +82,18 @@ FEATURE_FINDINGS = ('label_errors', 'outliers')  # the findings that rest on fea
 
 def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarray,
                         neighbours, settings, seed: int) -> tuple[list, list, dict, float]:
-  """(label-error suspects, outliers, their counts, the label model's seconds)."""
+  """(label-error suspects, outliers, their counts, the label model's seconds); without a
+  class of two images no label-error counts (the caller says they are not judged)."""
   started = time.time()
-  probabilities = label_errors.out_of_fold_probabilities(
-      features, items.labels, len(items.class_names), folds=settings.folds,
-      regularization=settings.regularization, seed=seed)
+  # The label model judges each image by a fit on other images of its class: with no class
+  # of two images (a run without validation on one image a class) there are none.
+  judged = np.bincount(items.labels).max(initial=0) >= 2
+  if judged:
+    probabilities = label_errors.out_of_fold_probabilities(
+        features, items.labels, len(items.class_names), folds=settings.folds,
+        regularization=settings.regularization, seed=seed)
+  else:
+    probabilities = np.eye(len(items.class_names), dtype=np.float32)[items.labels]
   labels = label_errors.score(probabilities, items.labels)
   seconds = time.time() - started
   outliers = outliers_lib.score(embeddings, items.labels, len(items.class_names),
@@ -105,8 +112,8 @@ def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarr
             'centroid_similarity': round(float(outliers.centroid_similarity[i]), 4),
             'neighbour_similarity': round(float(outliers.neighbour_similarity[i]), 4)}
            for i in outlying[:listed]],
-          {'label_errors_flagged': len(suspects),
-           'label_model_accuracy': round(labels.accuracy, 4),
+          {**({'label_errors_flagged': len(suspects),
+               'label_model_accuracy': round(labels.accuracy, 4)} if judged else {}),
            'outliers_flagged': int(is_outlier.sum())}, seconds)
 
 
@@ -174,12 +181,19 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
   }
   if features is None:
     findings['not_judged'] = {kind: UNTRAINED_BACKBONE for kind in FEATURE_FINDINGS}
+  elif 'label_model_accuracy' not in feature_counts:
+    findings['not_judged'] = {'label_errors': LABELS_NOT_JUDGED}
   findings['settings'] = {key: settings[key] for key in sorted(settings.keys())
                           if key != 'in_training'}
   findings['seconds'] = {key: round(value, 2) for key, value in seconds.items()}
   logging.info('Audit of %d images: neighbour search %.1f s, label model %.1f s.',
                len(items.paths), seconds['neighbour_search'], seconds['label_model'])
   return findings
+
+
+# Why an audit with no class of two images lists no label errors.
+LABELS_NOT_JUDGED = ('not judged: no class has two images, and the label model judges an '
+                     "image by the other images of its class")
 
 
 def summary(findings: dict) -> str:

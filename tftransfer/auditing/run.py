@@ -38,8 +38,10 @@ _VERSION = 1  # of audit.json's shape
 
 def _items(data: dataset.Data, test: Split | None
            ) -> tuple[list[str], list[str], list[Split]]:
-  """(path or name of each image, its split's name, the splits) in audit order."""
+  """(path or name of each image, its split's name, the splits) in audit order; a split
+  without examples (the validation split of a run without validation) is left out."""
   splits = [('train', data.train), ('val', data.val)] + ([('test', test)] if test else [])
+  splits = [(name, split) for name, split in splits if split.num_examples]
   paths, names = [], []
   for name, split in splits:
     if split.paths is not None:
@@ -79,13 +81,16 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
       [descriptors_lib.compute(split, crop=settings.near_duplicate_crop) for split in splits])
   decode_seconds = time.time() - started
   started = time.time()
-  computed = list(features or ()) if trained_backbone else []
+  # The given features are (train, validation)'s, an empty split's among them; none are
+  # computed for a backbone with random weights.
+  computed = [part for part, split in zip(features or (), (data.train, data.val))
+              if split.num_examples] if trained_backbone else []
   for split in splits[len(computed):] if trained_backbone else ():
     computed.append(features_lib.compute_features(extract, split, image_size=image_size,
                                                   batch_size=batch_size))
   feature_seconds = time.time() - started
   labels = (np.concatenate([labels for _, labels in computed]) if trained_backbone else
-            np.concatenate([_labels(split) for split in splits]))
+            np.concatenate([_labels(split) for split in splits if split.num_examples]))
   class_names = data.class_names
   if labels.ndim == 2:
     labels, class_names = tag_sets(labels, class_names)

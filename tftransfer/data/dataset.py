@@ -55,6 +55,12 @@ class Data:
   exclusions: dict | None = None  # what config.data.exclude_file left out (exclusions.py)
   multi_label: bool = False  # labels are multi-hot: an image may have several
 
+  @property
+  def validated(self) -> bool:
+    """Whether there is a validation split: sources.load refuses an empty one unless
+    config.data.val_fraction=0 asked for a run without validation."""
+    return self.val.num_examples > 0
+
   def summary(self) -> dict:
     """The workdir's data.json: class names (export and predict read them) and split sizes."""
     summary = {'class_names': list(self.class_names), 'description': self.description,
@@ -72,10 +78,20 @@ class Data:
         'classes': [{'name': name, 'train': train, 'val': val} for name, train, val in zip(
             self.class_names, self.train.class_counts, self.val.class_counts)],
         'split_sizes': {'train': self.train.num_examples, 'val': self.val.num_examples},
+        'validated': self.validated,
+        # The classes never validated (all of them in a run without validation).
+        'not_validated': unvalidated(self.class_names, self.val.class_counts),
         'scan': self.scan,
         'exclusions': self.exclusions,
         'warnings': list(self.warnings),
     }
+
+
+def unvalidated(class_names, val_counts) -> list[str]:
+  """The classes with no example in the validation split (`val_counts`: int [C]): they train
+  but are never validated, e.g. a class of one image, which a carved split leaves to
+  training."""
+  return [name for name, count in zip(class_names, val_counts) if not count]
 
 
 def counts(labels: np.ndarray, num_classes: int) -> tuple[int, ...]:

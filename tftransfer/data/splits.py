@@ -60,15 +60,16 @@ def train_val_indices(labels: np.ndarray, data: ml_collections.ConfigDict, seed:
     seed: seeds the split and the cap.
 
   Returns:
-    Sorted (train_indices, val_indices) into `labels`.
+    Sorted (train_indices, val_indices) into `labels`; no val_indices when data.val_fraction
+    is 0 (a run without validation).
 
   Raises:
-    ValueError: data.val_fraction is not in (0, 1).
+    errors.InvalidValueError: data.val_fraction is not in [0, 1).
   """
-  if not 0 < data.val_fraction < 1:
+  if not 0 <= data.val_fraction < 1:
     raise errors.InvalidValueError(
-        f'config.data.val_fraction={data.val_fraction} must be in (0, 1) to carve '
-        'a validation split from the training data.')
+        f'config.data.val_fraction={data.val_fraction} must be in [0, 1) to carve '
+        'a validation split from the training data (0 = no validation).')
   train, val = stratified_split(labels, val_fraction=data.val_fraction, seed=seed)
   return cap_per_class(train, labels, max_per_class=data.max_examples_per_class, seed=seed), val
 
@@ -84,11 +85,11 @@ def iterative_stratified_split(targets: np.ndarray, *, val_fraction: float,
 
   Args:
     targets: bool or 0/1 [N, num_labels].
-    val_fraction: in (0, 1).
+    val_fraction: in [0, 1).
     seed: seeds the order of ties.
 
   Returns:
-    Sorted (train_indices, val_indices).
+    Sorted (train_indices, val_indices); every example trains when `val_fraction` is 0.
   """
   targets = np.asarray(targets) > 0
   rng = np.random.default_rng(seed)

@@ -78,6 +78,9 @@ def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | i
     errors.UserError: no run, an unfinished run (unless allow_unfinished), changed data, a
       folder of other classes.
   """
+  if data == VALIDATION:
+    restore.require_validation(workdir, uses='to judge', fix=(
+        'Judge a test folder or manifest of its classes with --data=PATH.'))
   trained = restore.restore(workdir, checkpoint=checkpoint, allow_unfinished=allow_unfinished)
   if data == VALIDATION:
     loaded = restore.run_data(workdir, trained.config)

@@ -286,6 +286,11 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
         f'free one is {next_version(export_dir)}) or pass --overwrite. To add tflite or keras '
         f'files beside its SavedModel without publishing a new serving version: '
         f'--version={version} --format=tflite (without saved_model).')
+  if formats != ('saved_model',):
+    restore.require_validation(workdir, uses=(
+        f'to measure {", ".join(name for name in formats if name != "saved_model")} against '
+        'the SavedModel on'), fix=('Export the SavedModel alone (--format=saved_model), or '
+                                   'train with a validation split.'))
   trained = restore.restore(workdir, checkpoint=checkpoint, allow_unfinished=allow_unfinished)
   if top_k:
     config = config_lib.copy_config(trained.config)

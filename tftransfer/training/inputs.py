@@ -6,6 +6,7 @@ from typing import Callable, NamedTuple
 
 from absl import logging
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tftransfer import plan as plan_lib
@@ -18,17 +19,22 @@ class PhaseInputs(NamedTuple):
   """What a phase's loop runs: a model, its training batches, and its validation."""
   forward: keras.Model  # inputs -> float32 logits; what the phase's steps train
   batches: tf.distribute.DistributedDataset  # endless, shuffled, augmented for images
-  evaluate: Callable[[], steps.Sums]  # the validation split's sums through `forward`
+  # The validation split's sums through `forward`; None without validation (val_fraction=0).
+  evaluate: Callable[[], steps.Sums | None]
   # ((train features, labels), (validation features, labels)) when the phase computed them
   # (this worker's shard), for the data audit to reuse; None otherwise.
   features: tuple | None = None
 
 
 class Validation:
-  """The validation images, distributed and cached once for every evaluation of a run."""
+  """The validation images, distributed and cached once for every evaluation of a run;
+  calling it gives None when there are none (a run without validation)."""
 
   def __init__(self, setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data,
                model: keras.Model):
+    self.validated = data.validated
+    if not self.validated:
+      return
     config = setup.config
     strategy = setup.runtime.strategy
     cache = pipeline.use_memory_cache(config.data.cache, data.val, plan.image_size)
@@ -42,7 +48,9 @@ class Validation:
     self.step = (steps.make_scores_step if self.multi_label else steps.make_eval_step)(
         strategy, model, self.num_classes)  # one per model
 
-  def __call__(self) -> steps.Sums | steps.Scores:
+  def __call__(self) -> steps.Sums | steps.Scores | None:
+    if not self.validated:
+      return None
     if self.multi_label:
       return steps.evaluate_scores(self.step, self.batches)
     return steps.evaluate(self.step, self.batches, self.num_classes)
@@ -80,7 +88,10 @@ def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data
   train_features, val_features = (
       features.compute_features(extract, split, image_size=plan.image_size,
                                 batch_size=config.train.batch_size, input_context=local)
-      for split in (data.train, data.val))
+      if split.num_examples else None for split in (data.train, data.val))
+  if val_features is None:  # no validation: no examples, of the training features' shapes
+    val_features = tuple(np.zeros((0,) + array.shape[1:], array.dtype)
+                         for array in train_features)
   logging.info('Features ready in %.1f s.', time.time() - started)
 
   def distributed(arrays, seed):
@@ -94,6 +105,8 @@ def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data
       rt.strategy, model.head, num_classes)
 
   def evaluate():
+    if not data.validated:
+      return None
     batches = distributed(val_features, None)
     if multi_label:
       return steps.evaluate_scores(step, batches)

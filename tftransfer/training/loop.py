@@ -11,7 +11,8 @@
     5. fine-tune phase: top layers unfrozen at a lower rate, BatchNorm frozen;
        every epoch ends with an evaluation; the best epoch by train.select_metric is kept as
        the run's result (selection.py), and a phase can end early (pacing.py: no improvement
-       for train.early_stopping_patience epochs, or the time budget);
+       for train.early_stopping_patience epochs, or the time budget); without validation
+       (data.val_fraction=0) nothing is evaluated and the result is the last epoch;
     6. write final_metrics.json and the selected epoch's backbone.weights.h5.
 
 What a step computes is steps.py; what each phase trains on, inputs.py; when every worker
@@ -174,6 +175,10 @@ def _train(run: Run) -> dict:
                     or 'the start (no checkpoint yet)')
       raise
   final = state.finish(run)
+  if not final['validated']:
+    logging.info('Finished without validation: the result is %s, after %d steps (%s).',
+                 final['selected']['description'], final['step'], run.workdir.path)
+    return final
   metric = run.plan.select_metric if run.plan.select_metric in final else 'val_accuracy'
   logging.info('Finished: %s %.4f (%s) after %d steps (%s).', metric, final[metric],
                final['selected']['description'], final['step'], run.workdir.path)

@@ -80,7 +80,10 @@ def out_of_time(plan: plan_lib.Plan, *, step: int, epoch_end: int, reading: Read
 
 def no_progress(rows: list[dict], *, phase: str, metric: str, patience: int) -> str:
   """Why `phase` must end now, after its latest epoch ('' = it need not): `patience` (> 0)
-  of its epochs without a new best `metric` (train.early_stopping_patience; 0 = never)."""
+  of its epochs without a new best `metric` (train.early_stopping_patience; 0 = never).
+  Never without validation (no row has `metric`): nothing measures an improvement."""
+  if not any(metric in row for row in rows):
+    return ''
   if patience and selection.epochs_without_improvement(rows, metric, phase) >= patience:
     return f'no better {metric} in {patience} epochs (train.early_stopping_patience)'
   return ''

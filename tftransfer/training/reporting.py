@@ -28,6 +28,21 @@ def weights_digest(model: keras.Model) -> str:
   return digest.hexdigest()[:16]
 
 
+def _val_metrics(val) -> dict:
+  """A metrics row's val_* fields from validation sums or scores; {} for None (no
+  validation)."""
+  if val is None:
+    return {}
+  recall = [None if np.isnan(value) else round(float(value), 5) for value in val.recall]
+  metrics = {'val_loss': round(val.mean_loss, 5), 'val_accuracy': round(val.accuracy, 5)}
+  if 'val_map' in _map(val):
+    # Multi-label: accuracy is exact match (every label right at 0.5) and each label's
+    # recall at 0.5; a mean of those recalls is no balanced accuracy.
+    return {**metrics, 'val_label_recall': recall, **_map(val)}
+  return {**metrics, 'val_balanced_accuracy': round(val.balanced_accuracy, 5),
+          'val_recall': recall}
+
+
 def _map(val) -> dict:
   """{'val_map': the mean average precision} of a multi-label evaluation; {} otherwise."""
   value = getattr(val, 'mean_average_precision', None)
@@ -105,25 +120,21 @@ class Reporter:
       epoch: 0-based epoch within the phase.
       step: the global step at the epoch's end.
       train: the epoch's training sums (with augmentation, dropout, label smoothing).
-      val: the validation sums at the epoch's end.
+      val: the validation sums at the epoch's end; None without validation (the row then
+        has no val_* keys).
       seconds: the epoch's wall time, evaluation included.
       train_seconds: the time spent in training steps alone (for images/sec).
       learning_rate: at the epoch's end.
       partial: whether the run stops before the epoch's end (train.max_steps).
     """
     previous = self.run.read_metrics()
-    recall = [None if np.isnan(value) else round(float(value), 5) for value in val.recall]
     multi_label = 'val_map' in _map(val)
     row = {
         'phase': phase.name, 'epoch': epoch + 1, 'epochs': phase.epochs, 'step': step,
         'seconds': round(seconds, 2),
         'wall_seconds': round((previous[-1]['wall_seconds'] if previous else 0) + seconds, 2),
         'train_loss': round(train.mean_loss, 5), 'train_accuracy': round(train.accuracy, 5),
-        'val_loss': round(val.mean_loss, 5), 'val_accuracy': round(val.accuracy, 5),
-        # Multi-label: accuracy is exact match (every label right at 0.5) and each label's
-        # recall at 0.5; a mean of those recalls is no balanced accuracy.
-        **({'val_label_recall': recall, **_map(val)} if multi_label else {
-            'val_balanced_accuracy': round(val.balanced_accuracy, 5), 'val_recall': recall}),
+        **_val_metrics(val),
         'images_per_sec': round(train.count / train_seconds, 1) if train_seconds else None,
         'learning_rate': learning_rate, **({'partial': True} if partial else {}),
     }
@@ -135,7 +146,10 @@ class Reporter:
         f', partial: train.max_steps stopped the run after {step - epoch_start} of its '
         f'{phase.steps_per_epoch} steps (not selected, not counted for patience; a higher cap '
         'completes it)' if partial else '')
-    if multi_label:
+    if val is None:
+      logging.info('%s epoch %d/%d %s: train loss %.4f acc %.4f (no validation).',
+                   phase.name, epoch + 1, phase.epochs, done, train.mean_loss, train.accuracy)
+    elif multi_label:
       logging.info('%s epoch %d/%d %s: train loss %.4f exact match %.4f, val loss %.4f exact '
                    'match %.4f mAP %.4f.', phase.name, epoch + 1, phase.epochs, done,
                    train.mean_loss, train.accuracy, val.mean_loss, val.accuracy,
@@ -150,6 +164,9 @@ class Reporter:
     if self.on_epoch_end:
       self.on_epoch_end(row)
     with self.writer.as_default(step=step):
+      if val is None:
+        tf.summary.scalar('epoch_seconds', seconds)
+        return self._flushed(row)
       tf.summary.scalar('val/loss', val.mean_loss)
       tf.summary.scalar('val/accuracy', val.accuracy)
       if multi_label:
@@ -157,6 +174,9 @@ class Reporter:
       else:
         tf.summary.scalar('val/balanced_accuracy', val.balanced_accuracy)
       tf.summary.scalar('epoch_seconds', seconds)
+    return self._flushed(row)
+
+  def _flushed(self, row: dict) -> dict:
     self.writer.flush()
     return row
 
@@ -166,11 +186,12 @@ class Reporter:
 
     The top-level val_* are the selected epoch's (`best`, the metrics row whose checkpoint is
     the run's result); 'last' holds the last epoch's; 'stopped_early' lists phases that ended
-    before their planned epochs, and why.
+    before their planned epochs, and why. 'validated' is false for a run without validation
+    (config.data.val_fraction=0): it has no val_* and its result is the last epoch.
 
     Args:
       best: the selected epoch's metrics row (None: the last evaluation stands in).
-      last: the last model's validation sums.
+      last: the last model's validation sums; None without validation.
       metric: the select metric (config.train.select_metric).
       step: the final global step.
       weights_sha256: the last model's weights_digest (equal on every worker).
@@ -178,25 +199,29 @@ class Reporter:
       extra: facts of the run to record beside the results (sizes, backbone, precision).
     """
     rows = self.run.read_metrics()
-    multi_label = 'val_map' in _map(last)
-    recall = [None if np.isnan(r) else round(float(r), 5) for r in last.recall]
-    last_metrics = {
-        'step': step, 'val_accuracy': round(last.accuracy, 5),
-        'val_loss': round(last.mean_loss, 5), **(_map(last) if multi_label else {
-            'val_balanced_accuracy': round(last.balanced_accuracy, 5)})}
+    validated = last is not None
+    chosen = _val_metrics(last)
+    last_metrics = {'step': step, **{key: value for key, value in chosen.items()
+                                     if key not in ('val_recall', 'val_label_recall')}}
     if rows and rows[-1]['step'] == step:
       last_metrics.update(phase=rows[-1]['phase'], epoch=rows[-1]['epoch'])
-    chosen = best or {**last_metrics,
-                      ('val_label_recall' if multi_label else 'val_recall'): recall}
-    description = (f'{chosen["phase"]} epoch {chosen["epoch"]}, best {metric}' if best else
-                   'the last model')
+    chosen = best or {**chosen, **last_metrics}
+    if best:
+      description = f'{chosen["phase"]} epoch {chosen["epoch"]}, best {metric}'
+    elif validated:
+      description = 'the last model'
+    else:
+      description = ('the last epoch' + (f' ({chosen["phase"]} epoch {chosen["epoch"]})'
+                                         if 'epoch' in chosen else '')
+                     + ': no validation (config.data.val_fraction=0)')
     final = {
         **{key: chosen[key] for key in ('val_accuracy', 'val_loss', 'val_balanced_accuracy',
                                         'val_recall', 'val_map', 'val_label_recall')
            if key in chosen},
-        'selected': {'metric': metric, 'description': description, 'step': chosen['step'],
+        'selected': {'metric': metric if validated else None, 'description': description,
+                     'step': chosen['step'],
                      **{key: chosen[key] for key in ('phase', 'epoch') if key in chosen}},
-        'last': last_metrics, 'stopped_early': stopped_early,
+        'validated': validated, 'last': last_metrics, 'stopped_early': stopped_early,
         'step': step, 'wall_seconds': rows[-1]['wall_seconds'] if rows else 0.0,
         # Epochs begun: a partial one (the run capped inside it) counts.
         'epochs': len({(row['phase'], row['epoch']) for row in rows}),

@@ -195,6 +195,9 @@ def _select(run: Run) -> dict:
     run.workdir.save_local_file(workdir_lib.BACKBONE, run.model.backbone.save_weights)
   if run.plan.task != 'multi_label':
     return {}
+  if not run.data.validated:
+    logging.info('No validation split to choose label thresholds on: every label keeps 0.5.')
+    return {}
   scores = run.validation()
   thresholds = multilabel.choose_thresholds(scores.probabilities, scores.targets)
   at = multilabel.at_thresholds(scores.probabilities, scores.targets, thresholds)
