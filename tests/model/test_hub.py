@@ -150,6 +150,7 @@ def test_a_preset_trains_exports_to_every_format_and_explains(preset, tmp_path):
   # The fine-tuned weights (the last checkpoint), whichever epoch the run selected.
   trained = restore.restore(str(workdir), checkpoint='last')
   assert trained.config.model.preset == str(preset)
+  assert trained.final_metrics['preset'] == str(preset)
   # Fine-tuning changed the convolutions but kept the pretrained BatchNorm statistics
   # (frozen BatchNorm runs in inference mode).
   backbone = transfer.classifier_parts(trained.model)[1]
