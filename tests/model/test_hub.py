@@ -126,7 +126,10 @@ def test_preset_mistakes_are_named(tmp_path):
 
 def test_without_keras_hub_the_error_names_the_pip_command(preset):
   code = ('import sys; sys.modules["keras_hub"] = None\n'
-          'from tftransfer.model import backbones\n'
+          'import tftransfer\n'  # the package and its other backbones work without it
+          'from tftransfer.model import backbones, transfer\n'
+          'transfer.build_model(backbone="mobilenet", width=0.25, num_classes=2, '
+          'image_size=32, weights="none")\n'
           'try:\n'
           f'  backbones.get_spec("keras_hub", {str(preset)!r})\n'
           'except Exception as e:\n'
