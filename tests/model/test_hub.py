@@ -177,6 +177,8 @@ def test_a_preset_trains_exports_to_every_format_and_explains(preset, tmp_path):
   reloaded = keras.models.load_model(str(version / 'model.keras'), safe_mode=True,
                                      compile=False)
   np.testing.assert_allclose(reloaded(images.astype(np.float32)), expected, atol=1e-4)
+  metadata = json.loads((version / 'assets.extra' / 'tftransfer.json').read_text())
+  assert (metadata['backbone'], metadata['preset']) == ('keras_hub', str(preset))
   report = json.loads((version / 'export_report.json').read_text())
   artifacts = {artifact['name']: artifact for artifact in report['artifacts']}
   assert set(artifacts) == {'saved_model', 'keras', 'tflite'}
