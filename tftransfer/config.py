@@ -196,13 +196,17 @@ FIELDS: tuple[Field, ...] = (
        'multi_label' (any number of labels an image: sigmoid per label, binary cross-entropy,
        thresholds chosen on validation) | 'auto' = multi_label when the data gives an image
        several labels (a manifest's label_columns, or a row with more than one label)."""),
-    _f('model.backbone', 'resnet50', TEXT, """Registry name of the keras.applications backbone;
-       see tftransfer/model/backbones.py."""),
+    _f('model.backbone', 'resnet50', TEXT, """Registry name of the keras.applications backbone
+       (see tftransfer/model/backbones.py), or 'keras_hub' for the preset of model.preset."""),
+    _f('model.preset', '', TEXT, """With model.backbone='keras_hub': a keras-hub preset, a local
+       directory (as save_to_preset writes it) or a handle ('kaggle://...', 'hf://...'; needs
+       network once); its image converter's scale and offset go inside the model. '' = none
+       (required with 'keras_hub', refused with any other backbone)."""),
     _f('model.width', 1.0, number(0, low_open=True), """Width multiplier (alpha) for MobileNets;
        must be 1.0 for other backbones."""),
-    _f('model.weights', 'imagenet', TEXT, """'imagenet' (download from Keras) | 'none' (random
-       init) | path to a Keras weights file (.h5 or .weights.h5) for this backbone without its
-       top."""),
+    _f('model.weights', 'imagenet', TEXT, """'imagenet' (download from Keras; for 'keras_hub':
+       the preset's own weights) | 'none' (random init) | path to a Keras weights file (.h5 or
+       .weights.h5) for this backbone without its top."""),
     _f('model.image_size', AUTO, number(0, integer=True, auto=True), """Square input resolution
        in pixels; 0 = the backbone's native resolution; 'auto' = by the images' size and the
        time budget (see training/rules.py)."""),
@@ -420,6 +424,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(not data.exclude_file or data.source == 'folder',
          f'config.data.exclude_file={data.exclude_file!r} lists files of an image folder; it '
          f"needs config.data.source='folder', not {data.source!r}.")
+  model = config.model
+  _check(bool(model.preset) == (model.backbone == 'keras_hub'),
+         f"config.model.preset={model.preset!r} names a keras-hub preset, for "
+         f"config.model.backbone='keras_hub' only (it is {model.backbone!r})" if model.preset
+         else "config.model.backbone='keras_hub' needs config.model.preset: a preset "
+         'directory, e.g. --config.model.preset=/models/efficientnet_b0_ra_imagenet, or a '
+         "handle such as 'kaggle://keras/efficientnet/keras/efficientnet_b0_ra_imagenet'.")
   _check(AUTO in (train.head_epochs, train.finetune_epochs)
          or train.head_epochs + train.finetune_epochs > 0,
          'config.train.head_epochs and finetune_epochs are both 0: nothing to train.')

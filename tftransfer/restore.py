@@ -76,7 +76,7 @@ def build_model(config: ml_collections.ConfigDict, *, image_size: int, num_class
       backbone=model.backbone, num_classes=num_classes, image_size=image_size,
       width=model.width, weights=model.weights if weights is None else weights,
       dropout=model.dropout, pooling=model.pooling, head_init=model.head_init,
-      head_init_stddev=model.head_init_stddev)
+      head_init_stddev=model.head_init_stddev, preset=model.get('preset', ''))
 
 
 def _saved_plan(run: Workdir) -> plan_lib.Plan:

@@ -38,7 +38,7 @@ def test_the_file_reloads_and_answers_as_the_run_within_rounding(confident, tmp_
 def test_a_wrong_preprocessing_is_caught(confident, monkeypatch):
   matrix, bias = keras_file.backbones.preprocess_affine('tf')
   monkeypatch.setattr(keras_file.backbones, 'preprocess_affine',
-                      lambda mode: (matrix[:, ::-1], bias))  # RGB read as BGR
+                      lambda *_: (matrix[:, ::-1], bias))  # RGB read as BGR
   classifier = keras_file.portable_classifier(confident)
   with pytest.raises(RuntimeError, match='probabilities differ by'):
     keras_file.check_agrees(classifier, confident, _probe(confident),

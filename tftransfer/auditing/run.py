@@ -190,7 +190,8 @@ def _run_config(run: Workdir, config: ml_collections.ConfigDict | None
   config_lib.validate(config)
   size = config.model.image_size
   size = backbones.resolve_image_size(config.model.backbone,
-                                      0 if size == config_lib.AUTO else size)
+                                      0 if size == config_lib.AUTO else size,
+                                      config.model.get('preset', ''))
   backbones.check_weights(config.model.weights)
   return config, size, False
 

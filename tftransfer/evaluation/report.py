@@ -135,7 +135,8 @@ def _header(result: predictions_lib.Predictions, metrics: dict, run: Workdir,
   """The facts every report's header shows, and the headline metrics of its task."""
   config, final = result.trained.config, result.trained.final_metrics or {}
   backbone = config.model.backbone + (f' (width {config.model.width:g})'
-                                      if config.model.width != 1.0 else '')
+                                      if config.model.width != 1.0 else '') + (
+      f" ({config.model.preset})" if config.model.get('preset') else '')
   if result.trained.multi_label:
     headline = {key: metrics[key] for key in ('mean_average_precision',
                                               'micro_average_precision', 'macro_f1',

@@ -16,19 +16,23 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer import errors
+from tftransfer.model import hub
 
 
 @dataclasses.dataclass(frozen=True)
 class BackboneSpec:
   """How to build and feed one keras.applications backbone."""
-  constructor: Callable[..., keras.Model]
-  # keras.applications.imagenet_utils.preprocess_input mode ('caffe' | 'tf' | 'torch'), or
-  # 'none' when the application rescales 0-255 inputs itself.
+  constructor: Callable[..., keras.Model] | None  # None: a keras-hub preset (model/hub.py)
+  # keras.applications.imagenet_utils.preprocess_input mode ('caffe' | 'tf' | 'torch'),
+  # 'none' when the application rescales 0-255 inputs itself, or 'affine' (a keras-hub
+  # preset's converter: pixels * scale + offset).
   preprocessing: str
   default_size: int
   min_size: int = 32
   has_width: bool = False
   depthwise: bool = False
+  scale: tuple[float, float, float] | None = None  # 'affine' only, per channel
+  offset: tuple[float, float, float] | None = None
 
 
 def _spec(name: str, preprocessing: str, default_size: int, **kwargs) -> BackboneSpec:
@@ -75,19 +79,30 @@ class WeightsUnavailableError(errors.UnavailableError):
   """Pretrained weights could not be found or downloaded."""
 
 
-def get_spec(name: str) -> BackboneSpec:
-  """Returns the registry entry for `name`, or raises naming the valid choices."""
+def get_spec(name: str, preset: str = '') -> BackboneSpec:
+  """Returns the registry entry for `name` (for 'keras_hub': read from `preset`, see
+  model/hub.py), or raises naming the valid choices.
+
+  Raises:
+    errors.InvalidValueError: an unknown name.
+    errors.NotFoundError, hub.PresetUnavailableError: 'keras_hub' with a preset that cannot
+      be read (no such directory, keras-hub not installed, a handle offline).
+  """
+  if name == hub.NAME:
+    facts = hub.preset_facts(preset)
+    return BackboneSpec(None, 'affine', facts.image_size, depthwise=facts.depthwise,
+                        scale=facts.scale, offset=facts.offset)
   try:
     return REGISTRY[name]
   except KeyError:
     raise errors.InvalidValueError(
         f'Unknown backbone config.model.backbone={name!r}. Valid names: '
-        f'{", ".join(sorted(REGISTRY))}.') from None
+        f'{", ".join(sorted(REGISTRY))}, or {hub.NAME!r} with config.model.preset.') from None
 
 
-def resolve_image_size(name: str, image_size: int) -> int:
+def resolve_image_size(name: str, image_size: int, preset: str = '') -> int:
   """Returns the input size to use (0 = native) after checking the backbone's minimum."""
-  spec = get_spec(name)
+  spec = get_spec(name, preset)
   size = image_size or spec.default_size
   if size < spec.min_size:
     raise errors.InvalidValueError(
@@ -109,14 +124,17 @@ def check_weights(weights: str) -> None:
 
 
 def build_backbone(name: str, *, image_size: int, width: float = 1.0,
-                   weights: str = 'imagenet') -> keras.Model:
-  """Builds a keras.applications backbone without its top, unpooled.
+                   weights: str = 'imagenet', preset: str = '') -> keras.Model:
+  """Builds a keras.applications backbone without its top, unpooled (or a keras-hub preset's
+  backbone: name 'keras_hub', see model/hub.py).
 
   Args:
-    name: registry name, e.g. 'resnet50'.
+    name: registry name, e.g. 'resnet50', or 'keras_hub'.
     image_size: square input size in pixels (already resolved, see `resolve_image_size`).
     width: width multiplier (alpha) for MobileNets; must be 1.0 otherwise.
-    weights: 'imagenet', 'none' or a path to a Keras weights file.
+    weights: 'imagenet' (for 'keras_hub': the preset's), 'none' or a path to a Keras weights
+      file.
+    preset: 'keras_hub' only: the preset directory or handle.
 
   Returns:
     A functional model mapping preprocessed float images to a feature map.
@@ -126,8 +144,14 @@ def build_backbone(name: str, *, image_size: int, width: float = 1.0,
       the backbone (including one that Keras would load only in part).
     WeightsUnavailableError: ImageNet weights could not be downloaded (offline).
   """
-  spec = get_spec(name)
+  spec = get_spec(name, preset)
   check_weights(weights)
+  if name == hub.NAME:
+    if width != 1.0:
+      raise errors.InvalidValueError(
+          f'config.model.width={width} only applies to MobileNets of keras.applications; '
+          f'backbone {name!r} needs width 1.0 (choose the width by the preset).')
+    return hub.build_backbone(preset, image_size=image_size, weights=weights)
   kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3),
                 weights=None if weights == 'none' else weights)
   if spec.has_width:
@@ -223,32 +247,41 @@ class BackbonePreprocess(keras.layers.Layer):
 
   Runs in float32 under any precision policy: ImageNet mean subtraction in bfloat16 would
   round pixel values. `mode` is a keras.applications.imagenet_utils.preprocess_input mode,
-  or 'none' for applications that rescale their input themselves (EfficientNet, ConvNeXt,
-  MobileNetV3).
+  'none' for applications that rescale their input themselves (EfficientNet, ConvNeXt,
+  MobileNetV3), or 'affine': images * scale + offset per channel (a keras-hub preset's image
+  converter, model/hub.py).
   """
 
-  def __init__(self, mode: str, **kwargs):
+  def __init__(self, mode: str, scale=None, offset=None, **kwargs):
     kwargs['dtype'] = 'float32'
     super().__init__(**kwargs)
-    if mode not in ('caffe', 'tf', 'torch', 'none'):
-      raise ValueError(f"Unknown preprocessing mode {mode!r}; use 'caffe', 'tf', 'torch' "
-                       "or 'none'.")
+    if mode not in ('caffe', 'tf', 'torch', 'none', 'affine'):
+      raise ValueError(f"Unknown preprocessing mode {mode!r}; use 'caffe', 'tf', 'torch', "
+                       "'none' or 'affine'.")
+    if (mode == 'affine') != (scale is not None and offset is not None):
+      raise ValueError("Preprocessing mode 'affine' (and only it) takes scale and offset.")
     self.mode = mode
+    self.scale = None if scale is None else [float(v) for v in scale]
+    self.offset = None if offset is None else [float(v) for v in offset]
 
   def call(self, images):
     images = keras.ops.cast(images, 'float32')
     if self.mode == 'none':
       return images
+    if self.mode == 'affine':
+      return images * np.float32(self.scale) + np.float32(self.offset)
     return keras.applications.imagenet_utils.preprocess_input(images, mode=self.mode)
 
   def compute_output_shape(self, input_shape):
     return input_shape
 
   def get_config(self):
-    return {**super().get_config(), 'mode': self.mode}
+    return {**super().get_config(), 'mode': self.mode, 'scale': self.scale,
+            'offset': self.offset}
 
 
-def preprocess_affine(mode: str) -> tuple[np.ndarray, np.ndarray] | None:
+def preprocess_affine(mode: str, scale=None, offset=None
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
   """The per-pixel affine map that `BackbonePreprocess(mode)` applies: pixels @ matrix + bias.
 
   Every preprocess_input mode is affine per pixel (scaling, mean subtraction, and for 'caffe'
@@ -258,12 +291,15 @@ def preprocess_affine(mode: str) -> tuple[np.ndarray, np.ndarray] | None:
 
   Args:
     mode: a BackbonePreprocess mode.
+    scale, offset: mode 'affine''s 3 floats each (per channel).
 
   Returns:
     (matrix float32 [3, 3], bias float32 [3]), or None for 'none' (pixels go in as they are).
   """
   if mode == 'none':
     return None
+  if mode == 'affine':
+    return np.diag(np.float32(scale)), np.float32(offset)
   # Black, then full red, green and blue: the images of 0 and of 255 times each unit vector.
   pixels = np.array([[[[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]]], np.float64)
   outputs = keras.applications.imagenet_utils.preprocess_input(pixels, mode=mode)[0, 0]

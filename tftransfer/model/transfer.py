@@ -1,4 +1,5 @@
-"""The transfer model: backbone preprocessing, a keras.applications backbone, a new head.
+"""The transfer model: backbone preprocessing, a keras.applications backbone (or a keras-hub
+preset's, model/hub.py), a new head.
 
     images (0-255, any dtype) -> BackbonePreprocess -> backbone -> pooling -> features
     features -> Dropout -> Dense(num_classes, float32) -> logits
@@ -25,12 +26,12 @@ class TransferModel:
 
 def build_model(*, backbone: str, num_classes: int, image_size: int, width: float = 1.0,
                 weights: str = 'imagenet', dropout: float = 0.2, pooling: str = 'avg',
-                head_init: str = 'glorot_uniform',
-                head_init_stddev: float = 0.02) -> TransferModel:
+                head_init: str = 'glorot_uniform', head_init_stddev: float = 0.02,
+                preset: str = '') -> TransferModel:
   """Builds the classifier under the current Keras precision policy and tf.distribute scope.
 
   Args:
-    backbone: registry name, e.g. 'resnet50' (see `backbones.REGISTRY`).
+    backbone: registry name, e.g. 'resnet50' (see `backbones.REGISTRY`), or 'keras_hub'.
     num_classes: size of the new head.
     image_size: square input side in pixels (already resolved).
     width: MobileNet width multiplier.
@@ -40,12 +41,15 @@ def build_model(*, backbone: str, num_classes: int, image_size: int, width: floa
     head_init: the dense head kernel's initialiser, 'glorot_uniform' or 'normal' (normal
       with `head_init_stddev`); its bias starts at zero either way.
     head_init_stddev: standard deviation of head_init='normal'.
+    preset: backbone 'keras_hub' only: the keras-hub preset (directory or handle); its
+      converter's scale and offset become the preprocess layer.
   """
-  spec = backbones.get_spec(backbone)
+  spec = backbones.get_spec(backbone, preset)
   base = backbones.build_backbone(backbone, image_size=image_size, width=width,
-                                  weights=weights)
+                                  weights=weights, preset=preset)
   images = keras.Input((image_size, image_size, 3), name='images')
-  x = backbones.BackbonePreprocess(spec.preprocessing, name='preprocess')(images)
+  x = backbones.BackbonePreprocess(spec.preprocessing, scale=spec.scale, offset=spec.offset,
+                                   name='preprocess')(images)
   x = base(x)
   # Pooled features are float32 so the cached features of the head phase keep full precision.
   pool = {'avg': keras.layers.GlobalAveragePooling2D,

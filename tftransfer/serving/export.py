@@ -96,6 +96,7 @@ def _metadata(trained: restore.TrainedModel, workdir: str) -> dict:
       'workdir': os.path.abspath(workdir), 'checkpoint': trained.checkpoint,
       'step': trained.step, 'final_metrics': trained.final_metrics,
       'backbone': model.backbone, 'width': model.width, 'image_size': model.image_size,
+      **({'preset': model.preset} if model.get('preset') else {}),
       'num_classes': len(trained.class_names),
       'top_k': min(trained.config.export.top_k, len(trained.class_names)),
       'max_image_pixels': trained.config.data.max_image_pixels, 'task': trained.plan.task,

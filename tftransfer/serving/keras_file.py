@@ -35,7 +35,8 @@ def portable_classifier(trained: restore.TrainedModel) -> keras.Model:
   backbone, pool, head = model.layers[2:]
   images = keras.Input((trained.image_size, trained.image_size, 3), name='images')
   inputs = images
-  affine = backbones.preprocess_affine(model.get_layer('preprocess').mode)
+  layer = model.get_layer('preprocess')
+  affine = backbones.preprocess_affine(layer.mode, layer.scale, layer.offset)
   if affine is not None:
     matrix, bias = affine
     preprocess = keras.layers.Dense(3, name='preprocess', trainable=False, dtype='float32')

@@ -38,11 +38,12 @@ MEASURE_STEPS = 40
 CANDIDATE_SIZES = (96, 128, 160, 192, 224, 256, 299, 320, 384)
 
 
-def inference_speed(backbone: str, *, width: float, image_size: int, batch_size: int) -> float:
+def inference_speed(backbone: str, *, width: float, image_size: int, batch_size: int,
+                    preset: str = '') -> float:
   """Images/sec of the backbone and pooling in inference mode at `image_size` (random
   weights and pixels: speed does not depend on them), after one untimed call."""
   model = transfer.build_model(backbone=backbone, num_classes=2, image_size=image_size,
-                               width=width, weights='none').features
+                               width=width, weights='none', preset=preset).features
   features = tf.function(lambda images: model(images, training=False))
   images = tf.random.uniform([batch_size, image_size, image_size, 3], 0, 255)
   features(images).numpy()
@@ -77,9 +78,9 @@ def estimate(speed: float, *, measured_size: int, image_size: int, num_train: in
                   finetune_epoch=(num_train * TRAIN_COST + num_val) / speed_there)
 
 
-def candidate_sizes(backbone: str, largest: int) -> list[int]:
+def candidate_sizes(backbone: str, largest: int, preset: str = '') -> list[int]:
   """The resolutions a budget chooses from, smallest first, up to `largest`."""
-  spec = backbones.get_spec(backbone)
+  spec = backbones.get_spec(backbone, preset)
   return sorted({size for size in CANDIDATE_SIZES if spec.min_size <= size <= largest}
                 | {max(spec.min_size, min(largest, CANDIDATE_SIZES[0]))})
 

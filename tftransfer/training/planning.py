@@ -73,7 +73,8 @@ def _runtime_choices(config: ml_collections.ConfigDict, rt: runtime.Runtime) -> 
 def _by_rules(config: ml_collections.ConfigDict, data: DataFacts) -> tuple[dict, dict]:
   """(values, decisions) of DATA_FIELDS: explicit ones as given, 'auto' ones by rules.py."""
   rule = {
-      'model.image_size': lambda: rules.image_size(config.model.backbone, data.shorter_side()),
+      'model.image_size': lambda: rules.image_size(config.model.backbone, data.shorter_side(),
+                                                    config.model.preset),
       'train.head_epochs': lambda: rules.head_epochs(data.num_train, config.train.batch_size),
       'train.finetune_epochs': lambda: rules.finetune_epochs(data.num_train),
       'data.mixup_alpha': lambda: rules.mixup_alpha(data.num_train),
@@ -91,7 +92,8 @@ def _by_rules(config: ml_collections.ConfigDict, data: DataFacts) -> tuple[dict,
       decisions[path] = (values[name], why)
   rules.check_select_metric(values['task'], values['select_metric'])
   values['image_size'] = backbones.resolve_image_size(config.model.backbone,
-                                                      int(values['image_size']))
+                                                      int(values['image_size']),
+                                                      config.model.preset)
   return values, decisions
 
 
@@ -104,7 +106,8 @@ def _fit_budget(config: ml_collections.ConfigDict, data: DataFacts, values: dict
   head_seconds = values['head_epochs'] * HEAD_EPOCH_SECONDS
   sizes = dict(num_train=data.num_train, num_val=data.num_val)
   if 'model.image_size' in decisions:
-    candidates = budget.candidate_sizes(config.model.backbone, values['image_size'])
+    candidates = budget.candidate_sizes(config.model.backbone, values['image_size'],
+                                        config.model.preset)
     cost, why = budget.choose_image_size(
         measure_speed(candidates[0]), sizes=candidates, seconds=seconds,
         head_seconds=head_seconds, min_finetune_epochs=values['finetune_epochs'], **sizes)
@@ -153,6 +156,7 @@ def make_plan(config: ml_collections.ConfigDict, rt: runtime.Runtime, data: Data
     if measure_speed is None:
       measure_speed = lambda size: budget.inference_speed(  # noqa: E731
           config.model.backbone, width=config.model.width, image_size=size,
+          preset=config.model.preset,
           batch_size=config.train.batch_size)
     _fit_budget(config, data, values, data_decisions,
                 seconds=budget.seconds_left(budget_seconds, elapsed),

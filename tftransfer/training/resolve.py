@@ -42,9 +42,11 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   config_lib.validate(config)
   resolved = config_lib.copy_config(config)
   model, train = resolved.model, resolved.train
-  spec = backbones.get_spec(model.backbone)
+  if model.preset:  # before it is read: the run's saved config names it wherever it runs
+    model.preset = _absolute(model.preset)
+  spec = backbones.get_spec(model.backbone, model.preset)
   if model.image_size != config_lib.AUTO:
-    backbones.resolve_image_size(model.backbone, model.image_size)
+    backbones.resolve_image_size(model.backbone, model.image_size, model.preset)
   backbones.check_weights(model.weights)
   if model.weights not in ('imagenet', 'none'):
     model.weights = _absolute(model.weights)

@@ -50,8 +50,8 @@ def typical_shorter_side(split: dataset.Split, sample: int = 64) -> int:
   return int(np.median(sides)) if sides else 0
 
 
-def image_size(backbone: str, shorter_side: int) -> tuple[int, str]:
-  native = backbones.get_spec(backbone).default_size
+def image_size(backbone: str, shorter_side: int, preset: str = '') -> tuple[int, str]:
+  native = backbones.get_spec(backbone, preset).default_size
   if shorter_side and shorter_side < RESOLUTION_FOR_SMALL_IMAGES:
     return (min(RESOLUTION_FOR_SMALL_IMAGES, native),
             f'images are about {shorter_side} px: upsampled to {RESOLUTION_FOR_SMALL_IMAGES}')

@@ -231,5 +231,6 @@ def finish(run: Run) -> dict:
       stopped_early=[dataclasses.asdict(stop) for stop in plan.early_stops], extra={
           'num_train_examples': run.data.train.num_examples,
           'num_val_examples': run.data.val.num_examples,
-          'backbone': config.model.backbone, 'image_size': plan.image_size,
-          'precision': plan.precision, 'task': plan.task, **selected})
+          'backbone': config.model.backbone,
+          **({'preset': config.model.preset} if config.model.preset else {}),
+          'image_size': plan.image_size, 'precision': plan.precision, 'task': plan.task, **selected})
