@@ -136,7 +136,17 @@ def next_version(export_dir: str) -> int:
   return max(versions, default=0) + 1
 
 
-def _check_formats(formats: Sequence[str], quantize: Sequence[str] | None) -> None:
+def _check_request(formats: Sequence[str], quantize: Sequence[str] | None,
+                   export_dir: str, version: int) -> None:
+  """Refuses an export request that cannot be met, before anything is read or written."""
+  if not export_dir:
+    raise errors.InvalidValueError(
+        "The export directory is '': name the model's base directory, the one TF Serving "
+        'watches, e.g. --export_dir=/models/flowers (versions go into it as 1/, 2/, ...).')
+  if version < 0:
+    raise errors.InvalidValueError(
+        f'--version={version} must be a positive integer, or 0 for the next '
+        'free version.')
   unknown = [name for name in formats if name not in FORMATS]
   if unknown or not formats or len(set(formats)) != len(formats):
     raise errors.InvalidValueError(
@@ -267,15 +277,7 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
   """
   formats = as_names(formats)
   quantize = None if quantize is None else as_names(quantize)
-  _check_formats(formats, quantize)
-  if not export_dir:
-    raise errors.InvalidValueError(
-        "The export directory is '': name the model's base directory, the one TF Serving "
-        'watches, e.g. --export_dir=/models/flowers (versions go into it as 1/, 2/, ...).')
-  if version < 0:
-    raise errors.InvalidValueError(
-        f'--version={version} must be a positive integer, or 0 for the next '
-        'free version.')
+  _check_request(formats, quantize, export_dir, version)
   automatic = not version
   version = version or next_version(export_dir)
   target = os.path.join(os.path.abspath(export_dir), str(version))
