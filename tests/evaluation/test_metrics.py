@@ -48,3 +48,20 @@ def test_class_names_become_text_one_way_and_plot_as_they_are(tmp_path):
   labels = [label.get_text() for label in figure.axes[0].get_xticklabels()]
   assert labels == ['caf\\x93', '$5 bill$', 'a\\b']
   assert not any(label.get_parse_math() for label in figure.axes[0].get_xticklabels())
+
+
+def test_the_confusion_png_of_a_thousand_classes_stays_small_and_names_what_it_shows():
+  # Issue 27: the PNG grew with the square of the class count (250 classes: 14,190 px, 6 GB;
+  # from about 1,184 past matplotlib's limit).
+  names = tuple(f'class_{index}' for index in range(1000))
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 1000, 3000)
+  scores = np.eye(1000)[np.where(rng.random(3000) < 0.7, labels, rng.integers(0, 1000, 3000))]
+  metrics = metrics_lib.classification_metrics([(scores, labels)], names)
+  figure = metrics_lib.confusion_matrix_figure(metrics, title='many')
+  width, height = figure.get_size_inches() * figure.dpi
+  assert max(width, height) < 5000
+  shown = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+  assert len(shown) == metrics_lib.MAX_PLOTTED_CLASSES
+  assert 'most confused pairs of 1000' in figure.axes[0].get_title()
+  assert len(metrics['confusion_matrix']['counts']) == 1000  # every count kept

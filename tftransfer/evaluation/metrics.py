@@ -13,9 +13,14 @@ import numpy as np
 from sklearn import metrics as sk_metrics
 
 from tftransfer import errors, files, multilabel
+from tftransfer.evaluation import mistakes
 
 # The PNG names every cell's count up to this many classes; beyond, the numbers would overlap.
 MAX_ANNOTATED_CLASSES = 40
+# The PNG draws at most this many classes, those of the most confused pairs beyond: 250
+# classes drew a 14,190 px image in 6 GB, 1,184 exceed matplotlib's 65,536 px (issue 27).
+# metrics.json keeps every count.
+MAX_PLOTTED_CLASSES = 60
 
 
 def classification_metrics(batches: Iterable[tuple[np.ndarray, np.ndarray]],
@@ -75,9 +80,16 @@ def plot_confusion_matrix(metrics: dict, path: str, *, title: str) -> None:
 
 
 def confusion_matrix_figure(metrics: dict, *, title: str) -> Figure:
-  """The confusion matrix drawn: class names on both axes, counts in the cells."""
-  names = metrics['confusion_matrix']['class_names']
-  counts = np.asarray(metrics['confusion_matrix']['counts'])
+  """The confusion matrix drawn: class names on both axes, counts in the cells; of more than
+  MAX_PLOTTED_CLASSES classes only those of the most confused pairs (mistakes.matrix_classes),
+  said in the title, so the figure stays readable and its size bounded."""
+  all_names = metrics['confusion_matrix']['class_names']
+  all_counts = np.asarray(metrics['confusion_matrix']['counts'])
+  shown = mistakes.matrix_classes(all_counts, MAX_PLOTTED_CLASSES)
+  names = [all_names[i] for i in shown]
+  counts = all_counts[np.ix_(shown, shown)]
+  subset = (f'; the {len(shown)} classes of the most confused pairs of {len(all_names)} '
+            '(metrics.json: every count)' if len(shown) < len(all_names) else '')
   side = max(4.0, 0.5 * len(names) + 2.5)
   figure = Figure(figsize=(side + 1.5, side), dpi=110, layout='constrained')
   axes = figure.subplots()
@@ -88,7 +100,7 @@ def confusion_matrix_figure(metrics: dict, *, title: str) -> Figure:
   axes.set_xlabel('predicted class')
   axes.set_ylabel('true class')
   axes.set_title(f'{title}\ntop-1 accuracy {metrics["top1_accuracy"]:.3f} on '
-                 f'{metrics["num_examples"]} images', fontsize=9)
+                 f'{metrics["num_examples"]} images{subset}', fontsize=9)
   if len(names) <= MAX_ANNOTATED_CLASSES:
     dark = counts.max() / 2
     for (row, column), count in np.ndenumerate(counts):
