@@ -38,7 +38,8 @@ def test_arrays_of_any_size_and_grey_ones_are_taken(tmp_path):
   assert data.arrays.images[1].shape == (40, 8, 3)
   # Its repr names the source, as a notebook cell prints it (a trial found it crashing).
   assert repr(data) == 'ImageData.from_arrays(<2 images>)'
-  assert repr(data.split(0.5, seed=1)[1]) == 'ImageData.from_arrays(<2 images>).split(0.5, seed=1)[1]'
+  assert repr(data.split(0.5, seed=1)[1]) == (
+      'ImageData.from_arrays(<2 images>).split(0.5, seed=1)[1]')
   grey = tft.ImageData.from_arrays(_pixels(4)[..., 0], [0, 1, 0, 1], ['a', 'b'])
   assert grey.arrays.images[0].shape == (20, 16, 3)
   # Written as a folder, in their order, losslessly: the folder the run then trains on.

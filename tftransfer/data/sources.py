@@ -11,8 +11,9 @@ training and validation splits of (uint8 image, int32 label) examples):
 
 `load` dispatches to them and applies what every source shares: the two-class check, the
 validation check (an empty validation split is refused, unless data.val_fraction=0 asks for a
-run without validation; classes the split lacks are named) and the imbalance warning. How a split is carved is splits.py; the tf.data pipeline on top (caching,
-augmentation, batching) is pipeline.py.
+run without validation; classes the split lacks are named) and the imbalance warning. How a
+split is carved is splits.py; the tf.data pipeline on top (caching, augmentation, batching)
+is pipeline.py.
 """
 
 import dataclasses

@@ -252,8 +252,9 @@ def export(workdir: str, export_dir: str, *, version: int = 0, overwrite: bool =
     allow_unfinished: export the newest checkpoint of a run without final_metrics.json.
     checkpoint: which of the run's checkpoints: 'best' (its selected epoch), 'last' or a
       step number (restore.restore).
-    formats: any of FORMATS (a sequence, or one string 'saved_model,tflite'). Other than 'saved_model' alone, the run's data must be
-      readable: every format is then measured on its validation split (export_report.json).
+    formats: any of FORMATS (a sequence, or one string 'saved_model,tflite'). Other than
+      'saved_model' alone, the run's data must be readable: every format is then measured
+      on its validation split (export_report.json).
     quantize: with 'tflite', which LiteRT models to write (litert.QUANTIZATIONS); None =
       ('none',), float32.
     max_accuracy_drop: the largest top-1 loss of a .tflite from the SavedModel, in points;

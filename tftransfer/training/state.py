@@ -233,4 +233,5 @@ def finish(run: Run) -> dict:
           'num_val_examples': run.data.val.num_examples,
           'backbone': config.model.backbone,
           **({'preset': config.model.preset} if config.model.preset else {}),
-          'image_size': plan.image_size, 'precision': plan.precision, 'task': plan.task, **selected})
+          'image_size': plan.image_size, 'precision': plan.precision, 'task': plan.task,
+          **selected})
