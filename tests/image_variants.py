@@ -186,6 +186,8 @@ def variants() -> dict[str, tuple[bytes, object]]:
   transparent_pixels[indices16 == 3] = 0  # transparent GIF pixels come out black
   exif = Image.Exif()
   exif[0x0112] = 6
+  translucent = Image.fromarray(np.concatenate([pixels, np.full_like(pixels[..., :1], 128)], -1),
+                                'RGBA')
   cases = {
       # JPEG: every chroma subsampling, progressive, grey, CMYK; EXIF orientation below.
       'jpeg_420': (pillow_bytes(rgb, 'JPEG', quality=90), Pillow()),
@@ -253,6 +255,9 @@ def variants() -> dict[str, tuple[bytes, object]]:
       'webp_lossy': (pillow_bytes(rgb, 'WEBP', quality=90), Pillow()),
       'webp_lossless': (pillow_bytes(rgb, 'WEBP', lossless=True), Pillow()),
       'webp_alpha': (pillow_bytes(rgb.convert('RGBA'), 'WEBP', lossless=True), Pillow()),
+      # A real alpha channel (Pillow writes an opaque one as RGB): the colour under it stays.
+      'webp_translucent': (pillow_bytes(translucent, 'WEBP', lossless=True), Pixels(pixels)),
+      'webp_translucent_lossy': (pillow_bytes(translucent, 'WEBP', quality=90), Pillow()),
       'webp_exif_6': (pillow_bytes(rgb, 'WEBP', lossless=True, exif=exif.tobytes()),
                       Pixels(pixels)),
   }

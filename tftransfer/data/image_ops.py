@@ -84,14 +84,26 @@ def _decode(encoded: tf.Tensor, max_pixels: tf.Tensor,
         image_headers.JPEG_DECODER: lambda: tf.io.decode_jpeg(
             encoded, channels=3, dct_method='INTEGER_ACCURATE'),
         image_headers.PALETTE_BMP_DECODER: lambda: bmp.decode_indexed(encoded),
-        image_headers.TENSORFLOW_DECODER: lambda: tf.io.decode_image(
-            encoded, channels=3, expand_animations=False, dtype=tf.uint8)})
+        image_headers.TENSORFLOW_DECODER: lambda: _as_rgb(tf.io.decode_image(
+            encoded, channels=0, expand_animations=False, dtype=tf.uint8))})
   image = exif.apply_orientation(image, orientation)
   image.set_shape([None, None, 3])
   # Inlined into a caller's graph, a function's unused outputs are pruned, and a control
   # dependency on the call waits only for its Asserts: the size must wait for the decode.
   with tf.control_dependencies([image]):
     return image, tf.identity(pixels)
+
+
+def _as_rgb(image: tf.Tensor) -> tf.Tensor:
+  """uint8 [H, W, C] as decoded (C of 1 to 4) -> [H, W, 3]: grey repeated, alpha dropped.
+
+  TensorFlow's decoders asked for 3 channels convert PNG and BMP themselves, but its WebP
+  decoder refuses a WebP with an alpha channel ('Number of channels requested does not match
+  input'), so every format is decoded as stored and converted here, the same way.
+  """
+  channels = tf.shape(image)[-1]
+  grey = tf.tile(image[..., :1], [1, 1, 3])
+  return tf.cond(channels < 3, lambda: grey, lambda: image[..., :3])
 
 
 def _require(ok: tf.Tensor, message) -> tf.Tensor:
