@@ -68,7 +68,9 @@ def test_an_untrained_backbone_judges_only_what_pixels_show(tmp_path, caplog):
   loop.train_and_evaluate(config, str(tmp_path / 'run'), hooks=AUDIT)
   audit = json.loads((tmp_path / 'run' / 'audit.json').read_text())
   standalone = audit_run.audit_workdir(str(tmp_path / 'before'), config=config)
-  for findings in audit, standalone:
+  # After training, its head epoch's backbone.weights.h5 is the same random backbone.
+  after = audit_run.audit_workdir(str(tmp_path / 'run'))
+  for findings in audit, standalone, after:
     groups = findings['exact_duplicates']  # pixels still judge copies
     assert [sorted(i['label'] for i in g['images']) for g in groups] == [['cat', 'dog']]
     assert findings['label_errors'] == [] and findings['outliers'] == []
@@ -76,3 +78,11 @@ def test_an_untrained_backbone_judges_only_what_pixels_show(tmp_path, caplog):
     assert "random weights (model.weights='none')" in findings['not_judged']['outliers']
     assert 'label_errors_flagged' not in findings['counts']
   assert 'Likely label errors: not judged: the backbone has random weights' in caplog.text
+
+
+def test_a_backbone_counts_as_trained_when_pretrained_or_fine_tuned():
+  assert audit_run.backbone_is_trained('/weights/mobilenet.h5')
+  assert audit_run.backbone_is_trained('imagenet', selected_phase='head')
+  assert not audit_run.backbone_is_trained('none')
+  assert not audit_run.backbone_is_trained('none', selected_phase='head')
+  assert audit_run.backbone_is_trained('none', selected_phase='finetune')

@@ -75,8 +75,8 @@ def _near_pairs(embeddings, descriptors, neighbour_indices, settings, exact):
 UNTRAINED_BACKBONE = (
     "not judged: the backbone has random weights (model.weights='none'), so its features "
     'say nothing about the images; exact duplicates and pixel near-duplicates are judged as '
-    'usual. Run tftransfer audit --workdir=W after training to judge these with the trained '
-    'backbone')
+    'usual. After a training whose selected epoch fine-tuned the backbone, tftransfer audit '
+    '--workdir=W judges these with its trained backbone')
 FEATURE_FINDINGS = ('label_errors', 'outliers')  # the findings that rest on features alone
 
 

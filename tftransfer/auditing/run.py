@@ -115,10 +115,16 @@ def _labels(split: Split) -> np.ndarray:
   return np.concatenate([np.asarray(batch) for batch in batches.as_numpy_iterator()])
 
 
-def backbone_is_trained(weights: str) -> bool:
-  """Whether features from a backbone with `weights` (model.weights, or a trained run's
-  backbone file) mean anything: not with 'none', random initial weights."""
-  return weights != 'none'
+def backbone_is_trained(weights: str, *, selected_phase: str | None = None) -> bool:
+  """Whether the audit's backbone features mean anything.
+
+  Args:
+    weights: the run's model.weights ('none' = random initial weights).
+    selected_phase: for a finished run, whose backbone.weights.h5 the audit uses, the phase
+      of its selected epoch: a 'finetune' epoch's backbone was trained; a head epoch's is
+      still the initial one (random with weights='none').
+  """
+  return weights != 'none' or selected_phase == 'finetune'
 
 
 def tag_sets(multi_hot: np.ndarray, label_names) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -236,9 +242,11 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
                                   what=f'--test_dir={test_dir!r}',
                                   columns=test_columns or manifest_source.columns(config.data),
                                   multi_label=data.multi_label)
-  weights = config.model.weights
+  weights, selected_phase = config.model.weights, None
   if is_run and run.exists(workdir_lib.FINAL_METRICS) and run.exists(workdir_lib.BACKBONE):
     weights = run.file(workdir_lib.BACKBONE)
+    selected_phase = (run.read_json(workdir_lib.FINAL_METRICS).get('selected') or {}).get(
+        'phase')
   logging.info('Auditing %s with %s features from %s at %d px.', data.description,
                config.model.backbone, weights, image_size)
   with runtime.keras_policy('float32'):
@@ -249,7 +257,8 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
   findings = audit_data(data, extract=extract, image_size=image_size,
                         batch_size=config.train.batch_size, settings=config.audit,
                         seed=config.seed, test=test,
-                        trained_backbone=backbone_is_trained(weights))
+                        trained_backbone=backbone_is_trained(
+                            config.model.weights, selected_phase=selected_phase))
   findings.update(version=_VERSION, data=data.description, test_dir=test_dir,
                   embeddings={'backbone': config.model.backbone, 'weights': weights,
                               'image_size': image_size})
