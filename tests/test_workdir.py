@@ -196,6 +196,6 @@ def test_a_second_train_command_is_refused_in_one_line_before_any_work(tmp_path)
         f'{os.getpid()} on host {socket.gethostname()} holds it since '
         f'{json.loads(open(run.file(workdir_lib.LOCK)).read())["since"]} (tftransfer train '
         f'--config=first.py). Wait for it to finish or train in another workdir (export, '
-        f'evaluate and report may read this one meanwhile). If pid {os.getpid()} is not that '
-        f'training, remove the lock: rm {run.file(workdir_lib.LOCK)}'], second.stderr[-3000:]
+        f'evaluate and report read this one meanwhile with --allow_unfinished). If pid '
+        f'{os.getpid()} is not that training, remove the lock: rm {run.file(workdir_lib.LOCK)}'], second.stderr[-3000:]
   assert sorted(os.listdir(run.path)) == []  # refused before the scan, the config, the plan

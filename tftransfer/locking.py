@@ -83,7 +83,8 @@ def in_use_message(workdir: str, lock_path: str, holder: dict | None, *, host: s
              f'{host})' if holder.get('host') != host else
              f'If pid {holder.get("pid")} is not that training')
   return (f'Workdir {workdir} is in use: {who}. Wait for it to finish or train in another '
-          'workdir (export, evaluate and report may read this one meanwhile). '
+          'workdir (export, evaluate and report read this one meanwhile with '
+          '--allow_unfinished). '
           f'{check}, remove the lock: {_removal(lock_path)}')
 
 
@@ -175,6 +176,17 @@ def release(path: str, text: str) -> None:
       tf.io.gfile.remove(path)
   except tf.errors.NotFoundError:
     pass
+
+
+def live_holder(path: str) -> dict | None:
+  """The lock file `path`'s holder (host, pid, since, command) while it is not stale (a lock
+  of another host counts as live: it cannot be checked); None without a lock."""
+  text = _read_text(path)
+  holder = None if text is None else _parse_lock(text)
+  if holder is None or lock_is_stale(holder, host=socket.gethostname(), pid=os.getpid(),
+                                     held=path in _HELD, alive=process_alive):
+    return None
+  return holder
 
 
 def command_line() -> str:

@@ -107,6 +107,13 @@ def restore(workdir: str, *, checkpoint: str | int = 'best',
   plan = _saved_plan(run)
   path = run.choose_checkpoint(checkpoint)
   final_metrics = run.read_json(workdir_lib.FINAL_METRICS)
+  holder = run.training_holder() if final_metrics is None else None
+  if final_metrics is None and not allow_unfinished and holder is not None:
+    raise errors.InvalidValueError(
+        f'The run in {run.path} is training now (pid {holder.get("pid")} on host '
+        f'{holder.get("host")}, since {holder.get("since")}): pass --allow_unfinished to read '
+        f'its newest checkpoint ({os.path.basename(run.latest_checkpoint())}) as it is, or '
+        'wait until it finishes.')
   if final_metrics is None and not allow_unfinished:
     raise errors.InvalidValueError(
         f'The run in {run.path} is unfinished (no {workdir_lib.FINAL_METRICS}; newest '

@@ -186,6 +186,10 @@ class Workdir:
     finally:
       locking.release(path, text)
 
+  def training_holder(self) -> dict | None:
+    """Who trains in this workdir now (lock.json's host, pid, since, command), or None."""
+    return locking.live_holder(self.file(LOCK))
+
   def exists(self, name: str) -> bool:
     return tf.io.gfile.exists(self.file(name))
 

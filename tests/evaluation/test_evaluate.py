@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import workdir as workdir_lib
+from tftransfer import errors, workdir as workdir_lib
 from tftransfer.evaluation import evaluate, report as report_lib
 from tftransfer.serving import export
 from tests.helpers import tiny_config
@@ -99,6 +99,15 @@ def test_export_evaluate_and_report_read_a_run_while_a_training_holds_it(tiny_ru
     export.export(str(workdir), str(tmp_path / 'models'))
     evaluate.evaluate_workdir(str(workdir), report=False)
     report_lib.report_workdir(str(workdir))
+    # Still training (no final_metrics.json): the refusal says so, not "re-run its train
+    # command" (the lock would refuse that), and names the flag that reads it as it is.
+    unfinished = tmp_path / 'unfinished'
+    shutil.copytree(workdir, unfinished)
+    (unfinished / 'final_metrics.json').unlink()
+    with pytest.raises(errors.InvalidValueError,
+                       match=rf'is training now \(pid {running.pid} on host .*--allow_unfinished'):
+      evaluate.evaluate_workdir(str(unfinished), report=False)
+    evaluate.evaluate_workdir(str(unfinished), report=False, allow_unfinished=True)
   finally:
     running.kill()
     running.wait()
