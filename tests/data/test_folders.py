@@ -204,6 +204,9 @@ def test_a_class_name_in_two_unicode_forms_is_one_class_and_two_folders_of_it_an
   with pytest.raises(errors.InvalidValueError) as raised:
     folders.list_folder(str(tmp_path / 'both'))
   assert repr(nfc) in str(raised.value) and repr(nfd) in str(raised.value)
+  # Printed alike, so the message spells them apart too.
+  assert {ascii(nfc), ascii(nfd)} == {"'caf\\xe9'", "'cafe\\u0301'"}
+  assert ascii(nfc) in str(raised.value) and ascii(nfd) in str(raised.value)
   # A model trained on either form judges a folder written in the other.
   assert list(dataset.class_labels([nfd, 'dog'], ('dog', nfc), what='--data')) == [1, 0]
   assert list(dataset.class_labels([nfc], (nfd, 'dog'), what='--data')) == [0]

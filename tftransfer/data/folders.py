@@ -128,7 +128,9 @@ def list_folder(root: str) -> FolderListing:
       if name in folders:
         raise errors.InvalidValueError(
             f'Class folders {folders[name]!r} and {entry.name!r} under {root} both read as '
-            f'class {name!r}; rename one of them.')
+            f'class {name!r}: they spell it differently, {ascii(folders[name])} and '
+            f'{ascii(entry.name)} (one in Unicode NFC as Linux writes it, one in NFD as macOS '
+            'does, for instance); merge them into one folder.')
       folders[name] = entry.name
   class_names = sorted(folders)
   if len(class_names) < 2:
