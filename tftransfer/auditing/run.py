@@ -97,7 +97,7 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
   items = findings_lib.Items(tuple(paths), labels.astype(np.int64), np.asarray(split_names),
                              tuple(class_names))
   if not trained_backbone:
-    logging.warning('Data audit: %s.', findings_lib.UNTRAINED_BACKBONE)
+    logging.info('Data audit: %s.', findings_lib.UNTRAINED_BACKBONE)
   findings = findings_lib.audit(
       items, described,
       np.concatenate([values for values, _ in computed]) if trained_backbone else None,
