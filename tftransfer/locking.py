@@ -157,7 +157,7 @@ def acquire(workdir: str, path: str, *, command: str) -> str:
     if found is None:
       continue  # Released meanwhile: try again.
     holder = _parse_lock(found)
-    if holder is None or not lock_is_stale(holder, host=host, pid=pid, held=path in _HELD,
+    if holder is None or not lock_is_stale(holder, host=host, pid=pid, held=holds(path),
                                            alive=process_alive):
       break
     if _read_text(path) == found:  # Nobody took it over meanwhile.
@@ -184,7 +184,7 @@ def live_holder(path: str) -> dict | None:
   text = _read_text(path)
   holder = None if text is None else _parse_lock(text)
   if holder is None or lock_is_stale(holder, host=socket.gethostname(), pid=os.getpid(),
-                                     held=path in _HELD, alive=process_alive):
+                                     held=holds(path), alive=process_alive):
     return None
   return holder
 

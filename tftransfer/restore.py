@@ -107,14 +107,14 @@ def restore(workdir: str, *, checkpoint: str | int = 'best',
   plan = _saved_plan(run)
   path = run.choose_checkpoint(checkpoint)
   final_metrics = run.read_json(workdir_lib.FINAL_METRICS)
-  holder = run.training_holder() if final_metrics is None else None
-  if final_metrics is None and not allow_unfinished and holder is not None:
-    raise errors.InvalidValueError(
-        f'The run in {run.path} is training now (pid {holder.get("pid")} on host '
-        f'{holder.get("host")}, since {holder.get("since")}): pass --allow_unfinished to read '
-        f'its newest checkpoint ({os.path.basename(run.latest_checkpoint())}) as it is, or '
-        'wait until it finishes.')
   if final_metrics is None and not allow_unfinished:
+    holder = run.training_holder()  # Read only for a refusal: it says why, and what to do.
+    if holder is not None:
+      raise errors.InvalidValueError(
+          f'The run in {run.path} is training now (pid {holder.get("pid")} on host '
+          f'{holder.get("host")}, since {holder.get("since")}): pass --allow_unfinished to '
+          f'read its newest checkpoint ({os.path.basename(run.latest_checkpoint())}) as it '
+          'is, or wait until it finishes.')
     raise errors.InvalidValueError(
         f'The run in {run.path} is unfinished (no {workdir_lib.FINAL_METRICS}; newest '
         f'checkpoint {os.path.basename(run.latest_checkpoint())}). Finish it by re-running its '

@@ -9,7 +9,8 @@ jumps it.
 A run stopped by train.max_steps inside an epoch evaluates it there: that row is marked
 'partial', counts for neither selection nor patience (selection.py), and is replaced by the
 epoch's row when a continued run completes the epoch (workdir.with_metrics_row), so a capped
-and continued run has the rows, the selected epoch and the early stops of an uninterrupted one.
+and continued run has the rows of an uninterrupted one and selects and stops by the same rule
+(its values differ from the resume on: a resumed session draws a new seeded data order).
 """
 
 import dataclasses

@@ -35,10 +35,11 @@ def _val_metrics(val) -> dict:
     return {}
   recall = [None if np.isnan(value) else round(float(value), 5) for value in val.recall]
   metrics = {'val_loss': round(val.mean_loss, 5), 'val_accuracy': round(val.accuracy, 5)}
-  if 'val_map' in _map(val):
+  mean_average_precision = _map(val)
+  if mean_average_precision:
     # Multi-label: accuracy is exact match (every label right at 0.5) and each label's
     # recall at 0.5; a mean of those recalls is no balanced accuracy.
-    return {**metrics, 'val_label_recall': recall, **_map(val)}
+    return {**metrics, 'val_label_recall': recall, **mean_average_precision}
   return {**metrics, 'val_balanced_accuracy': round(val.balanced_accuracy, 5),
           'val_recall': recall}
 
