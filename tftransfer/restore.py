@@ -177,7 +177,7 @@ def require_validation(workdir: str, *, uses: str, fix: str) -> None:
 
 
 def judged_data(path: str, class_names: tuple[str, ...], *, max_pixels: int,
-                what: str | None = None, columns: dict | None = None,
+                setting: str = '--data', columns: dict | None = None,
                 multi_label: bool = False) -> tuple[dataset.Split, dict]:
   """Every usable image of `path`, a folder `path`/<class>/... or a manifest (a .csv, .tsv
   or .jsonl file read with `columns`, data/manifests.py), as one split labelled by the
@@ -186,6 +186,7 @@ def judged_data(path: str, class_names: tuple[str, ...], *, max_pixels: int,
   [len(class_names)] (a folder's image has the one label of its folder).
 
   Args:
+    setting: the flag (or argument) that named `path`, as errors name it.
     columns: a manifest's image_column, label_column, label_delimiter, label_columns (a
       tuple) and split_column, as read(); None = the defaults. A split column's 'test' rows
       are judged when it has any, else every row.
@@ -195,11 +196,13 @@ def judged_data(path: str, class_names: tuple[str, ...], *, max_pixels: int,
     errors.InvalidValueError: a class that is not one of the model's classes; a manifest
       row manifests.read refuses.
   """
-  what = what or f'--data={path!r}'
+  what = f'{setting}={path!r}'
   if path.lower().endswith(manifests.EXTENSIONS):
     return _manifest_data(path, class_names, max_pixels=max_pixels, what=what,
                           columns=columns or {}, multi_label=multi_label)
-  scan = folders.scan_folder(path, max_image_pixels=max_pixels, on_bad_image='skip')
+  scan = folders.scan_folder(path, max_image_pixels=max_pixels, on_bad_image='skip',
+                             setting=setting, min_classes=1, table_fix='name a .csv, .tsv or '
+                             '.jsonl file by its extension')
   labels = dataset.class_labels(scan.class_names, class_names, what=what)
   split = dataset.file_split(scan.files, labels[scan.labels], len(class_names),
                              max_pixels=max_pixels)

@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tftransfer import config as config_lib, errors
+from tftransfer import config as config_lib, errors, restore
 from tftransfer.data import scan, sources, splits, tfds_source, tfrecords
+from tftransfer.training import resolve
 from tests.helpers import MAX_IMAGE_PIXELS, tiny_config, write_image_folder
 from tests import image_variants
 
@@ -99,6 +100,32 @@ def test_one_class_folder_is_refused_before_anything_is_decoded(tmp_path, monkey
   with pytest.raises(errors.InvalidValueError,
                      match=r"has 1 class folder\(s\) \('cat'\); a classifier needs at least two"):
     sources.load(config.data, seed=0)
+
+
+def test_a_table_or_a_held_out_folder_is_named_by_the_setting_that_gave_it(tmp_path):
+  # Issue 28 leftovers: a manifest given where a folder belongs points to the manifest's
+  # flag; a held-out folder is named by its own flag and may hold one of the classes.
+  table = tmp_path / 'labels.csv'
+  table.write_text('path,label\na.jpg,cat\n')
+  with pytest.raises(errors.NotFoundError,
+                     match=r"--input='.*labels.csv' is not a directory.*reads as a manifest.*"
+                           r"pass it as --manifest=.*labels.csv"):
+    tfrecords.convert_folder(str(table), str(tmp_path / 'records'), max_image_pixels=0)
+  with pytest.raises(errors.NotFoundError, match=r"config.data.path='.*labels.csv' is not a "
+                                                 r"directory.*add --config.data.source=csv"):
+    resolve.resolve(tiny_config(data__source='folder', data__path=str(table)))
+  root = write_image_folder(tmp_path / 'images', classes=('cat', 'dog'), per_class=6)
+  cats = write_image_folder(tmp_path / 'cats', classes=('cat',), per_class=3)
+  data = sources.load(tiny_config(data__source='folder', data__path=str(root),
+                                  data__val_path=str(cats)).data, seed=0)
+  assert tuple(data.val.class_counts) == (3, 0) and data.train.num_examples == 12
+  split, _ = restore.judged_data(str(cats), ('cat', 'dog'), max_pixels=0)
+  assert split.num_examples == 3
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"config.data.val_path='.*empty' has 0 class folder\(s\)"):
+    (tmp_path / 'empty').mkdir()
+    sources.load(tiny_config(data__source='folder', data__path=str(root),
+                             data__val_path=str(tmp_path / 'empty')).data, seed=0)
 
 
 def test_a_tfds_split_filter_leaving_one_class_is_refused():

@@ -239,7 +239,7 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
   if test_dir:
     test, _ = restore.judged_data(test_dir, data.class_names,
                                   max_pixels=config.data.max_image_pixels,
-                                  what=f'--test_dir={test_dir!r}',
+                                  setting='--test_dir',
                                   columns=test_columns or manifest_source.columns(config.data),
                                   multi_label=data.multi_label)
   weights, selected_phase = config.model.weights, None

@@ -52,7 +52,8 @@ def load(data: ml_collections.ConfigDict, *, seed: int, split_seed: int,
     train = splits.cap_per_class(np.arange(len(usable_labels)), usable_labels,
                                  max_per_class=data.max_examples_per_class, seed=split_seed)
     held_out = folders.scan_folder(data.val_path, max_image_pixels=max_pixels,
-                                   on_bad_image=data.on_bad_image, cache_path=scan_cache)
+                                   on_bad_image=data.on_bad_image, cache_path=scan_cache,
+                                   setting='config.data.val_path', min_classes=1)
     labels = dataset.class_labels(held_out.class_names, scan.class_names,
                                   what=f'config.data.val_path={data.val_path!r}')
     val = dataset.file_split(held_out.files, labels[held_out.labels], num_classes,

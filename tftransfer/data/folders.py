@@ -29,7 +29,7 @@ from absl import logging
 import numpy as np
 
 from tftransfer import errors, files
-from tftransfer.data import scan, walk
+from tftransfer.data import manifests, scan, walk
 
 IMAGE_EXTENSIONS = walk.IMAGE_EXTENSIONS
 # How many undecodable files an error message names; the scan cache and the report list all.
@@ -103,22 +103,32 @@ class FolderScan:
     }
 
 
-def list_folder(root: str) -> FolderListing:
+def list_folder(root: str, *, setting: str = 'config.data.path', min_classes: int = 2,
+                table_fix: str = '--config.data.source=csv') -> FolderListing:
   """Lists `root/<class>/**/<image>` by extension (any case); hidden files are passed over.
 
   Files in nested sub-folders, linked ones included (walk.py), belong to the top-level class
   folder. Nothing is decoded.
 
+  Args:
+    root: the folder.
+    setting: the flag or field that named `root`, as errors name it.
+    min_classes: 2 for a folder to train on; 1 for held-out images judged by a model (they
+      may lack some of its classes).
+    table_fix: what the error suggests when `root` is a manifest file instead of a folder.
+
   Raises:
     NotFoundError: `root` is not a directory.
-    InvalidValueError: `root` has fewer than two class folders (a classifier needs two), two
+    InvalidValueError: `root` has fewer than `min_classes` class folders, two
       folders whose names are the same text, or a class folder that links to another one or
       to a folder containing the root.
   """
   if not os.path.isdir(root):
+    table = (f' {os.path.basename(root)!r} reads as a manifest (a table of images and labels): '
+             f'{table_fix}.' if root.lower().endswith(manifests.EXTENSIONS) else '')
     raise errors.NotFoundError(
-        f'config.data.path={root!r} is not a directory. Point it at a folder holding one '
-        'sub-folder of images per class, e.g. --config.data.path=/data/flowers.')
+        f'{setting}={root!r} is not a directory. Point it at a folder holding one sub-folder '
+        f'of images per class, e.g. --{setting.lstrip("-")}=/data/flowers.{table}')
   root = os.path.abspath(root)
   entries = list(os.scandir(root))
   folders = {}
@@ -133,11 +143,12 @@ def list_folder(root: str) -> FolderListing:
             'does, for instance); merge them into one folder.')
       folders[name] = entry.name
   class_names = sorted(folders)
-  if len(class_names) < 2:
+  if len(class_names) < min_classes:
     # One class trains a model that answers it for everything (validation accuracy 1.0).
+    need = 'a classifier needs at least two' if min_classes > 1 else 'it needs one'
     raise errors.InvalidValueError(
-        f'config.data.path={root!r} has {len(class_names)} class folder(s) '
-        f'({", ".join(map(repr, class_names)) or "none"}); a classifier needs at least two. '
+        f'{setting}={root!r} has {len(class_names)} class folder(s) '
+        f'({", ".join(map(repr, class_names)) or "none"}); {need}. '
         'Lay the images out as root/<class>/<image>, one folder per class.')
   loose = sorted(entry.name for entry in entries
                  if not entry.is_dir() and not entry.name.startswith('.'))
@@ -168,7 +179,7 @@ def list_folder(root: str) -> FolderListing:
 
 
 def scan_folder(root: str, *, max_image_pixels: int, on_bad_image: str = 'skip',
-                cache_path: str | None = None) -> FolderScan:
+                cache_path: str | None = None, **listing) -> FolderScan:
   """Lists `root` and decodes every candidate image once to find the ones training can read.
 
   Args:
@@ -179,6 +190,7 @@ def scan_folder(root: str, *, max_image_pixels: int, on_bad_image: str = 'skip',
       'fail' raises BadImagesError naming them.
     cache_path: a JSON file keeping the verdicts under the listing's fingerprint (the run's
       workdir holds it); an unchanged folder is then not decoded again. None = always decode.
+    **listing: list_folder's setting, min_classes and table_fix.
 
   Raises:
     BadImagesError: on_bad_image='fail' and some files cannot be used.
@@ -190,7 +202,7 @@ def scan_folder(root: str, *, max_image_pixels: int, on_bad_image: str = 'skip',
     raise errors.InvalidValueError(
         f"on_bad_image={on_bad_image!r} is not valid; use 'skip' or 'fail'.")
   started = time.time()
-  listing = list_folder(root)
+  listing = list_folder(root, **listing)
   relative = [listing.relative(path) for path in listing.files]
   failures, largest, from_cache = scan.verdicts(
       listing.files, relative, root=listing.root, fingerprint=listing.fingerprint(),

@@ -176,7 +176,8 @@ def convert_folder(input_dir: str, output_dir: str, *, max_image_pixels: int,
   """
   output_dir = _check_output(output_dir, num_shards)
   scan = folders.scan_folder(input_dir, max_image_pixels=max_image_pixels,
-                             on_bad_image=on_bad_image)
+                             on_bad_image=on_bad_image, setting='--input',
+                             table_fix=f'pass it as --manifest={input_dir}')
   root = os.path.abspath(input_dir)
   images = [(path, (int(label),), os.path.relpath(path, root))
             for path, label in zip(scan.files, scan.labels)]

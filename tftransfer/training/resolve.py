@@ -13,6 +13,7 @@ import ml_collections
 import tensorflow as tf
 
 from tftransfer import config as config_lib, errors, runtime
+from tftransfer.data import manifests
 from tftransfer.model import backbones
 
 
@@ -65,7 +66,11 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
       raise errors.NotFoundError(
           f'config.data.path={config.data.path!r} is not a directory. Point it at '
           + ('a folder holding one sub-folder of images per class, e.g. '
-             '--config.data.path=/data/flowers.' if config.data.source == 'folder' else
+             '--config.data.path=/data/flowers.' + (
+                 ' It reads as a manifest (a table of images and labels): add '
+                 '--config.data.source=csv.'
+                 if config.data.path.lower().endswith(manifests.EXTENSIONS) else '')
+             if config.data.source == 'folder' else
              'the directory make_tfrecords wrote (python -m tftransfer.make_tfrecords '
              '--input=FOLDER --output=DIR).'))
   rt = runtime.setup(strategy=config.distribute.strategy,
