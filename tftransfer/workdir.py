@@ -45,6 +45,7 @@ import ml_collections
 import tensorflow as tf
 
 from tftransfer import config as config_lib, errors, files, locking
+from tftransfer.model import transfer
 
 CONFIG = 'config.json'
 PLAN = 'plan.json'
@@ -127,18 +128,35 @@ def with_metrics_row(rows: list[dict], row: dict) -> list[dict]:
           ] + [row]
 
 
+RANDOM_STATES = 'random_states'  # a training checkpoint's seed generator states
+
+
+def holds_random_states(checkpoint_path: str) -> bool:
+  """Whether the checkpoint at `checkpoint_path` (a prefix, .../ckpt-N) saved the model's
+  random states (checkpoints written before they were saved, of older runs, did not)."""
+  return any(name.startswith(f'{RANDOM_STATES}/')
+             for name, _ in tf.train.list_variables(checkpoint_path))
+
+
 def checkpoint_of(model: keras.Model, step: tf.Variable,
                   optimizers: Mapping[str, keras.optimizers.Optimizer] | None = None,
-                  elapsed_seconds: tf.Variable | None = None) -> tf.train.Checkpoint:
+                  elapsed_seconds: tf.Variable | None = None, *,
+                  random_states: bool = True) -> tf.train.Checkpoint:
   """What a checkpoint holds, the one definition training saves and restore reads: `model`
   (images -> logits, every weight and BatchNorm statistic), the global `step` and, when
-  training, each phase's optimizer by phase name and the seconds the run has spent (its
-  clock counts them across resumed sessions).
+  training, each phase's optimizer by phase name, the seconds the run has spent (its
+  clock counts them across resumed sessions) and the model's random states (its dropout's
+  Keras seed generators, which Keras keeps out of the model's weights), so a resumed run
+  draws the dropout masks the uninterrupted one would have.
+
+  `random_states=False` leaves them out: what checkpoints of older runs hold.
 
   Optimizers are stored without float16's loss-scale wrapper, so a run can resume under
   another precision (the dynamic loss scale then restarts, and adapts within a few steps).
   """
   extra = {} if elapsed_seconds is None else {'elapsed_seconds': elapsed_seconds}
+  if optimizers and random_states:
+    extra[RANDOM_STATES] = transfer.random_states(model)
   return tf.train.Checkpoint(
       model=model, step=step, **extra,
       **{f'{name}_optimizer': getattr(optimizer, 'inner_optimizer', optimizer)

@@ -153,11 +153,15 @@ def test_a_different_experiment_in_the_workdir_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_max_steps_stops_early_and_a_higher_cap_continues(tmp_path, monkeypatch):
+def test_max_steps_stops_early_and_a_higher_cap_continues(tmp_path, monkeypatch, caplog):
   workdir = tmp_path / 'run'
-  assert loop.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))[
-      'step'] == 3
+  # Its first session writes checkpoints as older versions did, without random states.
+  with monkeypatch.context() as older:
+    older.setattr(transfer, 'random_states', lambda model: [])
+    assert loop.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))[
+        'step'] == 3
   final = loop.train_and_evaluate(tiny_config(train__max_steps=7), str(workdir))
+  assert 'ckpt-3 holds no dropout random state (an older checkpoint)' in caplog.text
   rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   # Steps 1-3 and 4-5 are the head's one epoch in two pieces: one row, the partial one's
   # replaced; fine-tuning's first epoch (steps 6-10), capped at 7, is partial.
@@ -197,6 +201,24 @@ def test_a_run_capped_inside_an_epoch_and_continued_has_the_uninterrupted_runs_r
     assert [(stop['step'], stop['epochs_done']) for stop in final['stopped_early']] == [
         (15, 3)]
   assert continued['epochs'] == whole['epochs'] == 3
+
+
+@pytest.mark.slow
+def test_a_run_stopped_twice_and_continued_trains_the_uninterrupted_runs_numbers(tmp_path):
+  # Stopped inside a head epoch (on features) and inside a fine-tuning epoch (on images),
+  # the continued run reads on in each phase's data stream, so it trains on the batches the
+  # uninterrupted run trained on, in the same order: the same rows, to float rounding.
+  config = dict(train__head_epochs=2, train__finetune_epochs=2, train__head_on_features=True)
+  loop.train_and_evaluate(tiny_config(**config), str(tmp_path / 'whole'))
+  for cap in (7, 17):
+    loop.train_and_evaluate(tiny_config(**config, train__max_steps=cap),
+                            str(tmp_path / 'continued'))
+  loop.train_and_evaluate(tiny_config(**config), str(tmp_path / 'continued'))
+  whole, continued = _rows(tmp_path / 'whole'), _rows(tmp_path / 'continued')
+  assert [row['step'] for row in continued] == [row['step'] for row in whole] == [5, 10, 15, 20]
+  for expected, row in zip(whole, continued):
+    for key in ('train_loss', 'train_accuracy', 'val_loss', 'val_accuracy'):
+      assert row[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (row['step'], key)
 
 
 def test_bfloat16_trains_with_float32_logits(tmp_path, monkeypatch):

@@ -41,7 +41,7 @@ def compute_features(extract: Callable[[tf.Tensor], tf.Tensor], split: Split, *,
 
 
 def feature_batches(features: np.ndarray, labels: np.ndarray, *, batch_size: int,
-                    seed: int | None,
+                    seed: int | None, skip: int = 0,
                     input_context: tf.distribute.InputContext | None = None
                     ) -> tf.data.Dataset:
   """Batches of (features, labels): endless, shuffled and of equal size when `seed` is set
@@ -52,6 +52,7 @@ def feature_batches(features: np.ndarray, labels: np.ndarray, *, batch_size: int
     labels: int32 [N].
     batch_size: the global batch size (divided per replica with `input_context`).
     seed: shuffling seed; None = one pass in order.
+    skip: training batches to pass over first (what a resumed run trained on before).
     input_context: the tf.distribute input context, if distributed.
   """
   examples = tf.data.Dataset.from_tensor_slices((features, labels))
@@ -59,4 +60,4 @@ def feature_batches(features: np.ndarray, labels: np.ndarray, *, batch_size: int
   if seed is None:
     return examples.batch(batch)
   examples = examples.shuffle(len(labels), seed=seed).repeat()
-  return examples.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  return examples.batch(batch, drop_remainder=True).skip(skip).prefetch(tf.data.AUTOTUNE)

@@ -62,7 +62,7 @@ def stored_examples(split: Split, *, image_size: int, cache: bool,
 def train_batches(split: Split, *, image_size: int, batch_size: int, seed: int,
                   cache: bool, shuffle_buffer: int, min_area: float, flip: bool,
                   augmentation: augment.Augmentation = augment.Augmentation(),
-                  num_classes: int = 0,
+                  num_classes: int = 0, skip: int = 0,
                   input_context: tf.distribute.InputContext | None = None
                   ) -> tf.data.Dataset:
   """Endless shuffled, augmented batches of (float32 images in 0-255, labels).
@@ -74,14 +74,17 @@ def train_batches(split: Split, *, image_size: int, batch_size: int, seed: int,
     split: the training examples.
     image_size: output side in pixels.
     batch_size: global batch size (divided per replica when `input_context` is given).
-    seed: seeds shuffling and augmentation; resuming a run passes a different one so a
-      restart does not replay the data it has already seen.
+    seed: seeds shuffling and augmentation: the same seed gives the same stream.
     cache: keep decoded images in memory.
     shuffle_buffer: shuffle buffer in examples; 0 = this shard's whole split.
     min_area: smallest random crop area (1.0 = no crop).
     flip: random horizontal flips.
     augmentation: RandAugment, mixup and cutmix settings (augment.py); default none.
     num_classes: the width of soft targets (needed when `augmentation` mixes).
+    skip: batches of the stream to pass over first, unaugmented (a resumed run skips the
+      ones it trained on before, so it reads on where it was interrupted). The crops and
+      flips continue exactly; RandAugment and mixup/cutmix draw from Keras' own seed
+      generators, which start afresh.
     input_context: the tf.distribute input context, if distributed.
   """
   examples = stored_examples(split, image_size=image_size, cache=cache,
@@ -99,9 +102,9 @@ def train_batches(split: Split, *, image_size: int, batch_size: int, seed: int,
                                          min_area=min_area, flip=flip)
     return (rand_augment(image) if rand_augment else image), label
 
-  batches = tf.data.Dataset.zip(examples, seeds).map(view, num_parallel_calls=AUTOTUNE)
-  batches = batches.batch(per_replica_batch_size(batch_size, input_context),
-                          drop_remainder=True)
+  batch = per_replica_batch_size(batch_size, input_context)
+  batches = tf.data.Dataset.zip(examples, seeds).skip(skip * batch)
+  batches = batches.map(view, num_parallel_calls=AUTOTUNE).batch(batch, drop_remainder=True)
   if augmentation.mixes:
     batches = batches.map(augment.mix_batches(augmentation, num_classes=num_classes,
                                               seed=seed), num_parallel_calls=AUTOTUNE)

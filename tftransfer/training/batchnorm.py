@@ -15,6 +15,8 @@ from typing import Iterator
 import keras
 import tensorflow as tf
 
+from tftransfer.model import transfer
+
 
 def trainable_batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
   """The BatchNormalization layers of `model` (nested models included) that train, and so
@@ -47,6 +49,8 @@ def reestimate(model: keras.Model, batches: Iterator, num_batches: int) -> int:
   if not layers or num_batches < 1:
     return 0
   saved = [layer.momentum for layer in layers]
+  # Training-mode passes draw dropout masks: they must not move the run's random stream.
+  random_states = [(state, state.numpy()) for state in transfer.random_states(model)]
 
   @tf.function(reduce_retracing=True)
   def forward(images, momentum):
@@ -62,4 +66,6 @@ def reestimate(model: keras.Model, batches: Iterator, num_batches: int) -> int:
   for index in range(num_batches):
     images, _ = next(batches)
     forward(images, tf.constant(index / (index + 1), tf.float32))
+  for state, value in random_states:
+    state.assign(value)
   return len(layers)

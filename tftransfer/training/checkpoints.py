@@ -31,7 +31,8 @@ class Checkpointer:
   """Saves one run's checkpoints and decides, with every worker, when to save and stop."""
 
   def __init__(self, checkpoint: tf.train.Checkpoint, *, run: Workdir, rt: runtime.Runtime,
-               every_secs: float, keep: int, now: Callable[[], float] = time.time):
+               every_secs: float, keep: int, now: Callable[[], float] = time.time,
+               older: tf.train.Checkpoint | None = None):
     """
     Args:
       checkpoint: from `workdir.checkpoint_of`.
@@ -41,8 +42,10 @@ class Checkpointer:
         when asked to (epoch ends, stops).
       keep: checkpoints kept in the directory; 0 = all.
       now: the run's clock (clock.Clock.now), seconds.
+      older: the same checkpoint without the model's random states (`checkpoint_of`'s
+        random_states=False), to resume a run whose checkpoints predate them.
     """
-    self.checkpoint, self.run, self.rt = checkpoint, run, rt
+    self.checkpoint, self.run, self.rt, self.older = checkpoint, run, rt, older
     self.every_secs = every_secs
     self.directory = run.checkpoint_dir if rt.is_chief else tempfile.mkdtemp(
         prefix='tftransfer_worker_checkpoints_')
@@ -58,8 +61,14 @@ class Checkpointer:
   def restore_latest(self) -> str | None:
     """Restores the chief's newest checkpoint, if any; returns its path."""
     latest = self.run.latest_checkpoint()
-    if latest:
+    if not latest:
+      return None
+    if self.older is None or workdir_lib.holds_random_states(latest):
       self.checkpoint.restore(latest).assert_existing_objects_matched()
+    else:
+      self.older.restore(latest).assert_existing_objects_matched()
+      logging.info('%s holds no dropout random state (an older checkpoint): dropout draws '
+                   'afresh from here.', latest)
     return latest
 
   def save(self) -> None:

@@ -58,6 +58,7 @@ class Validation:
 
 def on_images(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data,
               model: transfer.TransferModel, validation: Validation, *, seed: int,
+              skip: int = 0,
               augmentation: augment.Augmentation = augment.Augmentation()) -> PhaseInputs:
   """The whole classifier on augmented training images (random crop, flip, and what
   `augmentation` adds: RandAugment, mixup, cutmix)."""
@@ -68,12 +69,13 @@ def on_images(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data,
           data.train, image_size=plan.image_size, batch_size=config.train.batch_size,
           seed=seed, cache=cache, shuffle_buffer=config.data.shuffle_buffer,
           min_area=config.data.crop_min_area, flip=config.data.flip,
-          augmentation=augmentation, num_classes=len(data.class_names), input_context=context))
+          augmentation=augmentation, num_classes=len(data.class_names), skip=skip,
+          input_context=context))
   return PhaseInputs(model.model, batches, validation)
 
 
 def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data,
-                model: transfer.TransferModel, *, seed: int) -> PhaseInputs:
+                model: transfer.TransferModel, *, seed: int, skip: int = 0) -> PhaseInputs:
   """The head alone on backbone features of the evaluation view, computed once here (one
   inference pass over this worker's shard of each split; no augmentation)."""
   config, rt = setup.config, setup.runtime
@@ -94,10 +96,11 @@ def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data
                          for array in train_features)
   logging.info('Features ready in %.1f s.', time.time() - started)
 
-  def distributed(arrays, seed):
+  def distributed(arrays, seed, skip=0):
     return rt.strategy.distribute_datasets_from_function(
         lambda context: features.feature_batches(
-            *arrays, batch_size=config.train.batch_size, seed=seed, input_context=context))
+            *arrays, batch_size=config.train.batch_size, seed=seed, skip=skip,
+            input_context=context))
 
   num_classes = len(data.class_names)
   multi_label = plan.task == 'multi_label'
@@ -112,5 +115,5 @@ def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data
       return steps.evaluate_scores(step, batches)
     return steps.evaluate(step, batches, num_classes)
 
-  return PhaseInputs(model.head, distributed(train_features, seed), evaluate,
+  return PhaseInputs(model.head, distributed(train_features, seed, skip), evaluate,
                      features=(train_features, val_features))

@@ -186,15 +186,17 @@ def _train(run: Run) -> dict:
 
 
 def _phase_inputs(run: Run, name: str) -> inputs.PhaseInputs:
-  # A resumed run draws a different, still seeded, data order from the one it interrupted.
-  seed = run.config.seed + run.step
+  # The phase's data stream is seeded by the step it starts at; a resumed run skips the
+  # batches the phase has trained on, so it reads on where the interrupted run stopped.
+  first_step = run.plan.phase(name).first_step
+  seed, skip = run.config.seed + first_step, run.step - first_step
   if name == 'head' and run.plan.head_on_features:
     if run.augmentation.mixes or run.augmentation.randaugment_ops:
       logging.info('Mixup, cutmix and RandAugment do not apply to the head phase on features '
                    '(computed once from unaugmented images); they apply to fine-tuning.')
-    return inputs.on_features(run.setup, run.plan, run.data, run.model, seed=seed)
+    return inputs.on_features(run.setup, run.plan, run.data, run.model, seed=seed, skip=skip)
   return inputs.on_images(run.setup, run.plan, run.data, run.model, run.validation,
-                          seed=seed, augmentation=run.augmentation)
+                          seed=seed, skip=skip, augmentation=run.augmentation)
 
 
 def _decision_inputs(run: Run) -> dict:

@@ -10,7 +10,7 @@ A run stopped by train.max_steps inside an epoch evaluates it there: that row is
 'partial', counts for neither selection nor patience (selection.py), and is replaced by the
 epoch's row when a continued run completes the epoch (workdir.with_metrics_row), so a capped
 and continued run has the rows of an uninterrupted one and selects and stops by the same rule
-(its values differ from the resume on: a resumed session draws a new seeded data order).
+(and, as a resumed session reads on in the same data stream, the same values: loop.py).
 """
 
 import dataclasses

@@ -96,14 +96,15 @@ class Run:
     """The full classifier on the validation images (built on first use, then reused)."""
     return inputs.Validation(self.setup, self.plan, self.data, self.model.model)
 
-  @functools.cached_property
   def batchnorm_batches(self):
-    """Training batches (crops and flips, no mixing) for re-estimating BatchNorm."""
+    """Training batches (crops and flips, no mixing) for re-estimating BatchNorm at this
+    step: seeded by the step, so a resumed run re-estimates as the uninterrupted one."""
     config = self.config
     return iter(pipeline.train_batches(
         self.data.train, image_size=self.plan.image_size, batch_size=config.train.batch_size,
-        seed=config.seed + 1, cache=False, shuffle_buffer=config.data.shuffle_buffer,
-        min_area=config.data.crop_min_area, flip=config.data.flip))
+        seed=config.seed + 1 + self.step, cache=False,
+        shuffle_buffer=config.data.shuffle_buffer, min_area=config.data.crop_min_area,
+        flip=config.data.flip))
 
   def diverged(self, phase: str, chunk: Sums) -> errors.DivergedError:
     return errors.DivergedError(
@@ -130,10 +131,11 @@ def create(setup: resolve.RunSetup, plan: plan_lib.Plan, run_dir: Workdir, data:
     optimizers = {phase.name: phases.build_optimizer(config, plan, model, phase,
                                                      schedules[phase.name])
                   for phase in plan.phases}
+  parts = model.model, step, optimizers, elapsed
   checkpointer = checkpoints.Checkpointer(
-      workdir_lib.checkpoint_of(model.model, step, optimizers, elapsed), run=run_dir, rt=rt,
+      workdir_lib.checkpoint_of(*parts), run=run_dir, rt=rt,
       every_secs=config.train.checkpoint_every_secs, keep=config.train.keep_checkpoints,
-      now=clock.now)
+      now=clock.now, older=workdir_lib.checkpoint_of(*parts, random_states=False))
   latest = checkpointer.restore_latest()
   if latest:
     logging.info('Resuming from %s at step %d of %d.', latest, int(step.numpy()),
@@ -172,7 +174,7 @@ def reestimate_batchnorm(run: Run) -> None:
   num_batches = min(math.ceil(PRECISE_BN_IMAGES / batch_size),
                     max(run.data.train.num_examples // batch_size, 1))
   if batchnorm.trainable_batchnorm_layers(run.model.model):
-    layers = batchnorm.reestimate(run.model.model, run.batchnorm_batches, num_batches)
+    layers = batchnorm.reestimate(run.model.model, run.batchnorm_batches(), num_batches)
     logging.info('Re-estimated the statistics of %d BatchNorm layers on %d training images.',
                  layers, num_batches * batch_size)
 
