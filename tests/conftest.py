@@ -34,7 +34,11 @@ tf.config.experimental.enable_op_determinism()
 
 def pytest_collection_modifyitems(config, items):
   """Whole runs are slow: everything in tests/e2e/ and every test on real data (../shared);
-  real-data tests skip when ../shared is absent."""
+  real-data tests skip when ../shared is absent.
+
+  The suite runs on two pytest-xdist workers (setup.cfg's addopts, --dist loadgroup): a
+  file's tests go to one worker, so its module fixtures are built once, and so do all the
+  tests of the session's most expensive fixture, tiny_edge_export (every export format)."""
   del config
   skip_shared = pytest.mark.skip(reason=f'needs real data in {SHARED} (absent or hidden by '
                                  'TFTRANSFER_SHARED=none)')
@@ -42,6 +46,9 @@ def pytest_collection_modifyitems(config, items):
   for item in items:
     if e2e in pathlib.Path(item.fspath).parents or 'shared_data' in item.keywords:
       item.add_marker(pytest.mark.slow)
+    group = ('tiny_edge_export' if 'tiny_edge_export' in item.fixturenames
+             else item.nodeid.split('::')[0])
+    item.add_marker(pytest.mark.xdist_group(group))
     if 'shared_data' in item.keywords and not (SHARED_TRAIN.is_dir()
                                                and SHARED_WEIGHTS.is_file()):
       item.add_marker(skip_shared)

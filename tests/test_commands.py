@@ -4,6 +4,8 @@ it, and every command starts, shows its flags and refuses a misspelt one in one 
 import configparser
 import subprocess
 
+import pytest
+
 from tftransfer.cli import commands, launch
 from tests.helpers import REPO, console_script
 
@@ -36,6 +38,7 @@ def test_a_misspelt_or_guessed_field_names_the_likely_ones():
   assert launch._no_such_field('--config.train.zzz=1').endswith('--helpfull lists every field.')
 
 
+@pytest.mark.slow  # Starts each command's process: tens of seconds of imports.
 def test_every_command_starts_and_shows_its_flags():
   # In parallel: each start imports TensorFlow (seconds). The other spellings of a command
   # are tests/e2e/test_commands.py's.

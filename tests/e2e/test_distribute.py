@@ -164,13 +164,17 @@ def test_killed_worker_stops_the_chief_and_the_restarted_cluster_resumes(tmp_pat
   killed_at = len((workdir / 'metrics.jsonl').read_text().splitlines())
   assert killed_at < 30
 
-  restarted = [_start(workdir, config, tf_config=tf_config) for tf_config in _cluster(2)]
+  # Restarted for two more epochs (a higher step cap continues a run; the rest of its 30
+  # epochs would only take time).
+  cap = min(killed_at + 2, 30) * 5
+  restarted = [_start(workdir, {**config, 'train__max_steps': cap}, tf_config=tf_config)
+               for tf_config in _cluster(2)]
   results = [_finish(worker) for worker in restarted]
   for final, log in results:
     assert 'Resuming from' in log
-    assert final['step'] == 30 * 5
+    assert final['step'] == cap
   rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
-  assert [row['epoch'] for row in rows] == list(range(1, 31))
+  assert [row['epoch'] for row in rows] == list(range(1, cap // 5 + 1))
 
 
 def test_sigterm_to_one_worker_stops_the_cluster_with_a_checkpoint(tmp_path):
@@ -187,9 +191,14 @@ def test_sigterm_to_one_worker_stops_the_cluster_with_a_checkpoint(tmp_path):
   # Mid-epoch or at an epoch's end, whichever check came first: saved there, by both.
   assert (workdir / 'checkpoints' / f'ckpt-{stopped_at}.index').exists()
 
-  restarted = [_start(workdir, config, tf_config=tf_config) for tf_config in _cluster(2)]
+  # Restarted to the end of the next epoch (a higher step cap continues a run; the rest of
+  # its 12 epochs would only take time).
+  cap = (stopped_at // 5 + 1) * 5
+  restarted = [_start(workdir, {**config, 'train__max_steps': cap}, tf_config=tf_config)
+               for tf_config in _cluster(2)]
   for final, log in [_finish(worker) for worker in restarted]:
-    assert f'ckpt-{stopped_at} at step {stopped_at} of 60' in log
-    assert final['step'] == 60
+    assert f'ckpt-{stopped_at} at step {stopped_at} of {cap}' in log
+    assert final['step'] == cap
   rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
-  assert [row['epoch'] for row in rows] == list(range(1, 13))
+  assert [row['epoch'] for row in rows] == list(range(1, cap // 5 + 1))
+  assert not any(row.get('partial') for row in rows)

@@ -29,13 +29,17 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
   killed_at = len(metrics.read_text().splitlines())
   assert 3 <= killed_at < 30
 
-  resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+  # Resumed for two more epochs (a higher step cap continues a run; the rest of its 30
+  # epochs would only take time): it goes on from the newest checkpoint, not from the start.
+  cap = min(killed_at + 2, 30) * 5
+  resumed = subprocess.run(command + [f'--config.train.max_steps={cap}'], capture_output=True,
+                           text=True, timeout=300)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert 'Resuming from' in resumed.stderr
   rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-  assert [row['epoch'] for row in rows] == list(range(1, 31))
-  assert rows[-1]['step'] == 30 * 5
-  assert json.loads((workdir / 'final_metrics.json').read_text())['step'] == 150
+  assert [row['epoch'] for row in rows] == list(range(1, cap // 5 + 1))
+  assert rows[-1]['step'] == cap
+  assert json.loads((workdir / 'final_metrics.json').read_text())['step'] == cap
 
 
 def test_sigterm_saves_a_checkpoint_mid_epoch_and_the_run_resumes_there(tmp_path):
