@@ -45,7 +45,6 @@ import ml_collections
 import tensorflow as tf
 
 from tftransfer import config as config_lib, errors, files, locking
-from tftransfer.model import transfer
 
 CONFIG = 'config.json'
 PLAN = 'plan.json'
@@ -131,6 +130,14 @@ def with_metrics_row(rows: list[dict], row: dict) -> list[dict]:
 RANDOM_STATES = 'random_states'  # a training checkpoint's seed generator states
 
 
+def random_states(model: keras.Model) -> list[keras.Variable]:
+  """The state variables (int64 [2]: seed, counter) of `model`'s Keras seed generators, its
+  dropout's: Keras keeps them out of `model.weights`, so training checkpoints save them on
+  their own (checkpoint_of), and passes that must not draw from them put them back."""
+  return [variable for variable in model.variables
+          if variable.path.endswith('seed_generator_state')]
+
+
 def holds_random_states(checkpoint_path: str) -> bool:
   """Whether the checkpoint at `checkpoint_path` (a prefix, .../ckpt-N) saved the model's
   random states (checkpoints written before they were saved, of older runs, did not)."""
@@ -156,7 +163,7 @@ def checkpoint_of(model: keras.Model, step: tf.Variable,
   """
   extra = {} if elapsed_seconds is None else {'elapsed_seconds': elapsed_seconds}
   if optimizers and random_states:
-    extra[RANDOM_STATES] = transfer.random_states(model)
+    extra[RANDOM_STATES] = random_states(model)
   return tf.train.Checkpoint(
       model=model, step=step, **extra,
       **{f'{name}_optimizer': getattr(optimizer, 'inner_optimizer', optimizer)

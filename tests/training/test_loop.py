@@ -157,7 +157,7 @@ def test_max_steps_stops_early_and_a_higher_cap_continues(tmp_path, monkeypatch,
   workdir = tmp_path / 'run'
   # Its first session writes checkpoints as older versions did, without random states.
   with monkeypatch.context() as older:
-    older.setattr(transfer, 'random_states', lambda model: [])
+    older.setattr(workdir_lib, 'random_states', lambda model: [])
     assert loop.train_and_evaluate(tiny_config(train__max_steps=3), str(workdir))[
         'step'] == 3
   final = loop.train_and_evaluate(tiny_config(train__max_steps=7), str(workdir))

@@ -92,14 +92,6 @@ def classifier_parts(model: keras.Model) -> tuple[keras.layers.Layer, keras.Mode
   return preprocess, backbone[0], pool, head
 
 
-def random_states(model: keras.Model) -> list[keras.Variable]:
-  """The state variables (int64 [2]: seed, counter) of `model`'s Keras seed generators, its
-  dropout's: Keras keeps them out of `model.weights`, so checkpoints save them on their own
-  (workdir.checkpoint_of), and passes that must not draw from them put them back."""
-  return [variable for variable in model.variables
-          if variable.path.endswith('seed_generator_state')]
-
-
 def _all_layers(layer: keras.layers.Layer):
   yield layer
   for child in getattr(layer, 'layers', ()):

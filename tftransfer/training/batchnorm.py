@@ -15,7 +15,7 @@ from typing import Iterator
 import keras
 import tensorflow as tf
 
-from tftransfer.model import transfer
+from tftransfer import workdir
 
 
 def trainable_batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
@@ -50,7 +50,7 @@ def reestimate(model: keras.Model, batches: Iterator, num_batches: int) -> int:
     return 0
   saved = [layer.momentum for layer in layers]
   # Training-mode passes draw dropout masks: they must not move the run's random stream.
-  random_states = [(state, state.numpy()) for state in transfer.random_states(model)]
+  random_states = [(state, state.numpy()) for state in workdir.random_states(model)]
 
   @tf.function(reduce_retracing=True)
   def forward(images, momentum):
