@@ -148,7 +148,7 @@ def holds_random_states(checkpoint_path: str) -> bool:
 def checkpoint_of(model: keras.Model, step: tf.Variable,
                   optimizers: Mapping[str, keras.optimizers.Optimizer] | None = None,
                   elapsed_seconds: tf.Variable | None = None, *,
-                  random_states: bool = True) -> tf.train.Checkpoint:
+                  with_random_states: bool = True) -> tf.train.Checkpoint:
   """What a checkpoint holds, the one definition training saves and restore reads: `model`
   (images -> logits, every weight and BatchNorm statistic), the global `step` and, when
   training, each phase's optimizer by phase name, the seconds the run has spent (its
@@ -156,13 +156,13 @@ def checkpoint_of(model: keras.Model, step: tf.Variable,
   Keras seed generators, which Keras keeps out of the model's weights), so a resumed run
   draws the dropout masks the uninterrupted one would have.
 
-  `random_states=False` leaves them out: what checkpoints of older runs hold.
+  `with_random_states=False` leaves them out: what checkpoints of older runs hold.
 
   Optimizers are stored without float16's loss-scale wrapper, so a run can resume under
   another precision (the dynamic loss scale then restarts, and adapts within a few steps).
   """
   extra = {} if elapsed_seconds is None else {'elapsed_seconds': elapsed_seconds}
-  if optimizers and random_states:
+  if optimizers and with_random_states:
     extra[RANDOM_STATES] = random_states(model)
   return tf.train.Checkpoint(
       model=model, step=step, **extra,

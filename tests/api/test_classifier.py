@@ -95,6 +95,10 @@ def test_evaluate_returns_what_metrics_json_holds(api_run, tmp_path):
   judged = clf.evaluate(test)
   assert judged['num_examples'] == 6
   assert [judged['per_class'][name]['support'] for name in NAMES] == [3, 3, 0, 0, 0]
+  # A class the model lacks is named with the argument that gave it, not a command's flag.
+  zebras = write_image_folder(tmp_path / 'zebras', classes=('zigzag', 'zebra'), per_class=2)
+  with pytest.raises(errors.InvalidValueError, match=r"^data='.*zebras' has classes \['zebra'\]"):
+    clf.evaluate(tft.ImageData.from_folder(str(zebras)))
 
 
 def test_predict_takes_files_bytes_pixels_and_image_data(api_run, tmp_path, monkeypatch):

@@ -217,10 +217,11 @@ class ImageClassifier:
       errors.InvalidValueError: data with a class the run lacks.
     """
     if data is None:
-      return evaluate_lib.evaluate_workdir(self.workdir, checkpoint=checkpoint, report=False)
+      return evaluate_lib.evaluate_workdir(self.workdir, checkpoint=checkpoint, report=False,
+                                           setting='data')
     path, columns = self._judged(data, 'evaluate')
     return evaluate_lib.evaluate_workdir(self.workdir, checkpoint=checkpoint, report=False,
-                                         data_dir=path, columns=columns)
+                                         data_dir=path, columns=columns, setting='data')
 
   def predict(self, x, *, top_k: int | None = None, batch_size: int = 32) -> list[dict]:
     """Classifies images with the run's selected epoch, through the functions its export's
@@ -280,7 +281,7 @@ class ImageClassifier:
     path, columns = (predictions.VALIDATION, None) if data is None else self._judged(
         data, 'report')
     return Report(report_lib.report_workdir(self.workdir, data=path, columns=columns,
-                                            **options))
+                                            setting='data', **options))
 
   def audit(self, test: ImageData | None = None) -> dict:
     """Audits the run's data (and `test`, a held-out folder, for leaks), as `tftransfer

@@ -24,7 +24,7 @@ from tftransfer.serving import prediction, signatures
 def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: str | None = None,
                      output_dir: str | None = None, allow_unfinished: bool = False,
                      report: bool = True, command: str | None = None,
-                     columns: dict | None = None) -> dict:
+                     columns: dict | None = None, setting: str = '--data') -> dict:
   """Evaluates a run's restored model on its own validation split, or on every image of
   `data_dir` (a held-out test folder of the model's classes); writes metrics.json, the
   confusion matrix PNG and, with `report`, the HTML report from the same predictions.
@@ -41,6 +41,7 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
       workdir/report/ (or workdir/report/<folder name>/).
     command: the command line, for the report's header.
     columns: a manifest's columns (manifests.read's keywords); None = the run's.
+    setting: what errors call `data_dir`: the command's flag, or the Python argument.
 
   Returns:
     The metrics written to metrics.json.
@@ -52,7 +53,7 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = 'best', data_dir: 
   """
   result = predictions.predict_workdir(
       workdir, data=data_dir or predictions.VALIDATION, checkpoint=checkpoint,
-      allow_unfinished=allow_unfinished, columns=columns)
+      allow_unfinished=allow_unfinished, columns=columns, setting=setting)
   trained = result.trained
   metrics = result.metrics()
   metrics['model'] = {'workdir': os.path.abspath(workdir), 'checkpoint': trained.checkpoint,

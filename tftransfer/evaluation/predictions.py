@@ -67,12 +67,13 @@ def predict(trained: restore.TrainedModel, split: dataset.Split) -> tuple[np.nda
 
 
 def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | int = 'best',
-                    allow_unfinished: bool = False, columns: dict | None = None
-                    ) -> Predictions:
+                    allow_unfinished: bool = False, columns: dict | None = None,
+                    setting: str = '--data') -> Predictions:
   """Restores the run in `workdir` and predicts `data`: 'val' (its validation split), a
   folder of images with the run's classes, or a manifest of them read with `columns`
   (manifests.read's keywords; None = the run's data.*_column fields). `checkpoint`: 'best'
-  (the run's selected epoch), 'last' or a step (restore.restore).
+  (the run's selected epoch), 'last' or a step (restore.restore). `setting` names `data` in
+  errors: the command's flag, or the Python argument.
 
   Raises:
     errors.UserError: no run, an unfinished run (unless allow_unfinished), changed data, a
@@ -80,7 +81,7 @@ def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | i
   """
   if data == VALIDATION:
     restore.require_validation(workdir, uses='to judge', fix=(
-        'Judge a test folder or manifest of its classes with --data=PATH.'))
+        f'Judge a test folder or manifest of its classes with {setting}=PATH.'))
   trained = restore.restore(workdir, checkpoint=checkpoint, allow_unfinished=allow_unfinished)
   if data == VALIDATION:
     loaded = restore.run_data(workdir, trained.config)
@@ -90,7 +91,7 @@ def predict_workdir(workdir: str, *, data: str = VALIDATION, checkpoint: str | i
     split, report = restore.judged_data(
         data, trained.class_names, max_pixels=trained.config.data.max_image_pixels,
         columns=manifest_source.columns(trained.config.data) if columns is None else columns,
-        multi_label=trained.multi_label)
+        multi_label=trained.multi_label, setting=setting)
     description = f'{report["description"]} ({split.num_examples} images)'
   logits, labels = predict(trained, split)
   return Predictions(trained, split, description, logits, labels, report)

@@ -236,16 +236,17 @@ def write_report(result: predictions_lib.Predictions, workdir: str, output_dir: 
 def report_workdir(workdir: str, *, data: str = predictions_lib.VALIDATION,
                    output_dir: str | None = None, checkpoint: str | int = 'best',
                    allow_unfinished: bool = False, columns: dict | None = None,
-                   **options) -> str:
+                   setting: str = '--data', **options) -> str:
   """Restores the run in `workdir`, predicts `data` ('val' = its validation split, a folder
   of its classes, or a manifest read with `columns`, None = the run's) with its `checkpoint`
   ('best', 'last' or a step) and writes the report (default workdir/report/index.html, for a
   folder or manifest workdir/report/<its name>/index.html, as evaluate does); returns its
-  path.
+  path. `setting` is what errors call `data` (the command's flag, or the Python argument).
   `options` are write_report's command, num_mistakes and num_pairs.
   """
   result = predictions_lib.predict_workdir(workdir, data=data, checkpoint=checkpoint,
-                                           allow_unfinished=allow_unfinished, columns=columns)
+                                           allow_unfinished=allow_unfinished, columns=columns,
+                                           setting=setting)
   subdirectory = workdir_lib.judged_subdirectory(
       None if data == predictions_lib.VALIDATION else data)
   return write_report(result, workdir, output_dir or os.path.join(

@@ -43,7 +43,7 @@ class Checkpointer:
       keep: checkpoints kept in the directory; 0 = all.
       now: the run's clock (clock.Clock.now), seconds.
       older: the same checkpoint without the model's random states (`checkpoint_of`'s
-        random_states=False), to resume a run whose checkpoints predate them.
+        with_random_states=False), to resume a run whose checkpoints predate them.
     """
     self.checkpoint, self.run, self.rt, self.older = checkpoint, run, rt, older
     self.every_secs = every_secs

@@ -135,7 +135,7 @@ def create(setup: resolve.RunSetup, plan: plan_lib.Plan, run_dir: Workdir, data:
   checkpointer = checkpoints.Checkpointer(
       workdir_lib.checkpoint_of(*parts), run=run_dir, rt=rt,
       every_secs=config.train.checkpoint_every_secs, keep=config.train.keep_checkpoints,
-      now=clock.now, older=workdir_lib.checkpoint_of(*parts, random_states=False))
+      now=clock.now, older=workdir_lib.checkpoint_of(*parts, with_random_states=False))
   latest = checkpointer.restore_latest()
   if latest:
     logging.info('Resuming from %s at step %d of %d.', latest, int(step.numpy()),
