@@ -34,6 +34,9 @@ All I/O goes through tf.io.gfile, so a workdir can live on GCS (gs://...) or any
 TensorFlow reads, as multi-worker and TPU runs need. Reading a saved run back (its model, its
 data) is tftransfer/restore.py, on top of this module.
 """
+# About 380 lines, over the project's ~350: the table above is the map of a run on disk, and
+# every one of its files' names, readers and writers belongs to this one owner (the lock's
+# mechanics are locking.py's). Split it by file and a reader has two places to look.
 
 import contextlib
 import json
