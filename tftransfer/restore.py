@@ -201,8 +201,7 @@ def judged_data(path: str, class_names: tuple[str, ...], *, max_pixels: int,
     return _manifest_data(path, class_names, max_pixels=max_pixels, what=what,
                           columns=columns or {}, multi_label=multi_label)
   scan = folders.scan_folder(path, max_image_pixels=max_pixels, on_bad_image='skip',
-                             setting=setting, min_classes=1, table_fix='name a .csv, .tsv or '
-                             '.jsonl file by its extension')
+                             setting=setting, min_classes=1)
   labels = dataset.class_labels(scan.class_names, class_names, what=what)
   split = dataset.file_split(scan.files, labels[scan.labels], len(class_names),
                              max_pixels=max_pixels)

@@ -103,8 +103,27 @@ class FolderScan:
     }
 
 
+def not_a_folder(root: str, *, setting: str = 'config.data.path',
+                 table_fix: str = 'add --config.data.source=csv') -> errors.NotFoundError:
+  """The error for a `root` that should be a folder of class folders and is not.
+
+  Args:
+    root: the path as the user gave it.
+    setting: the flag or field that named `root`.
+    table_fix: what the error suggests when `root` names a manifest file (by its extension).
+
+  Returns:
+    The NotFoundError to raise; its message names the setting, the value and the fix.
+  """
+  table = (f' {os.path.basename(root)!r} reads as a manifest (a table of images and labels): '
+           f'{table_fix}.' if root.lower().endswith(manifests.EXTENSIONS) else '')
+  return errors.NotFoundError(
+      f'{setting}={root!r} is not a directory. Point it at a folder holding one sub-folder '
+      f'of images per class, e.g. --{setting.lstrip("-")}=/data/flowers.{table}')
+
+
 def list_folder(root: str, *, setting: str = 'config.data.path', min_classes: int = 2,
-                table_fix: str = '--config.data.source=csv') -> FolderListing:
+                table_fix: str = 'add --config.data.source=csv') -> FolderListing:
   """Lists `root/<class>/**/<image>` by extension (any case); hidden files are passed over.
 
   Files in nested sub-folders, linked ones included (walk.py), belong to the top-level class
@@ -118,17 +137,13 @@ def list_folder(root: str, *, setting: str = 'config.data.path', min_classes: in
     table_fix: what the error suggests when `root` is a manifest file instead of a folder.
 
   Raises:
-    NotFoundError: `root` is not a directory.
+    NotFoundError: `root` is not a directory (not_a_folder).
     InvalidValueError: `root` has fewer than `min_classes` class folders, two
       folders whose names are the same text, or a class folder that links to another one or
       to a folder containing the root.
   """
   if not os.path.isdir(root):
-    table = (f' {os.path.basename(root)!r} reads as a manifest (a table of images and labels): '
-             f'{table_fix}.' if root.lower().endswith(manifests.EXTENSIONS) else '')
-    raise errors.NotFoundError(
-        f'{setting}={root!r} is not a directory. Point it at a folder holding one sub-folder '
-        f'of images per class, e.g. --{setting.lstrip("-")}=/data/flowers.{table}')
+    raise not_a_folder(root, setting=setting, table_fix=table_fix)
   root = os.path.abspath(root)
   entries = list(os.scandir(root))
   folders = {}

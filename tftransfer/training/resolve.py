@@ -13,7 +13,7 @@ import ml_collections
 import tensorflow as tf
 
 from tftransfer import config as config_lib, errors, runtime
-from tftransfer.data import manifests
+from tftransfer.data import folders
 from tftransfer.model import backbones
 
 
@@ -63,16 +63,12 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
     if resolved.data.val_path:
       resolved.data.val_path = _absolute(config.data.val_path)
     if not tf.io.gfile.isdir(resolved.data.path):
+      if config.data.source == 'folder':
+        raise folders.not_a_folder(config.data.path)
       raise errors.NotFoundError(
-          f'config.data.path={config.data.path!r} is not a directory. Point it at '
-          + ('a folder holding one sub-folder of images per class, e.g. '
-             '--config.data.path=/data/flowers.' + (
-                 ' It reads as a manifest (a table of images and labels): add '
-                 '--config.data.source=csv.'
-                 if config.data.path.lower().endswith(manifests.EXTENSIONS) else '')
-             if config.data.source == 'folder' else
-             'the directory make_tfrecords wrote (python -m tftransfer.make_tfrecords '
-             '--input=FOLDER --output=DIR).'))
+          f'config.data.path={config.data.path!r} is not a directory. Point it at the '
+          'directory make_tfrecords wrote (python -m tftransfer.make_tfrecords '
+          '--input=FOLDER --output=DIR).')
   rt = runtime.setup(strategy=config.distribute.strategy,
                      tpu_address=config.distribute.tpu_address,
                      mixed_precision=train.mixed_precision, jit_compile=train.jit_compile,
