@@ -108,10 +108,15 @@ def score(findings: dict, truth: dict) -> dict:
   false_groups = {kind: sum(not any(image['path'] in planted for image in group['images'])
                             for group in findings[kind])
                   for kind in ('exact_duplicates', 'near_duplicates')}
+  false_images = {kind: sum(len(group['images']) for group in findings[kind]
+                            if not any(image['path'] in planted for image in group['images']))
+                  for kind in ('exact_duplicates', 'near_duplicates')}
+  largest = max((len(group['images']) for group in findings['near_duplicates']), default=0)
   moved, odd = set(truth['moved']), set(truth['outliers'])
   suspects = [suspect['path'] for suspect in findings['label_errors']][:len(moved)]
   outlying = [outlier['path'] for outlier in findings['outliers']]
-  return {'recall': recall, 'false_groups': false_groups,
+  return {'recall': recall, 'false_groups': false_groups, 'false_group_images': false_images,
+          'largest_near_group': largest,
           'label_precision_at_planted': sum(p in moved for p in suspects) / len(moved),
           'outliers_found': sum(p in odd for p in outlying),
           'outliers_false': sum(p not in odd for p in outlying)}
@@ -201,13 +206,18 @@ def test_near_copies_are_found_with_few_false_groups(planted):
   _, truth, findings = planted
   measured = score(findings, truth)
   print(json.dumps(measured))
-  # Measured (10 copies of each kind): jpeg 0.7, resize 1.0, crop 1.0, mirror 1.0; 12 groups
-  # without a planted copy (generated images are alike: smooth gradients with one disc).
-  # Without the crop windows crop was 0.6.
+  # Measured (10 copies of each kind): jpeg 0.7, resize 1.0, crop 0.8, mirror 1.0. Without
+  # the crop windows crop was 0.6. Groups are complete-linkage (every two members a near
+  # pair): the largest holds 7 images. With connected components (union-find) instead, the
+  # near pairs chained into one group of 249 images, crop was 1.0 (the chain held the copies
+  # with their originals) and 13 groups of 34 images held no planted copy; now 72 groups of
+  # 162 images hold none: the near pairs the thresholds pass between unrelated generated
+  # images (smooth gradients with one disc, alike), which the chain hid (issue 30).
   minimum = {'jpeg': 0.5, 'resize': 0.8, 'crop': 0.7, 'mirror': 0.8}
   for kind, recall in minimum.items():
     assert measured['recall'][kind] >= recall, (kind, measured)
-  assert measured['false_groups']['near_duplicates'] <= 16, measured
+  assert measured['largest_near_group'] <= 20, measured
+  assert measured['false_group_images']['near_duplicates'] <= 180, measured
 
 
 def test_moved_images_rank_above_untouched_ones(planted):

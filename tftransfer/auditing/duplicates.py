@@ -5,8 +5,11 @@ Near: a pair of images whose pooled backbone features, or whose thumbnails (allo
 crop: descriptors.aligned_similarity), reach a calibrated cosine similarity
 (config.audit.near_duplicate_similarity and near_duplicate_pixel_similarity, measured by
 auditing/thresholds.py); candidates are each image's nearest neighbours by either
-(search.py). Groups are the connected components of the pairs (union-find), so three
-copies of one photo form one group however the pairs were found.
+(search.py). Exact groups are the connected components of equal hashes (union-find), so
+three copies of one file form one group however the pairs were found. Near groups are
+complete-linkage clusters of the near pairs: every two members of a group are a near pair
+themselves, so images that only resemble each other through a chain of intermediate
+neighbours (textures, scans, product shots on white) do not merge into one large group.
 """
 
 import numpy as np
@@ -105,6 +108,39 @@ def near_pairs(candidates: np.ndarray, similarities: dict[str, tuple[np.ndarray,
   return pairs
 
 
-def near_groups(count: int, pairs: dict[tuple[int, int], dict]) -> list[list[int]]:
-  """Groups of near duplicates: the connected components of `pairs`."""
-  return _components(count, list(pairs))
+def near_groups(pairs: dict[tuple[int, int], dict],
+                thresholds: dict[str, float]) -> list[list[int]]:
+  """Groups of near duplicates in which every two members are a near pair (complete linkage).
+
+  Agglomerative clustering with complete linkage cut at the near-duplicate thresholds
+  (scipy.cluster.hierarchy's 'complete' method), on the sparse graph of near pairs: pairs
+  are taken from the strongest down and two groups merge only when every pair across them
+  is a near pair. So a group means "these images are copies of each other", not "these
+  images are linked by a chain of resemblances". A pair's strength is its largest margin
+  over a signal's threshold, as a fraction of the way from the threshold to 1 (signals
+  differ in scale); ties go by index.
+
+  Args:
+    pairs: {(i, j) with i < j: {signal: similarity}}, as near_pairs returns.
+    thresholds: {signal: the similarity at which a pair is near}, e.g. 'backbone', 'pixels'.
+
+  Returns:
+    The groups of two or more images, each sorted, ordered by their smallest member.
+  """
+  def strength(pair):
+    return max((value - thresholds[signal]) / max(1e-9, 1 - thresholds[signal])
+               for signal, value in pairs[pair].items())
+
+  group_of, members = {}, {}
+  for first, second in sorted(pairs, key=lambda pair: (-strength(pair), pair)):
+    a, b = group_of.get(first, first), group_of.get(second, second)
+    if a == b:
+      continue
+    left, right = members.get(a, [a]), members.get(b, [b])
+    if all((min(i, j), max(i, j)) in pairs for i in left for j in right):
+      merged = min(a, b)
+      members[merged] = left + right
+      members.pop(max(a, b), None)
+      for index in members[merged]:
+        group_of[index] = merged
+  return sorted((sorted(group) for group in members.values()), key=lambda group: group[0])

@@ -141,7 +141,8 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
   exact = duplicates.exact_groups(descriptors)
   pairs = _near_pairs(embeddings, descriptors, (thumbnail_neighbours[0],) + (
       () if neighbours is None else (neighbours[0],)), settings, exact)
-  near = duplicates.near_groups(len(items.paths), pairs)
+  near = duplicates.near_groups(pairs, {'pixels': settings.near_duplicate_pixel_similarity,
+                                        'backbone': settings.near_duplicate_similarity})
   if features is None:
     suspects, outlying, feature_counts, seconds['label_model'] = [], [], {}, 0.0
   else:
