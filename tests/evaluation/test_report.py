@@ -124,11 +124,16 @@ def test_a_folder_of_the_run_classes_is_judged_with_its_file_paths(tiny_run, tmp
   classes = ('zigzag', 'spiral', 'diamonds', 'waves', 'hatch')
   folder = write_image_folder(tmp_path / 'test', classes=classes[:4], per_class=4)
   (folder / 'zigzag' / 'broken.jpg').write_bytes(b'not an image')
-  written = pathlib.Path(report.report_workdir(str(tiny_run), data=str(folder),
+  # A copy: the report lands inside the run, and the session's run must stay as it was
+  # (moving the report out left an empty report/ there, which failed
+  # test_the_default_report_shows_the_top_of_the_same_ranking when it ran after this test).
+  workdir = tmp_path / 'run'
+  shutil.copytree(tiny_run, workdir)
+  written = pathlib.Path(report.report_workdir(str(workdir), data=str(folder),
                                                num_mistakes=1000))
   # Under the folder's name, as evaluate --data puts it: the validation report stays.
-  assert written == tiny_run / 'report' / 'test' / 'index.html'
-  shutil.move(str(written.parent), str(tmp_path / 'out'))  # the shared run left as it was
+  assert written == workdir / 'report' / 'test' / 'index.html'
+  shutil.move(str(written.parent), str(tmp_path / 'out'))
   page = _parse(tmp_path / 'out' / 'index.html')
   text = (tmp_path / 'out' / 'index.html').read_text()
   # The data section lists the skipped file with its reason; the folder may lack a class.
