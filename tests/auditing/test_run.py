@@ -105,12 +105,11 @@ def score(findings: dict, truth: dict) -> dict:
              for c in planted]
     recall[kind] = float(np.mean(found))
   planted = {copy['copy'] for copy in truth['copies']}
-  false_groups = {kind: sum(not any(image['path'] in planted for image in group['images'])
-                            for group in findings[kind])
-                  for kind in ('exact_duplicates', 'near_duplicates')}
-  false_images = {kind: sum(len(group['images']) for group in findings[kind]
-                            if not any(image['path'] in planted for image in group['images']))
-                  for kind in ('exact_duplicates', 'near_duplicates')}
+  unplanted = {kind: [len(group['images']) for group in findings[kind]
+                      if not any(image['path'] in planted for image in group['images'])]
+               for kind in ('exact_duplicates', 'near_duplicates')}
+  false_groups = {kind: len(sizes) for kind, sizes in unplanted.items()}
+  false_images = {kind: sum(sizes) for kind, sizes in unplanted.items()}
   largest = max((len(group['images']) for group in findings['near_duplicates']), default=0)
   moved, odd = set(truth['moved']), set(truth['outliers'])
   suspects = [suspect['path'] for suspect in findings['label_errors']][:len(moved)]

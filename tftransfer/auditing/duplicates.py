@@ -112,13 +112,13 @@ def near_groups(pairs: dict[tuple[int, int], dict],
                 thresholds: dict[str, float]) -> list[list[int]]:
   """Groups of near duplicates in which every two members are a near pair (complete linkage).
 
-  Agglomerative clustering with complete linkage cut at the near-duplicate thresholds
-  (scipy.cluster.hierarchy's 'complete' method), on the sparse graph of near pairs: pairs
-  are taken from the strongest down and two groups merge only when every pair across them
-  is a near pair. So a group means "these images are copies of each other", not "these
-  images are linked by a chain of resemblances". A pair's strength is its largest margin
-  over a signal's threshold, as a fraction of the way from the threshold to 1 (signals
-  differ in scale); ties go by index.
+  Agglomerative clustering on the sparse graph of near pairs with complete linkage's
+  condition at the thresholds (as scipy.cluster.hierarchy's 'complete' method cut there: the
+  farthest two members of a group are still near): pairs are taken from the strongest down
+  and two groups merge only when every pair across them is a near pair. So a group means
+  "these images are copies of each other", not "these images are linked by a chain of
+  resemblances". A pair's strength is its largest margin over a signal's threshold, as a
+  fraction of the way from the threshold to 1 (signals differ in scale); ties go by index.
 
   Args:
     pairs: {(i, j) with i < j: {signal: similarity}}, as near_pairs returns.

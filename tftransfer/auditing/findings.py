@@ -59,15 +59,16 @@ def _with_copy_elsewhere(items: Items, groups, split: str, others: tuple[str, ..
 
 
 def _near_pairs(embeddings, descriptors, neighbour_indices, settings, exact):
-  """Near-duplicate pairs among each image's nearest neighbours by either signal (pixels
-  alone when `embeddings` is None: a backbone with random weights)."""
+  """(near-duplicate pairs, {signal: threshold}) among each image's nearest neighbours by
+  either signal (pixels alone when `embeddings` is None: a backbone with random weights)."""
   candidates = duplicates.candidate_pairs(*neighbour_indices)
   signals = {'pixels': (descriptors_lib.aligned_similarity(descriptors, candidates),
                         settings.near_duplicate_pixel_similarity)}
   if embeddings is not None:
     signals['backbone'] = (search.pair_similarity(embeddings, candidates),
                            settings.near_duplicate_similarity)
-  return duplicates.near_pairs(candidates, signals, exact)
+  return (duplicates.near_pairs(candidates, signals, exact),
+          {signal: threshold for signal, (_, threshold) in signals.items()})
 
 
 # Why an audit with an untrained backbone lists no label errors, outliers or backbone
@@ -139,10 +140,9 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
   seconds['neighbour_search'] = time.time() - started
 
   exact = duplicates.exact_groups(descriptors)
-  pairs = _near_pairs(embeddings, descriptors, (thumbnail_neighbours[0],) + (
+  pairs, thresholds = _near_pairs(embeddings, descriptors, (thumbnail_neighbours[0],) + (
       () if neighbours is None else (neighbours[0],)), settings, exact)
-  near = duplicates.near_groups(pairs, {'pixels': settings.near_duplicate_pixel_similarity,
-                                        'backbone': settings.near_duplicate_similarity})
+  near = duplicates.near_groups(pairs, thresholds)
   if features is None:
     suspects, outlying, feature_counts, seconds['label_model'] = [], [], {}, 0.0
   else:
