@@ -94,13 +94,35 @@ def _differences(before: dict, after: dict) -> list[str]:
   return changed
 
 
+# The session's shared directories: every test that uses one sees it as its fixture built it.
+SESSION_DIRECTORIES = ('tiny_run', 'tiny_export', 'tiny_edge_export')
+
+
+def _files(root: pathlib.Path) -> dict:
+  """Each file and directory under root, relative, with its size and modification time (ns)."""
+  return {str(path.relative_to(root)): (path.is_dir() or path.stat().st_size,
+                                        path.stat().st_mtime_ns)
+          for path in root.rglob('*')}
+
+
+def _changed_files(before: dict, after: dict) -> list[str]:
+  return sorted(name for name in before.keys() | after.keys()
+                if before.get(name) != after.get(name))
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_state(request):
   """Fails the test that changes global state without restoring it (restoring it for the
   tests after it), so a leak is found where it starts rather than where it hurts. Python's
   and NumPy's global random streams are given back after every test too: building any Keras
-  model draws from them (its layers' default seeds), so they are restored, not policed."""
+  model draws from them (its layers' default seeds), so they are restored, not policed.
+
+  It also fails a test that changes a session fixture's directory (tiny_run and the exports
+  of it), which the tests after it share: such a test works on a copy (shutil.copytree)."""
   before = _global_state()
+  shared = {name: pathlib.Path(request.getfixturevalue(name))
+            for name in SESSION_DIRECTORIES if name in request.fixturenames}
+  files_before = {name: _files(root) for name, root in shared.items()}
   streams = random.getstate(), np.random.get_state()
   yield
   random.setstate(streams[0])
@@ -111,6 +133,12 @@ def no_leaked_state(request):
     pytest.fail(f'{request.node.nodeid} left global state changed: {", ".join(changed)}. '
                 'Restore it (monkeypatch, runtime.keras_policy, runtime.seeded) before the '
                 'test ends.', pytrace=False)
+  for name, root in shared.items():
+    files = _changed_files(files_before[name], _files(root))
+    if files:
+      pytest.fail(f'{request.node.nodeid} changed the session fixture {name}, which later '
+                  f'tests share: {", ".join(files[:5])}. Work on a copy '
+                  f'(shutil.copytree({name}, tmp_path / ...)).', pytrace=False)
 
 
 @pytest.fixture

@@ -51,3 +51,36 @@ def test_calibrated_weights_do_not_depend_on_what_ran_before(tmp_path):
   keras.random.normal((3,))  # moves Keras' global generator, as an earlier test would
   second = arrays(tmp_path / 'b.weights.h5')
   assert len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+SHARED_RUN = '''
+import pytest
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory):
+  root = tmp_path_factory.mktemp('tiny_run')
+  (root / 'final_metrics.json').write_text('{}')
+  return root
+
+def test_writes_into_the_session_run(tiny_run):
+  (tiny_run / 'report').mkdir()
+
+def test_reads_the_session_run(tiny_run):
+  assert (tiny_run / 'final_metrics.json').read_text() == '{}'
+
+def test_works_on_a_copy(tiny_run, tmp_path):
+  import shutil
+  shutil.copytree(tiny_run, tmp_path / 'run')
+  (tmp_path / 'run' / 'evaluation').mkdir()
+'''
+
+
+def test_a_test_that_changes_a_session_fixture_directory_fails(pytester):
+  """The leak issue 31's random-order run found: a test wrote a report into the session's
+  tiny_run, and a later test that expects no report there failed, in some orders only."""
+  pytester.makeconftest('from tests.conftest import no_leaked_state  # noqa: F401\n')
+  pytester.makepyfile(test_shared_run=SHARED_RUN)
+  result = pytester.runpytest_inprocess('-p', 'no:cacheprovider')
+  result.assert_outcomes(passed=3, errors=1)
+  result.stdout.fnmatch_lines(['*test_writes_into_the_session_run changed the session fixture '
+                               'tiny_run, which later tests share: report*'])
