@@ -4,10 +4,14 @@
      'exact_duplicates': [group, ...],     group = {'images': [image, ...], 'label_conflict',
      'near_duplicates': [group, ...],                'splits', 'cross_split', ...}: exact
                                            ones say 'same_bytes', near ones 'similarity'
-     'label_errors': [suspect, ...],       image + 'suggested', 'self_confidence', 'margin'
+                                           and 'thresholds' per signal
+     'label_errors': [suspect, ...],       image + 'suggested', 'self_confidence', 'margin',
+                                           'confidence' (probability the label is wrong)
+                                           and the 'threshold' it passed; most likely first
                                            (flagged outliers are listed as outliers only)
-     'outliers': [image, ...],             image + 'z', 'centroid_similarity',
-                                           'neighbour_similarity'
+     'hard_or_ambiguous': [suspect, ...],  another class preferred without the evidence
+     'outliers': [image, ...],             image + 'z' (and its 'threshold'),
+                                           'centroid_similarity', 'neighbour_similarity'
      'settings': {...}}                    the thresholds used
     image = {'path', 'split', 'label'}
 
@@ -81,41 +85,55 @@ UNTRAINED_BACKBONE = (
 FEATURE_FINDINGS = ('label_errors', 'outliers')  # the findings that rest on features alone
 
 
+# The counts that come from the label model, left out where labels are not judged.
+LABEL_COUNTS = ('label_errors_flagged', 'label_errors_estimated', 'hard_or_ambiguous',
+                'label_model_accuracy', 'label_noise_fit')
+
+
 def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarray,
-                        neighbours, settings, seed: int) -> tuple[list, list, dict, float]:
-  """(label-error suspects, outliers, their counts, the label model's seconds); without a
-  class of two images no label-error counts (the caller says they are not judged)."""
+                        neighbours, settings, seed: int) -> tuple[dict, dict, float, str | None]:
+  """(findings lists: label errors, hard or ambiguous images and outliers; their counts; the
+  label model's seconds; why labels are not judged, or None)."""
   started = time.time()
-  # The label model judges each image by a fit on other images of its class: with no class
-  # of two images (a run without validation on one image a class) there are none.
-  judged = np.bincount(items.labels).max(initial=0) >= 2
-  if judged:
-    probabilities = label_errors.out_of_fold_probabilities(
-        features, items.labels, len(items.class_names), folds=settings.folds,
-        regularization=settings.regularization, seed=seed)
-  else:
-    probabilities = np.eye(len(items.class_names), dtype=np.float32)[items.labels]
-  labels = label_errors.score(probabilities, items.labels)
+  judgement = label_errors.judge(features, items.labels, len(items.class_names),
+                                 settings=settings, seed=seed)
   seconds = time.time() - started
+  scores = judgement.scores
   outliers = outliers_lib.score(embeddings, items.labels, len(items.class_names),
                                 neighbours[1])
   is_outlier = outliers.flags(z=settings.outlier_z)
   # An outlier belongs to no class: it is listed as one, not given a suggested label.
-  suspects = np.flatnonzero(labels.flagged & ~is_outlier)
-  suspects = suspects[np.argsort(labels.self_confidence[suspects], kind='stable')]
+  suspects = np.flatnonzero(judgement.flagged & ~is_outlier)
+  suspects = suspects[np.argsort(-judgement.confidence[suspects], kind='stable')]
+  hard = np.flatnonzero(judgement.hard & ~is_outlier)
+  hard = hard[np.argsort(scores.self_confidence[hard], kind='stable')]
   outlying = np.flatnonzero(is_outlier)
   outlying = outlying[np.argsort(outliers.z[outlying], kind='stable')]
+  # A flagged image passed the cut at the estimated count: the least confidence flagged.
+  cut = round(float(judgement.confidence[judgement.flagged].min(initial=1.0)), 4)
   listed = settings.max_listed
-  return ([{**items.image(i), 'suggested': items.class_names[labels.suggested[i]],
-            'self_confidence': round(float(labels.self_confidence[i]), 4),
-            'margin': round(float(labels.margin[i]), 4)} for i in suspects[:listed]],
-          [{**items.image(i), 'z': round(float(outliers.z[i]), 2),
-            'centroid_similarity': round(float(outliers.centroid_similarity[i]), 4),
-            'neighbour_similarity': round(float(outliers.neighbour_similarity[i]), 4)}
-           for i in outlying[:listed]],
-          {**({'label_errors_flagged': len(suspects),
-               'label_model_accuracy': round(labels.accuracy, 4)} if judged else {}),
-           'outliers_flagged': int(is_outlier.sum())}, seconds)
+
+  def label_row(i, **extra):
+    return {**items.image(i), 'suggested': items.class_names[scores.suggested[i]],
+            'self_confidence': round(float(scores.self_confidence[i]), 4),
+            'margin': round(float(scores.margin[i]), 4), **extra}
+  lists = {
+      'label_errors': [label_row(i, confidence=round(float(judgement.confidence[i]), 4),
+                                 threshold=cut) for i in suspects[:listed]],
+      'hard_or_ambiguous': [label_row(i) for i in hard[:listed]],
+      'outliers': [{**items.image(i), 'z': round(float(outliers.z[i]), 2),
+                    'threshold': -settings.outlier_z,
+                    'centroid_similarity': round(float(outliers.centroid_similarity[i]), 4),
+                    'neighbour_similarity': round(float(outliers.neighbour_similarity[i]), 4)}
+                   for i in outlying[:listed]]}
+  counts = {'outliers_flagged': int(is_outlier.sum())}
+  if not judgement.not_judged:
+    counts.update(label_errors_flagged=len(suspects),
+                  label_errors_estimated=judgement.estimate, hard_or_ambiguous=len(hard),
+                  label_model_accuracy=round(scores.accuracy, 4),
+                  label_noise_fit={'temperature': round(judgement.temperature, 4),
+                                   'noise_rate': round(judgement.noise_rate, 5)})
+  return lists, counts, seconds, judgement.not_judged
 
 
 def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
@@ -144,23 +162,25 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
       () if neighbours is None else (neighbours[0],)), settings, exact)
   near = duplicates.near_groups(pairs, thresholds)
   if features is None:
-    suspects, outlying, feature_counts, seconds['label_model'] = [], [], {}, 0.0
+    lists = {'label_errors': [], 'hard_or_ambiguous': [], 'outliers': []}
+    feature_counts, seconds['label_model'], labels_not_judged = {}, 0.0, None
   else:
-    suspects, outlying, feature_counts, seconds['label_model'] = _judged_by_features(
+    lists, feature_counts, seconds['label_model'], labels_not_judged = _judged_by_features(
         items, features, embeddings, neighbours, settings, seed)
 
   def near_extra(group):
     # Each signal's lowest similarity over the pairs that linked the group.
     found = [pairs[(a, b)] for a in group for b in group if (a, b) in pairs]
     return {'similarity': {signal: min(pair[signal] for pair in found)
-                           for signal in found[0]}}
+                           for signal in found[0]},
+            'thresholds': {signal: thresholds[signal] for signal in found[0]}}
 
   findings = {
       'exact_duplicates': [_group(items, group,
                                   same_bytes=duplicates.same_bytes(descriptors, group))
                            for group in exact],
       'near_duplicates': [_group(items, group, **near_extra(group)) for group in near],
-      'label_errors': suspects, 'outliers': outlying,
+      **lists,
   }
   everything = exact + near
   findings['counts'] = {
@@ -182,19 +202,14 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
   }
   if features is None:
     findings['not_judged'] = {kind: UNTRAINED_BACKBONE for kind in FEATURE_FINDINGS}
-  elif 'label_model_accuracy' not in feature_counts:
-    findings['not_judged'] = {'label_errors': LABELS_NOT_JUDGED}
+  elif labels_not_judged:
+    findings['not_judged'] = {'label_errors': labels_not_judged}
   findings['settings'] = {key: settings[key] for key in sorted(settings.keys())
                           if key != 'in_training'}
   findings['seconds'] = {key: round(value, 2) for key, value in seconds.items()}
   logging.info('Audit of %d images: neighbour search %.1f s, label model %.1f s.',
                len(items.paths), seconds['neighbour_search'], seconds['label_model'])
   return findings
-
-
-# Why an audit with no class of two images lists no label errors.
-LABELS_NOT_JUDGED = ('not judged: no class has two images, and the label model judges an '
-                     "image by the other images of its class")
 
 
 def summary(findings: dict) -> str:
@@ -215,9 +230,16 @@ def summary(findings: dict) -> str:
       + '.',
   ]
   not_judged = findings.get('not_judged', {})
-  lines.append(f"Likely label errors: {not_judged['label_errors']}." if 'label_errors' in
-               not_judged else f"Likely label errors: {counts['label_errors_flagged']} (linear "
-               f"model out-of-fold accuracy {counts['label_model_accuracy']:.3f}).")
+  if 'label_errors' in not_judged:
+    lines.append(f"Label errors: {not_judged['label_errors']}.")
+  else:
+    estimate = counts['label_errors_estimated']
+    lines.append(
+        f"Label errors: estimated {estimate['count']} (90 % interval {estimate['low']}-"
+        f"{estimate['high']}); {counts['label_errors_flagged']} likeliest flagged; "
+        f"{counts['hard_or_ambiguous']} hard or ambiguous images (another class preferred, "
+        'without the evidence to call the label wrong); linear model out-of-fold accuracy '
+        f"{counts['label_model_accuracy']:.3f}.")
   lines.append(f"Outliers: {not_judged['outliers']}." if 'outliers' in not_judged else
                f"Outliers: {counts['outliers_flagged']}.")
   return '\n'.join(lines)
@@ -228,8 +250,10 @@ def exclusions(findings: dict) -> list[tuple[str, str]]:
 
   Of each duplicate group (exact and near) one image stays, the same one where groups
   overlap; none stays of a group whose labels conflict, nor of a group holding a test image
-  (its train and validation copies are the leak). Then the likely label errors and the
-  outliers listed in `findings`. Test images are never listed: they are not training data.
+  (its train and validation copies are the leak). Then the flagged label errors that are more
+  likely wrong than right by the audit's settings (confidence at or above
+  audit.label_error_exclusion_confidence), and the outliers listed in `findings`. Test images
+  are never listed: they are not training data.
   """
   entries, kept = {}, set()
   for kind in ('exact_duplicates', 'near_duplicates'):
@@ -247,10 +271,12 @@ def exclusions(findings: dict) -> list[tuple[str, str]]:
       for path in training:
         if path != keep:
           entries.setdefault(path, f'{what} ({why})')
+  confident = findings['settings'].get('label_error_exclusion_confidence', 0.5)
   for suspect in findings['label_errors']:
-    if suspect['split'] != 'test':
+    if suspect['split'] != 'test' and suspect['confidence'] >= confident:
       entries.setdefault(suspect['path'], f"likely label error: given {suspect['label']}, "
-                         f"suggested {suspect['suggested']}")
+                         f"suggested {suspect['suggested']}, probability wrong "
+                         f"{suspect['confidence']:.2f}")
   for outlier in findings['outliers']:
     if outlier['split'] != 'test':
       entries.setdefault(outlier['path'], f"outlier (z {outlier['z']})")

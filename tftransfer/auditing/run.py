@@ -156,8 +156,8 @@ MULTI_LABEL_NOT_JUDGED = (
 def _without_label_errors(findings: dict) -> dict:
   """`findings` of multi-label data with the label-error judgement taken out and said so."""
   counts = {key: value for key, value in findings['counts'].items()
-            if key not in ('label_errors_flagged', 'label_model_accuracy')}
-  return {**findings, 'label_errors': [], 'counts': counts,
+            if key not in findings_lib.LABEL_COUNTS}
+  return {**findings, 'label_errors': [], 'hard_or_ambiguous': [], 'counts': counts,
           'not_judged': {'label_errors': MULTI_LABEL_NOT_JUDGED,
                          **findings.get('not_judged', {})}}
 

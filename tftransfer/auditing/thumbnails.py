@@ -42,7 +42,7 @@ def rows(findings: dict, *, per_kind: int) -> list[tuple[str, list[tuple[str, st
   suspects = findings['label_errors'][:per_kind * _PER_ROW]
   for start in range(0, len(suspects), _PER_ROW):
     chosen.append(('likely label errors (given -> suggested)', [
-        (s['path'], f"{s['label']} -> {s['suggested']}\np={s['self_confidence']:.3f}")
+        (s['path'], f"{s['label']} -> {s['suggested']}\nwrong {s['confidence']:.2f}")
         for s in suspects[start:start + _PER_ROW]]))
   outlying = findings['outliers'][:per_kind * _PER_ROW]
   for start in range(0, len(outlying), _PER_ROW):
