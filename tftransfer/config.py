@@ -318,8 +318,8 @@ FIELDS: tuple[Field, ...] = (
        50,000 images: scripts/measure_label_errors.py, docs/audit_and_report.md)."""),
     _f('audit.label_error_exclusion_confidence', 0.5, number(0, 1), """Probability that a
        flagged label is wrong (auditing/label_errors.py's noise fit) at or above which
-       tftransfer-audit --write_exclusions lists the image: 0.5 = more likely wrong than right;
-       1 lists no label errors."""),
+       tftransfer-audit --write_exclusions lists the image (0.5: more likely wrong than right;
+       --exclude_label_errors_above overrides it for one audit)."""),
     _f('audit.neighbours', 10, number(1, integer=True), """Nearest neighbours searched per
        image: candidate near copies, and the neighbours whose mean similarity scores how far an
        image is from the rest (outliers)."""),

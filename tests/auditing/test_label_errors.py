@@ -100,3 +100,20 @@ def test_classes_too_small_to_judge():
   features, labels = _clusters(rng, per_class=8)
   judged = label_errors.judge(features, labels, 4, settings=_settings(), seed=0)
   assert 'largest class has 8 images' in judged.not_judged and not judged.flagged.any()
+
+
+def _suspect(path, confidence, split='train'):
+  return {'path': path, 'split': split, 'label': 'cat', 'suggested': 'dog',
+          'confidence': confidence}
+
+
+def test_exclusions_list_label_errors_only_when_more_likely_wrong_than_right():
+  from tftransfer.auditing import findings as findings_lib
+  findings = {'exact_duplicates': [], 'near_duplicates': [], 'outliers': [],
+              'settings': {'label_error_exclusion_confidence': 0.5},
+              'label_errors': [_suspect('a.jpg', 0.93), _suspect('b.jpg', 0.31),
+                               _suspect('c.jpg', 0.99, split='test')]}
+  listed = dict(findings_lib.exclusions(findings))
+  assert list(listed) == ['a.jpg'] and 'probability wrong 0.93' in listed['a.jpg']
+  assert [path for path, _ in findings_lib.exclusions(findings, label_error_confidence=0.0)
+          ] == ['a.jpg', 'b.jpg']

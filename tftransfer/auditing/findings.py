@@ -245,15 +245,16 @@ def summary(findings: dict) -> str:
   return '\n'.join(lines)
 
 
-def exclusions(findings: dict) -> list[tuple[str, str]]:
+def exclusions(findings: dict, *, label_error_confidence: float | None = None
+               ) -> list[tuple[str, str]]:
   """(path, why) of every training-data file a run could leave out to drop the findings.
 
   Of each duplicate group (exact and near) one image stays, the same one where groups
   overlap; none stays of a group whose labels conflict, nor of a group holding a test image
-  (its train and validation copies are the leak). Then the flagged label errors that are more
-  likely wrong than right by the audit's settings (confidence at or above
-  audit.label_error_exclusion_confidence), and the outliers listed in `findings`. Test images
-  are never listed: they are not training data.
+  (its train and validation copies are the leak). Then the listed label errors whose
+  probability of being wrong is at least `label_error_confidence` (None: the audit's
+  audit.label_error_exclusion_confidence, 0.5 = more likely wrong than right), and the
+  listed outliers. Test images are never listed: they are not training data.
   """
   entries, kept = {}, set()
   for kind in ('exact_duplicates', 'near_duplicates'):
@@ -271,7 +272,8 @@ def exclusions(findings: dict) -> list[tuple[str, str]]:
       for path in training:
         if path != keep:
           entries.setdefault(path, f'{what} ({why})')
-  confident = findings['settings'].get('label_error_exclusion_confidence', 0.5)
+  confident = (findings['settings']['label_error_exclusion_confidence']
+               if label_error_confidence is None else label_error_confidence)
   for suspect in findings['label_errors']:
     if suspect['split'] != 'test' and suspect['confidence'] >= confident:
       entries.setdefault(suspect['path'], f"likely label error: given {suspect['label']}, "

@@ -158,8 +158,9 @@ def _without_label_errors(findings: dict) -> dict:
   counts = {key: value for key, value in findings['counts'].items()
             if key not in findings_lib.LABEL_COUNTS}
   return {**findings, 'label_errors': [], 'hard_or_ambiguous': [], 'counts': counts,
-          'not_judged': {'label_errors': MULTI_LABEL_NOT_JUDGED,
-                         **findings.get('not_judged', {})}}
+          # Single-label only comes first: no other reason would make it judge tag sets.
+          'not_judged': {**findings.get('not_judged', {}),
+                         'label_errors': MULTI_LABEL_NOT_JUDGED}}
 
 
 def write(workdir: Workdir, findings: dict) -> None:
@@ -204,7 +205,8 @@ def _run_config(run: Workdir, config: ml_collections.ConfigDict | None
 
 def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = None,
                   test_dir: str | None = None, exclusions_file: str | None = None,
-                  test_columns: dict | None = None) -> dict:
+                  test_columns: dict | None = None,
+                  label_error_confidence: float | None = None) -> dict:
   """Audits the data of the run in `workdir` (or of `config`); writes audit.json.
 
   Embeddings come from the run's selected backbone (backbone.weights.h5) when the run has
@@ -218,6 +220,8 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
       audited for leaks too.
     exclusions_file: write the files a run could leave out here (data.exclude_file).
     test_columns: a test manifest's columns (manifests.read's keywords); None = the run's.
+    label_error_confidence: the exclusions list the flagged label errors at least this
+      likely wrong; None = config.audit.label_error_exclusion_confidence.
 
   Returns:
     The findings, as written to workdir/audit.json.
@@ -264,7 +268,8 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
                               'image_size': image_size})
   write(run, findings)
   if exclusions_file:
-    exclusions.write_list(exclusions_file, config.data.path, findings_lib.exclusions(findings),
+    exclusions.write_list(exclusions_file, config.data.path, findings_lib.exclusions(
+        findings, label_error_confidence=label_error_confidence),
                           header=f'Written by tftransfer-audit --workdir={workdir}; pass it as '
                           '--config.data.exclude_file to leave these files out.')
   return findings

@@ -31,8 +31,13 @@ _FIX = flags.DEFINE_enum('fix', 'report', ['report', 'exclusions'], "'report' on
                          '(to --write_exclusions, by default WORKDIR/exclusions.txt).')
 _WRITE_EXCLUSIONS = flags.DEFINE_string(
     'write_exclusions', None, 'Write the flagged training files (all but one copy of each '
-    'duplicate group, likely label errors, outliers) here, one a line, for '
-    '--config.data.exclude_file; implies --fix=exclusions.')
+    'duplicate group, the label errors more likely wrong than right, outliers) here, one a '
+    'line, for --config.data.exclude_file; implies --fix=exclusions.')
+_EXCLUDE_LABEL_ERRORS = flags.DEFINE_float(
+    'exclude_label_errors_above', None, 'With exclusions: list the flagged label errors at '
+    'least this likely wrong (0-1; default config.audit.label_error_exclusion_confidence, '
+    '0.5: more likely wrong than right; 0 lists every flagged one).',
+    lower_bound=0.0, upper_bound=1.0)
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -44,7 +49,8 @@ def main(argv):
   if _CONFIG.value is not None and logging.get_verbosity() >= 1:
     logging.info('Config as given:\n%s', _CONFIG.value)
   findings = run.audit_workdir(_WORKDIR.value, config=_CONFIG.value, test_dir=_TEST_DIR.value,
-                               exclusions_file=exclusions_file)
+                               exclusions_file=exclusions_file,
+                               label_error_confidence=_EXCLUDE_LABEL_ERRORS.value)
   print(findings_lib.summary(findings))
   print(f'Findings: {run.Workdir(_WORKDIR.value).file(run.AUDIT_FILE)}'
         + (f'; exclusions: {exclusions_file}' if exclusions_file else ''))
