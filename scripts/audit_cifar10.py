@@ -162,7 +162,13 @@ def score(findings: dict, truth: dict) -> dict:
       'planted': len(moved), 'flagged': len(suspects),
       'flagged_precision': round(hits / max(len(suspects), 1), 3),
       'flagged_recall': round(hits / len(moved), 3),
-      'precision_at_planted': round(sum(p in moved for p in at_k) / len(moved), 3)}
+      'precision_at_planted': round(sum(p in moved for p in at_k) / len(moved), 3),
+      'estimated': findings['counts'].get('label_errors_estimated')}
+  likely = [s['path'] for s in findings['label_errors'] if s['confidence'] >= 0.5]
+  results['label_errors'].update(
+      more_likely_wrong=len(likely),
+      more_likely_wrong_precision=round(sum(p in moved for p in likely) / max(len(likely), 1),
+                                        3))
   planted_outliers = set(truth['outliers'])
   flagged = [o['path'] for o in findings['outliers']]
   hits = sum(path in planted_outliers for path in flagged)

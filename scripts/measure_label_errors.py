@@ -35,6 +35,7 @@ flags.DEFINE_float('flip', 0.02, 'Fraction of labels flipped in the planted case
 flags.DEFINE_list('seeds', ['0', '1'], 'Seeds of the flips and the label model folds.')
 flags.DEFINE_list('cases', [], 'Only these cases (e.g. cifar10_5000); empty = all.')
 flags.DEFINE_float('regularization', None, 'Overrides config.audit.regularization.')
+flags.DEFINE_float('min_lift_over_chance', None, 'Overrides label_errors.MIN_LIFT_OVER_CHANCE.')
 FLAGS = flags.FLAGS
 
 
@@ -126,6 +127,8 @@ def main(argv):
   from tftransfer import config as config_lib
   from tftransfer.auditing import label_errors
   settings = config_lib.default_config().audit.unlock()
+  if FLAGS.min_lift_over_chance is not None:
+    label_errors.MIN_LIFT_OVER_CHANCE = FLAGS.min_lift_over_chance
   if FLAGS.regularization is not None:
     settings.regularization = FLAGS.regularization
   results = []
