@@ -8,6 +8,7 @@ every test. `TFTRANSFER_SHARED=none` hides ../shared from the tests, as on a use
 import os
 import pathlib
 import random
+import stat
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -82,13 +83,16 @@ def _restore(state: dict) -> None:
   logging.set_verbosity(state['absl verbosity'])
 
 
+def _changed_keys(before: dict, after: dict) -> list[str]:
+  """The keys of either dict whose values differ (a key in one only counts), sorted."""
+  return sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+
+
 def _differences(before: dict, after: dict) -> list[str]:
   changed = []
   for name, value in before.items():
     if name == 'environment':
-      keys = sorted(key for key in value.keys() | after[name].keys()
-                    if value.get(key) != after[name].get(key))
-      changed += [f'environment variable {key}' for key in keys]
+      changed += [f'environment variable {key}' for key in _changed_keys(value, after[name])]
     elif value != after[name]:
       changed.append(name)
   return changed
@@ -100,14 +104,12 @@ SESSION_DIRECTORIES = ('tiny_run', 'tiny_export', 'tiny_edge_export')
 
 def _files(root: pathlib.Path) -> dict:
   """Each file and directory under root, relative, with its size and modification time (ns)."""
-  return {str(path.relative_to(root)): (path.is_dir() or path.stat().st_size,
-                                        path.stat().st_mtime_ns)
-          for path in root.rglob('*')}
-
-
-def _changed_files(before: dict, after: dict) -> list[str]:
-  return sorted(name for name in before.keys() | after.keys()
-                if before.get(name) != after.get(name))
+  files = {}
+  for path in root.rglob('*'):
+    status = path.stat()
+    files[str(path.relative_to(root))] = (stat.S_ISDIR(status.st_mode) or status.st_size,
+                                          status.st_mtime_ns)
+  return files
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +136,7 @@ def no_leaked_state(request):
                 'Restore it (monkeypatch, runtime.keras_policy, runtime.seeded) before the '
                 'test ends.', pytrace=False)
   for name, root in shared.items():
-    files = _changed_files(files_before[name], _files(root))
+    files = _changed_keys(files_before[name], _files(root))
     if files:
       pytest.fail(f'{request.node.nodeid} changed the session fixture {name}, which later '
                   f'tests share: {", ".join(files[:5])}. Work on a copy '
