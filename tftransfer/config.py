@@ -304,8 +304,17 @@ FIELDS: tuple[Field, ...] = (
     _f('audit.near_duplicate_pixel_similarity', 0.99, number(0, 1, low_open=True), """Cosine
        similarity of two images' 8x8 grey, mirror-symmetric thumbnails (one's whole picture
        against the other's, or against one of its crop windows) at or above which they are near
-       duplicates (catches re-encoded, resized, mirrored and cropped copies; derived by
-       scripts/calibrate_audit.py: at most 0.5 % of CIFAR-10 images paired)."""),
+       duplicates, when their colours agree too (near_duplicate_colour_distance); catches
+       re-encoded, resized, mirrored and cropped copies. Derived by scripts/calibrate_audit.py:
+       at most 0.25 % of 4,000 CIFAR-10 images paired, each pair the same picture (at 0.985,
+       0.5 %, two of the ten pairs are different pictures)."""),
+    _f('audit.near_duplicate_colour_distance', 16.0, number(0, low_open=True), """Largest
+       distance, in RGB levels (0-255, Euclidean), between two images' mean colours (or one's
+       and a crop window's of the other) for their thumbnails to count as near duplicates: the
+       thumbnail is grey, so alike layouts in other colours would match. Measured by
+       scripts/measure_near_duplicates.py: planted JPEG, resized, cropped and mirrored CIFAR-10
+       copies are within 3 levels, distinct thumbnail matches of the quickstart's textures 24
+       or more apart."""),
     _f('audit.near_duplicate_crop', 0.1, number(0, 0.5, high_open=True), """Fraction of its side
        a cropped near copy may have lost: thumbnails of windows of (1 - this) and (1 - this / 2)
        of each image's side are compared too; 0 = no windows."""),

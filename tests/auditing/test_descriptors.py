@@ -12,10 +12,43 @@ from tftransfer import restore
 
 
 def _describe(pictures, crop=0.1):
+  def each(describe, *args):
+    return np.stack([describe(tf.constant(p), *args).numpy() for p in pictures])
   return descriptors.Descriptors(
       np.zeros(len(pictures), np.uint64), np.zeros(len(pictures), np.uint64),
-      np.stack([descriptors.thumbnail(tf.constant(p)).numpy() for p in pictures]),
-      np.stack([descriptors.window_thumbnails(tf.constant(p), crop).numpy() for p in pictures]))
+      each(descriptors.thumbnail), each(descriptors.window_thumbnails, crop),
+      each(descriptors.mean_colour), each(descriptors.window_colours, crop))
+
+
+def _jpeg(picture, quality):
+  buffer = io.BytesIO()
+  Image.fromarray(picture).save(buffer, 'JPEG', quality=quality)
+  return np.asarray(Image.open(buffer).convert('RGB'))
+
+
+def _stripes(foreground, background, period=6):
+  """uint8 [32, 32, 3]: vertical two-colour stripes, the quickstart textures' kind."""
+  mask = (np.arange(32) // (period // 2)) % 2 == 0
+  return np.where(mask[np.newaxis, :, np.newaxis], foreground, background).repeat(
+      32, axis=0).astype(np.uint8)
+
+
+def test_a_layout_in_other_colours_is_not_a_pixel_near_duplicate_and_copies_are():
+  original = _stripes((200, 40, 40), (30, 30, 120))
+  repainted = _stripes((40, 200, 90), (120, 20, 160))  # the same layout, another palette
+  copies = [original[:, ::-1], original[2:31, 1:30], _jpeg(original, 30)]
+  described = _describe([original, repainted] + copies)
+  pairs = np.array([[0, 1], [0, 2], [0, 3], [0, 4]])
+  # The grey, mean-centred thumbnail cannot tell the palettes apart...
+  aligned = descriptors.aligned_similarity(described, pairs)
+  assert aligned.min() >= 0.99, aligned
+  # ...their colours can: measured 0.0 (mirror), 0.0 (crop), 0.9 (JPEG); 94.9 repainted.
+  distance = descriptors.colour_distance(described, pairs)
+  assert distance[0] > 50 and distance[1:].max() < 3, distance
+  np.testing.assert_allclose(descriptors.colour_distance(described, pairs[:, ::-1]), distance,
+                             atol=1e-4)
+  similarity = descriptors.pixel_similarity(described, pairs, max_colour_distance=16)
+  assert similarity[0] == -1 and np.all(similarity[1:] == aligned[1:]), similarity
 
 
 def test_crop_windows_align_every_crop_up_to_the_configured_fraction():
@@ -33,6 +66,18 @@ def test_crop_windows_align_every_crop_up_to_the_configured_fraction():
   # The pair's order does not matter.
   np.testing.assert_allclose(descriptors.aligned_similarity(described, pairs[:, ::-1]),
                              aligned, atol=1e-6)
+
+
+def test_a_crop_is_compared_with_the_colour_of_the_window_it_shows():
+  pictures = []
+  for seed in range(20):
+    pictures += [smooth_picture(seed), smooth_picture(seed)[3:, 3:]]  # a 10 % corner crop
+  described = _describe(pictures)
+  pairs = np.arange(40).reshape(20, 2)
+  whole = np.linalg.norm(described.colours[pairs[:, 0]] - described.colours[pairs[:, 1]], axis=1)
+  # Measured: the whole squares' mean colours 2.0-11.0 levels apart, the aligned 0.0-0.1.
+  assert whole.max() > 8, whole
+  assert descriptors.colour_distance(described, pairs).max() < 1, whole
 
 
 def test_distinct_pictures_do_not_align():

@@ -69,8 +69,8 @@ def test_measure_pairs_each_copy_with_its_original(tmp_path):
     return tf.reshape(tf.image.resize(images, (4, 4), method='area'), [tf.shape(images)[0], -1])
 
   measured = thresholds.measure(paths, str(tmp_path / 'copies'), extract=extract,
-                                 image_size=32, batch_size=16, crop=0.1, neighbours=5,
-                                 copies_per_kind=6, seed=0)
+                                 image_size=32, batch_size=16, crop=0.1, colour_distance=16,
+                                 neighbours=5, copies_per_kind=6, seed=0)
   pixels = measured.copy_similarity['pixels']
   assert set(pixels) == set(thresholds.COPY_KINDS) and len(pixels['crop']) == 6
   # Mirror-symmetric thumbnails: a mirrored copy's is its original's.

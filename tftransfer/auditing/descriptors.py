@@ -16,6 +16,11 @@ computes
     whole-square thumbnail close to one of its original's windows (`aligned_similarity`);
     the whole-square thumbnail alone cannot see a 10 % crop: at 8x8 it shifts and scales
     every cell. (Measured on 4,000 CIFAR-10 images: `scripts/calibrate_audit.py`.)
+  - the mean colour (RGB, 0-255) of the square and of each of those windows. The thumbnail
+    is grey and mean-centred, so it cannot tell two two-colour textures of one layout in
+    other palettes apart (the quickstart's textures: 138 such pairs above the thumbnail
+    threshold, none a copy); copies keep their colours (`colour_distance`), so
+    `pixel_similarity` requires both. (Measured: `scripts/measure_near_duplicates.py`.)
 
 Fingerprints are TensorFlow's farmhash64 (`tf.fingerprint`): a collision between two of
 50,000 different images has a probability of about 1e-10.
@@ -43,6 +48,8 @@ class Descriptors:
   thumbnails: np.ndarray  # float32 [N, THUMBNAIL_SIDE**2], unit norm (0 for a flat image)
   # float32 [N, W, THUMBNAIL_SIDE**2]: the thumbnails of W windows (18, or 1 without crops)
   window_thumbnails: np.ndarray
+  colours: np.ndarray  # float32 [N, 3]: the square's mean RGB, 0-255
+  window_colours: np.ndarray  # float32 [N, W, 3]: each window's mean RGB, 0-255
 
   @staticmethod
   def concatenate(parts: list['Descriptors']) -> 'Descriptors':
@@ -78,6 +85,25 @@ def thumbnail(image: tf.Tensor) -> tf.Tensor:
   return _describe_squares(_central_square(image)[tf.newaxis])[0]
 
 
+def mean_colour(image: tf.Tensor) -> tf.Tensor:
+  """uint8 [H, W, 3] -> float32 [3]: the central square's mean RGB, 0-255."""
+  return tf.reduce_mean(_central_square(image), axis=[0, 1])
+
+
+def _windows(image: tf.Tensor, crop: float) -> list[tf.Tensor]:
+  """The central square's windows of (1 - crop / 2) and (1 - crop) of its side, 9 of each
+  size (corners, edge centres, centre; row-major), each float32 [9, size, size, 3]."""
+  canvas = tf.image.resize(_central_square(image), (_WINDOW_CANVAS, _WINDOW_CANVAS),
+                           antialias=True)
+  stacks = []
+  for fraction in (crop / 2, crop):
+    size = round(_WINDOW_CANVAS * (1 - fraction))
+    offsets = (0, (_WINDOW_CANVAS - size) // 2, _WINDOW_CANVAS - size)
+    stacks.append(tf.stack([canvas[top:top + size, left:left + size]
+                            for top in offsets for left in offsets]))
+  return stacks
+
+
 def window_thumbnails(image: tf.Tensor, crop: float) -> tf.Tensor:
   """uint8 [H, W, 3] -> float32 [18, THUMBNAIL_SIDE**2]: the descriptors of the central
   square's windows of (1 - crop / 2) and of (1 - crop) of its side, 9 of each size (corners,
@@ -88,16 +114,16 @@ def window_thumbnails(image: tf.Tensor, crop: float) -> tf.Tensor:
   """
   if crop == 0:
     return thumbnail(image)[tf.newaxis]
-  canvas = tf.image.resize(_central_square(image), (_WINDOW_CANVAS, _WINDOW_CANVAS),
-                           antialias=True)
-  described = []
-  for fraction in (crop / 2, crop):
-    size = round(_WINDOW_CANVAS * (1 - fraction))
-    offsets = (0, (_WINDOW_CANVAS - size) // 2, _WINDOW_CANVAS - size)
-    windows = tf.stack([canvas[top:top + size, left:left + size]
-                        for top in offsets for left in offsets])
-    described.append(_describe_squares(windows))
-  return tf.concat(described, 0)
+  return tf.concat([_describe_squares(windows) for windows in _windows(image, crop)], 0)
+
+
+def window_colours(image: tf.Tensor, crop: float) -> tf.Tensor:
+  """uint8 [H, W, 3] -> float32 [18, 3]: the mean RGB (0-255) of the windows of
+  `window_thumbnails`, in its order; [1, 3] (the whole square) when crop is 0."""
+  if crop == 0:
+    return mean_colour(image)[tf.newaxis]
+  return tf.concat([tf.reduce_mean(windows, axis=[1, 2]) for windows in _windows(image, crop)],
+                   0)
 
 
 def aligned_similarity(descriptors: 'Descriptors', pairs: np.ndarray) -> np.ndarray:
@@ -116,6 +142,32 @@ def aligned_similarity(descriptors: 'Descriptors', pairs: np.ndarray) -> np.ndar
   return best
 
 
+def colour_distance(descriptors: 'Descriptors', pairs: np.ndarray) -> np.ndarray:
+  """float32 [M]: for each pair (i, j) of `pairs` (int [M, 2]), the smallest Euclidean
+  distance in RGB levels (0-255; at most 441.7) between one image's mean colour and the
+  other's or that of one of its windows, either way round (the alignments
+  `aligned_similarity` allows). A re-encoded, resized or mirrored copy is within a few
+  levels of its original, a crop within a few of the window it shows."""
+  first, second = np.asarray(pairs, np.int64).reshape(-1, 2).T
+  colours, windows = descriptors.colours, descriptors.window_colours
+  best = np.linalg.norm(colours[first] - colours[second], axis=1)
+  for query, other in ((first, second), (second, first)):
+    against_windows = np.linalg.norm(colours[query][:, np.newaxis] - windows[other], axis=2)
+    best = np.minimum(best, against_windows.min(axis=1))
+  return best.astype(np.float32)
+
+
+def pixel_similarity(descriptors: 'Descriptors', pairs: np.ndarray, *,
+                     max_colour_distance: float) -> np.ndarray:
+  """float32 [M]: the pixel signal of near duplicates, `aligned_similarity` where the pair's
+  `colour_distance` is at most `max_colour_distance` (config.audit.
+  near_duplicate_colour_distance) and -1 (nothing alike) where it is farther: the thumbnails
+  are grey and mean-centred, so alike layouts in other colours would otherwise match."""
+  similarity = aligned_similarity(descriptors, pairs)
+  return np.where(colour_distance(descriptors, pairs) <= max_colour_distance, similarity,
+                  np.float32(-1)).astype(np.float32)
+
+
 def compute(split: Split, *, crop: float) -> Descriptors:
   """Decodes every image of `split` once and describes it (see the module docstring).
 
@@ -126,7 +178,7 @@ def compute(split: Split, *, crop: float) -> Descriptors:
   def describe(byte_hash, image):
     # The serialised tensor holds its shape too: same pixels in another shape differ.
     return (byte_hash, _fingerprint(tf.io.serialize_tensor(image)), thumbnail(image),
-            window_thumbnails(image, crop))
+            window_thumbnails(image, crop), mean_colour(image), window_colours(image, crop))
 
   if split.paths is not None:
     files = tf.data.Dataset.from_tensor_slices(
@@ -138,12 +190,14 @@ def compute(split: Split, *, crop: float) -> Descriptors:
                                    num_parallel_calls=tf.data.AUTOTUNE)
   described = examples.map(describe, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
   parts = [Descriptors(byte_hashes.numpy().view(np.uint64), pixel_hashes.numpy().view(np.uint64),
-                       thumbnails.numpy(), windows.numpy())
-           for byte_hashes, pixel_hashes, thumbnails, windows in described]
+                       *(part.numpy() for part in rest))
+           for byte_hashes, pixel_hashes, *rest in described]
   if not parts:
+    windows = 1 if crop == 0 else 18
     return Descriptors(np.zeros([0], np.uint64), np.zeros([0], np.uint64),
                        np.zeros([0, THUMBNAIL_SIDE**2], np.float32),
-                       np.zeros([0, 1 if crop == 0 else 9, THUMBNAIL_SIDE**2], np.float32))
+                       np.zeros([0, windows, THUMBNAIL_SIDE**2], np.float32),
+                       np.zeros([0, 3], np.float32), np.zeros([0, windows, 3], np.float32))
   return Descriptors.concatenate(parts)
 
 

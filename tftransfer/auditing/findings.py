@@ -66,7 +66,8 @@ def _near_pairs(embeddings, descriptors, neighbour_indices, settings, exact):
   """(near-duplicate pairs, {signal: threshold}) among each image's nearest neighbours by
   either signal (pixels alone when `embeddings` is None: a backbone with random weights)."""
   candidates = duplicates.candidate_pairs(*neighbour_indices)
-  signals = {'pixels': (descriptors_lib.aligned_similarity(descriptors, candidates),
+  signals = {'pixels': (descriptors_lib.pixel_similarity(
+      descriptors, candidates, max_colour_distance=settings.near_duplicate_colour_distance),
                         settings.near_duplicate_pixel_similarity)}
   if embeddings is not None:
     signals['backbone'] = (search.pair_similarity(embeddings, candidates),

@@ -4,7 +4,7 @@
 every kind the audit is meant to find (`near_copy`: re-encoded as JPEG at quality 20-50,
 resized by 0.5-1.5x, cropped by 10 %, mirrored), and describes originals and copies as the
 audit does (descriptors.compute, the backbone's pooled features). It records, per signal
-('backbone': cosine of the features; 'pixels': descriptors.aligned_similarity):
+('backbone': cosine of the features; 'pixels': descriptors.pixel_similarity):
   - each copy's similarity to its original, per kind;
   - each original's similarity to its most similar other original among the candidates the
     audit would judge (its nearest neighbours by either signal).
@@ -128,7 +128,8 @@ def _split(paths: list[str]) -> Split:
 
 def measure(paths: list[str], scratch_dir: str, *,
             extract: Callable[[tf.Tensor], tf.Tensor], image_size: int, batch_size: int,
-            crop: float, neighbours: int, copies_per_kind: int, seed: int) -> Calibration:
+            crop: float, colour_distance: float, neighbours: int, copies_per_kind: int,
+            seed: int) -> Calibration:
   """Measures copies' and distinct images' similarities (see the module docstring).
 
   Args:
@@ -138,6 +139,7 @@ def measure(paths: list[str], scratch_dir: str, *,
     image_size: S.
     batch_size: images per feature batch.
     crop: config.audit.near_duplicate_crop (the copies' crop and the descriptors' windows).
+    colour_distance: config.audit.near_duplicate_colour_distance (the pixel signal's gate).
     neighbours: config.audit.neighbours (the candidates of the distinct similarities).
     copies_per_kind: originals copied per kind (drawn at random for each kind).
     seed: seeds which originals are copied and how.
@@ -159,7 +161,8 @@ def measure(paths: list[str], scratch_dir: str, *,
 
   def similarities(pairs):
     return {'backbone': search.pair_similarity(embeddings, pairs),
-            'pixels': descriptors_lib.aligned_similarity(described, pairs)}
+            'pixels': descriptors_lib.pixel_similarity(described, pairs,
+                                                       max_colour_distance=colour_distance)}
 
   count, start = len(paths), len(paths)
   copy_similarity = {signal: {} for signal in SIGNALS}
