@@ -14,7 +14,9 @@ of originals (seeded):
                  (a random 90 % x 90 % window), mirrored; and mixed kinds in the test folder;
   label errors   5 % of the images filed under a random other class;
   outliers       images of no CIFAR class: procedural textures and uniform noise.
-With --plant=false it audits the folder as it is (no test folder) and prints the counts.
+With --plant=false it audits the folder as it is (no test folder) and prints the counts
+(--per_class: the first that many images of each class). Either way it prints the largest
+near-duplicate group and what was not judged.
 """
 
 import json
@@ -220,6 +222,12 @@ def main(argv):
   seconds = time.time() - started
   print(findings_lib.summary(findings))
   print(f'Audit wall time: {seconds:.1f} s (steps: {json.dumps(findings["seconds"])})')
+  # Issue 30's bound on clean data: no near-duplicate group of more than 20 images.
+  largest = max((len(group['images']) for group in findings['near_duplicates']), default=0)
+  print(f'Largest near-duplicate group: {largest} images '
+        f'({"within" if largest <= 20 else "ABOVE"} the bound of 20).')
+  for finding, why in findings.get('not_judged', {}).items():
+    print(f'Not judged, {finding}: {why}')
   if truth:
     results = score(findings, truth)
     (out / 'scores.json').write_text(json.dumps(results, indent=1))

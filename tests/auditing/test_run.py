@@ -205,18 +205,18 @@ def test_near_copies_are_found_with_few_false_groups(planted):
   _, truth, findings = planted
   measured = score(findings, truth)
   print(json.dumps(measured))
-  # Measured (10 copies of each kind): jpeg 0.7, resize 1.0, crop 0.8, mirror 1.0. Without
+  # Measured (10 copies of each kind): jpeg 0.7, resize 1.0, crop 0.9, mirror 1.0. Without
   # the crop windows crop was 0.6. Groups are complete-linkage (every two members a near
-  # pair): the largest holds 7 images. With connected components (union-find) instead, the
-  # near pairs chained into one group of 249 images, crop was 1.0 (the chain held the copies
-  # with their originals) and 13 groups of 34 images held no planted copy; now 72 groups of
-  # 162 images hold none: the near pairs the thresholds pass between unrelated generated
-  # images (smooth gradients with one disc, alike), which the chain hid (issue 30).
+  # pair): the largest holds 2 images. With connected components (union-find) instead, the
+  # near pairs chained into one group of 249 images. Complete linkage with the backbone's
+  # pairs left 72 groups of 162 images with no planted copy: the backbone paired half of
+  # these alike generated pictures (smooth gradients with one disc), so it is not judged
+  # here (findings.crowded), which leaves 13 groups of 26 images, pixel pairs (issue 30).
   minimum = {'jpeg': 0.5, 'resize': 0.8, 'crop': 0.7, 'mirror': 0.8}
   for kind, recall in minimum.items():
     assert measured['recall'][kind] >= recall, (kind, measured)
   assert measured['largest_near_group'] <= 20, measured
-  assert measured['false_group_images']['near_duplicates'] <= 180, measured
+  assert measured['false_group_images']['near_duplicates'] <= 40, measured
 
 
 def test_moved_images_rank_above_untouched_ones(planted):
@@ -241,7 +241,10 @@ def test_audit_json_thumbnails_and_exclusions(planted):
   from PIL import Image
   sheet = Image.open(root / 'audit' / 'audit_thumbnails.png')
   assert sheet.format == 'PNG' and sheet.mode == 'P'  # a palette: a third of the bytes
-  assert all(set(group['similarity']) == {'backbone', 'pixels'}
+  # To pretrained MobileNet these generated pictures look alike (half of them would be in a
+  # backbone near pair), so near duplicates are judged by their pixels alone, and it says so.
+  assert 'look alike' in written['not_judged']['backbone_near_duplicates']
+  assert all(set(group['similarity']) == {'pixels'} == set(group['thresholds'])
              for group in findings['near_duplicates'])
   listed = [line for line in (root / 'exclusions.txt').read_text().splitlines()
             if line and not line.startswith('#')]

@@ -1,0 +1,76 @@
+"""The audit's findings from per-image arrays (NumPy only): when a rule for rare findings
+flags much of the data, it is not judged rather than listed."""
+
+import numpy as np
+
+from tftransfer import config as config_lib
+from tftransfer.auditing import findings
+from tftransfer.auditing.descriptors import Descriptors
+
+CLASSES, PER_CLASS, DIM = 4, 60, 32
+
+
+def _unit(rows):
+  return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _audit(features):
+  """Audits CLASSES x PER_CLASS images whose thumbnails are all different."""
+  rng = np.random.default_rng(1)
+  count = len(features)
+  labels = np.repeat(np.arange(CLASSES), PER_CLASS)
+  thumbnails = _unit(rng.normal(size=(count, 64)))
+  colours = rng.uniform(0, 255, size=(count, 3)).astype(np.float32)
+  described = Descriptors(np.arange(1, count + 1, dtype=np.uint64),
+                          np.arange(1, count + 1, dtype=np.uint64), thumbnails,
+                          thumbnails[:, np.newaxis], colours, colours[:, np.newaxis])
+  items = findings.Items(tuple(f'train[{i}]' for i in range(count)), labels,
+                         np.array(['train'] * count), ('a', 'b', 'c', 'd'))
+  return findings.audit(items, described, features, config_lib.default_config().audit,
+                        seed=0)
+
+
+def _classes(spread, rng):
+  """float32 [CLASSES * PER_CLASS, DIM]: each class around its own direction."""
+  centres = rng.normal(size=(CLASSES, DIM))
+  return np.repeat(centres, PER_CLASS, axis=0) + spread * rng.normal(
+      size=(CLASSES * PER_CLASS, DIM))
+
+
+def test_crowded_allows_up_to_the_fraction_and_says_how_many_beyond_it():
+  assert findings.crowded(50, 1000, 'outliers') is None
+  why = findings.crowded(51, 1000, 'outliers')
+  assert why.startswith('not judged') and '51 of 1,000 images (5.1 %) outliers' in why
+  assert findings.crowded(0, 0, 'outliers') is None
+
+
+def test_features_that_gather_each_class_judge_no_backbone_near_duplicates():
+  rng = np.random.default_rng(0)
+  collapsed = _classes(0.01, rng).astype(np.float32)  # a backbone trained on these labels
+  found = _audit(collapsed)
+  assert 'part of a backbone near pair' in found['not_judged']['backbone_near_duplicates']
+  assert found['near_duplicates'] == [] and found['counts']['val_with_copy_in_train'] == 0
+  assert 'Backbone near duplicates: not judged' in findings.summary(found)
+
+
+def test_features_that_set_much_of_the_data_apart_judge_no_outliers():
+  rng = np.random.default_rng(0)
+  features = _classes(0.6, rng)
+  features[::10] = 3 * rng.normal(size=(len(features[::10]), DIM))  # 10 % far from all
+  found = _audit(features.astype(np.float32))
+  assert found['not_judged']['outliers'].startswith('not judged')
+  assert found['outliers'] == [] and 'outliers_flagged' not in found['counts']
+  assert 'Outliers: not judged' in findings.summary(found)
+
+
+def test_spread_features_judge_both_and_find_a_backbone_copy():
+  rng = np.random.default_rng(0)
+  features = _classes(0.6, rng)
+  features[1] = features[0] + 0.001 * rng.normal(size=DIM)  # one near copy
+  found = _audit(features.astype(np.float32))
+  assert 'not_judged' not in found or not (
+      {'outliers', 'backbone_near_duplicates'} & set(found['not_judged']))
+  groups = [[image['path'] for image in group['images']] for group in found['near_duplicates']]
+  assert groups == [['train[0]', 'train[1]']], groups
+  group = found['near_duplicates'][0]
+  assert group['thresholds']['backbone'] == 0.95 and group['similarity']['backbone'] > 0.99
