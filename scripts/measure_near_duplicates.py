@@ -65,9 +65,12 @@ def _report(name, described, settings, planted=None, kinds=None):
   checked = found & (planted_distance <= settings.near_duplicate_colour_distance)
   known = {tuple(pair) for pair in np.sort(planted, axis=1)}
   others = np.array([tuple(pair) not in known for pair in pairs]) & kept
+  shown = np.sort(distance[others])
   print(f'  kept pairs that are not planted copies (the folder\'s own near duplicates or '
         f'false pairs; look at them): {others.sum()}, colour distances '
-        f'{", ".join(f"{value:.1f}" for value in np.sort(distance[others]))}')
+        + (', '.join(f'{value:.1f}' for value in shown) if len(shown) <= 20 else
+           'percentiles 50/90/99 ' + ' / '.join(f'{np.percentile(shown, q):.1f}'
+                                                for q in (50, 90, 99))))
   print('  planted copies: kind, colour distance to the original (median / max), found by '
         'the pixel signal without / with the colour check')
   for kind in dict.fromkeys(kinds):
