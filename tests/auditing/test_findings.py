@@ -14,20 +14,22 @@ def _unit(rows):
   return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _audit(features):
-  """Audits CLASSES x PER_CLASS images whose thumbnails are all different."""
+def _audit(features, *, features_saw_labels=False, pixel_hashes=None):
+  """Audits CLASSES x PER_CLASS images whose thumbnails are all different (and whose pixels
+  are, unless `pixel_hashes` says which are the same)."""
   rng = np.random.default_rng(1)
   count = len(features)
   labels = np.repeat(np.arange(CLASSES), PER_CLASS)
   thumbnails = _unit(rng.normal(size=(count, 64)))
   colours = rng.uniform(0, 255, size=(count, 3)).astype(np.float32)
   described = Descriptors(np.arange(1, count + 1, dtype=np.uint64),
-                          np.arange(1, count + 1, dtype=np.uint64), thumbnails,
+                          np.arange(1, count + 1, dtype=np.uint64) if pixel_hashes is None
+                          else pixel_hashes, thumbnails,
                           thumbnails[:, np.newaxis], colours, colours[:, np.newaxis])
   items = findings.Items(tuple(f'train[{i}]' for i in range(count)), labels,
                          np.array(['train'] * count), ('a', 'b', 'c', 'd'))
   return findings.audit(items, described, features, config_lib.default_config().audit,
-                        seed=0)
+                        seed=0, features_saw_labels=features_saw_labels)
 
 
 def _classes(spread, rng):
@@ -48,19 +50,37 @@ def test_features_that_gather_each_class_judge_no_backbone_near_duplicates():
   rng = np.random.default_rng(0)
   collapsed = _classes(0.01, rng).astype(np.float32)  # a backbone trained on these labels
   found = _audit(collapsed)
-  assert 'part of a backbone near pair' in found['not_judged']['backbone_near_duplicates']
+  assert 'near duplicates of 3 or more others' in (
+      found['not_judged']['backbone_near_duplicates'])
   assert found['near_duplicates'] == [] and found['counts']['val_with_copy_in_train'] == 0
   assert 'Backbone near duplicates: not judged' in findings.summary(found)
 
 
-def test_features_that_set_much_of_the_data_apart_judge_no_outliers():
+def test_features_trained_on_the_labels_that_set_much_apart_judge_no_outliers():
   rng = np.random.default_rng(0)
   features = _classes(0.6, rng)
   features[::10] = 3 * rng.normal(size=(len(features[::10]), DIM))  # 10 % far from all
-  found = _audit(features.astype(np.float32))
+  found = _audit(features.astype(np.float32), features_saw_labels=True)
   assert found['not_judged']['outliers'].startswith('not judged')
   assert found['outliers'] == [] and 'outliers_flagged' not in found['counts']
   assert 'Outliers: not judged' in findings.summary(found)
+  # Pretrained features keep them: a folder can hold 10 % junk.
+  kept = _audit(features.astype(np.float32))
+  assert 'outliers' not in kept.get('not_judged', {})
+  assert kept['counts']['outliers_flagged'] >= 20
+
+
+def test_many_copies_do_not_crowd_the_backbone_out():
+  rng = np.random.default_rng(0)
+  features = _classes(0.6, rng)
+  # 20 % of the images have a near copy, and another 20 % an exact copy (same pixels).
+  features[1:48:2] = features[0:48:2] + 0.001 * rng.normal(size=(24, DIM))
+  features[49:96:2] = features[48:96:2]
+  hashes = np.arange(1, len(features) + 1, dtype=np.uint64)
+  hashes[49:96:2] = hashes[48:96:2]
+  found = _audit(features.astype(np.float32), pixel_hashes=hashes)
+  assert 'backbone_near_duplicates' not in found.get('not_judged', {})
+  assert found['counts']['near_groups'] == 24 and found['counts']['exact_groups'] == 24
 
 
 def test_spread_features_judge_both_and_find_a_backbone_copy():
@@ -74,3 +94,13 @@ def test_spread_features_judge_both_and_find_a_backbone_copy():
   assert groups == [['train[0]', 'train[1]']], groups
   group = found['near_duplicates'][0]
   assert group['thresholds']['backbone'] == 0.95 and group['similarity']['backbone'] > 0.99
+
+
+def test_unlisted_says_what_the_capped_lists_leave_out():
+  found = {'counts': {'label_errors_flagged': 212, 'outliers_flagged': 3},
+           'label_errors': [{}] * 100, 'outliers': [{}] * 3, 'settings': {'max_listed': 100}}
+  assert findings.unlisted(found) == (
+      '112 of the 212 flagged label errors are not listed (audit.max_listed=100); raise '
+      '--config.audit.max_listed to list them')
+  found['label_errors'] = [{}] * 212
+  assert findings.unlisted(found) is None

@@ -91,7 +91,7 @@ def test_features_without_signal_are_not_judged():
   labels = np.repeat(np.arange(4), 100)
   features = rng.normal(size=(400, 16)).astype(np.float32)
   judged = label_errors.judge(features, labels, 4, settings=_settings(), seed=0)
-  assert 'near chance' in judged.not_judged and not judged.flagged.any()
+  assert 'too near chance' in judged.not_judged and not judged.flagged.any()
   assert judged.estimate is None
 
 

@@ -73,8 +73,12 @@ def _with_copy_elsewhere(items: Items, groups, split: str, others: tuple[str, ..
 # the quickstart's textures audited with their own trained backbone, 99.8 % of the images
 # in a backbone near pair and 12.5 % outliers; tests/auditing/test_run.py's generated folder
 # (smooth gradients with a disc) with pretrained MobileNet, 50 % backbone-paired. Such
-# findings are not judged, and not_judged says why.
+# findings are not judged, and not_judged says why. Copies are not crowding: the backbone's
+# pairs count only images with CROWDED_PARTNERS or more partners that are not exact copies
+# of them (a photo with one or two near copies has one or two), and outliers are judged this
+# way only with features trained on these labels (a folder with 7 % junk images keeps them).
 MAX_FLAGGED_FRACTION = 0.05
+CROWDED_PARTNERS = 3
 
 
 def crowded(flagged: int, total: int, what: str) -> str | None:
@@ -101,8 +105,11 @@ def _near_pairs(embeddings, descriptors, neighbour_indices, settings, exact):
   not_judged = None
   if embeddings is not None:
     similarity = search.pair_similarity(embeddings, candidates)
-    paired = np.unique(candidates[similarity >= settings.near_duplicate_similarity])
-    not_judged = crowded(len(paired), len(embeddings), 'part of a backbone near pair')
+    alike = list(duplicates.near_pairs(
+        candidates, {'backbone': (similarity, settings.near_duplicate_similarity)}, exact))
+    partners = np.bincount(np.asarray(alike, np.int64).reshape(-1), minlength=len(embeddings))
+    not_judged = crowded(int(np.sum(partners >= CROWDED_PARTNERS)), len(embeddings),
+                         f'backbone near duplicates of {CROWDED_PARTNERS} or more others')
     if not_judged is None:
       signals['backbone'] = (similarity, settings.near_duplicate_similarity)
   return (duplicates.near_pairs(candidates, signals, exact),
@@ -125,7 +132,8 @@ LABEL_COUNTS = ('label_errors_flagged', 'label_errors_estimated', 'hard_or_ambig
 
 
 def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarray,
-                        neighbours, settings, seed: int) -> tuple[dict, dict, float, dict]:
+                        neighbours, settings, seed: int, features_saw_labels: bool
+                        ) -> tuple[dict, dict, float, dict]:
   """(findings lists: label errors, hard or ambiguous images and outliers; their counts; the
   label model's seconds; {finding: why it is not judged} for label errors and outliers)."""
   started = time.time()
@@ -136,7 +144,8 @@ def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarr
   outliers = outliers_lib.score(embeddings, items.labels, len(items.class_names),
                                 neighbours[1])
   is_outlier = outliers.flags(z=settings.outlier_z)
-  not_judged = {'outliers': crowded(int(is_outlier.sum()), len(is_outlier), 'outliers'),
+  not_judged = {'outliers': features_saw_labels and crowded(int(is_outlier.sum()),
+                                                           len(is_outlier), 'outliers'),
                 'label_errors': judgement.not_judged}
   if not_judged['outliers']:
     is_outlier = np.zeros_like(is_outlier)
@@ -175,7 +184,8 @@ def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarr
 
 
 def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
-          settings: ml_collections.ConfigDict, *, seed: int) -> dict:
+          settings: ml_collections.ConfigDict, *, seed: int,
+          features_saw_labels: bool = False) -> dict:
   """Finds duplicates, leaks, likely label errors and outliers (see the module docstring).
 
   Args:
@@ -186,6 +196,8 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
       are judged, and 'not_judged' says why the rest is not (UNTRAINED_BACKBONE).
     settings: config.audit.
     seed: seeds the label model's folds.
+    features_saw_labels: the backbone was trained on these labels (a finished run's
+      fine-tuned backbone): then outliers too are not judged when crowded.
   """
   seconds = {}
   started = time.time()
@@ -205,7 +217,7 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
     feature_counts, seconds['label_model'], not_judged = {}, 0.0, {}
   else:
     lists, feature_counts, seconds['label_model'], not_judged = _judged_by_features(
-        items, features, embeddings, neighbours, settings, seed)
+        items, features, embeddings, neighbours, settings, seed, features_saw_labels)
   if backbone_not_judged:
     not_judged['backbone_near_duplicates'] = backbone_not_judged
 
@@ -287,6 +299,19 @@ def summary(findings: dict) -> str:
   lines.append(f"Outliers: {not_judged['outliers']}." if 'outliers' in not_judged else
                f"Outliers: {counts['outliers_flagged']}.")
   return '\n'.join(lines)
+
+
+def unlisted(findings: dict) -> str | None:
+  """What the lists leave out of the flagged images (audit.max_listed caps them), or None."""
+  counts, missing = findings['counts'], []
+  for kind, count in (('label_errors', 'label_errors_flagged'), ('outliers', 'outliers_flagged')):
+    if counts.get(count, 0) > len(findings[kind]):
+      missing.append(f"{counts[count] - len(findings[kind]):,} of the {counts[count]:,} "
+                     f"flagged {kind.replace('_', ' ')}")
+  if not missing:
+    return None
+  return (f"{' and '.join(missing)} are not listed (audit.max_listed="
+          f"{findings['settings']['max_listed']}); raise --config.audit.max_listed to list them")
 
 
 def exclusions(findings: dict, *, label_error_confidence: float | None = None

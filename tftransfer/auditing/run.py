@@ -55,7 +55,7 @@ def _items(data: dataset.Data, test: Split | None
 def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
                image_size: int, batch_size: int, settings: ml_collections.ConfigDict,
                seed: int, test: Split | None = None, features=None,
-               trained_backbone: bool = True) -> dict:
+               trained_backbone: bool = True, features_saw_labels: bool = False) -> dict:
   """Audits the train and validation splits of `data` (and `test`, if given).
 
   Args:
@@ -71,6 +71,7 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
       not computed again.
     trained_backbone: False when `extract` has random weights (backbone_is_trained): no
       features are computed and only the findings that do not rest on them are judged.
+    features_saw_labels: `extract` is a backbone fine-tuned on these labels (findings.audit).
 
   Returns:
     The findings (findings.py).
@@ -101,7 +102,7 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
   findings = findings_lib.audit(
       items, described,
       np.concatenate([values for values, _ in computed]) if trained_backbone else None,
-      settings, seed=seed)
+      settings, seed=seed, features_saw_labels=features_saw_labels)
   if data.multi_label:
     findings = _without_label_errors(findings)
   findings['seconds'].update(decode_and_hash=round(decode_seconds, 2),
@@ -262,16 +263,21 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
                         batch_size=config.train.batch_size, settings=config.audit,
                         seed=config.seed, test=test,
                         trained_backbone=backbone_is_trained(
-                            config.model.weights, selected_phase=selected_phase))
+                            config.model.weights, selected_phase=selected_phase),
+                        features_saw_labels=selected_phase == 'finetune')
   findings.update(version=_VERSION, data=data.description, test_dir=test_dir,
                   embeddings={'backbone': config.model.backbone, 'weights': weights,
                               'image_size': image_size})
   write(run, findings)
   if exclusions_file:
+    header = (f'Written by tftransfer-audit --workdir={workdir}; pass it as '
+              '--config.data.exclude_file to leave these files out.')
+    left_out = findings_lib.unlisted(findings)
+    if left_out:
+      logging.warning('The exclusions leave out images: %s.', left_out)
+      header += f' It leaves out images: {left_out}.'
     exclusions.write_list(exclusions_file, config.data.path, findings_lib.exclusions(
-        findings, label_error_confidence=label_error_confidence),
-                          header=f'Written by tftransfer-audit --workdir={workdir}; pass it as '
-                          '--config.data.exclude_file to leave these files out.')
+        findings, label_error_confidence=label_error_confidence), header=header)
   return findings
 
 
