@@ -14,13 +14,16 @@ def _unit(rows):
   return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _audit(features, *, features_saw_labels=False, pixel_hashes=None):
+def _audit(features, *, features_saw_labels=False, pixel_hashes=None, bursts=()):
   """Audits CLASSES x PER_CLASS images whose thumbnails are all different (and whose pixels
-  are, unless `pixel_hashes` says which are the same)."""
+  are, unless `pixel_hashes` says which are the same), but for each image of `bursts` and
+  the 3 after it: one thumbnail, in random colours."""
   rng = np.random.default_rng(1)
   count = len(features)
   labels = np.repeat(np.arange(CLASSES), PER_CLASS)
   thumbnails = _unit(rng.normal(size=(count, 64)))
+  for first in bursts:
+    thumbnails[first + 1:first + 4] = thumbnails[first]
   colours = rng.uniform(0, 255, size=(count, 3)).astype(np.float32)
   described = Descriptors(np.arange(1, count + 1, dtype=np.uint64),
                           np.arange(1, count + 1, dtype=np.uint64) if pixel_hashes is None
@@ -96,11 +99,27 @@ def test_spread_features_judge_both_and_find_a_backbone_copy():
   assert group['thresholds']['backbone'] == 0.95 and group['similarity']['backbone'] > 0.99
 
 
+def test_bursts_of_copies_alike_in_layout_do_not_crowd_the_backbone_out():
+  rng = np.random.default_rng(0)
+  features = _classes(0.6, rng)
+  # 12 photos with 3 copies each (20 % of the images), in other brightness: their thumbnails
+  # align, their colours do not.
+  for first in range(0, 48, 4):
+    features[first + 1:first + 4] = features[first] + 0.001 * rng.normal(size=(3, DIM))
+  found = _audit(features.astype(np.float32), bursts=range(0, 48, 4))
+  assert 'backbone_near_duplicates' not in found.get('not_judged', {})
+  assert found['counts']['near_groups'] == 12 and found['counts']['near_images'] == 48
+
+
 def test_unlisted_says_what_the_capped_lists_leave_out():
   found = {'counts': {'label_errors_flagged': 212, 'outliers_flagged': 3},
-           'label_errors': [{}] * 100, 'outliers': [{}] * 3, 'settings': {'max_listed': 100}}
-  assert findings.unlisted(found) == (
-      '112 of the 212 flagged label errors are not listed (audit.max_listed=100); raise '
-      '--config.audit.max_listed to list them')
-  found['label_errors'] = [{}] * 212
+           'label_errors': [{'confidence': 0.9}] * 99 + [{'confidence': 0.6}],
+           'outliers': [{}] * 3,
+           'settings': {'max_listed': 100, 'label_error_exclusion_confidence': 0.5}}
+  assert findings.unlisted(found).startswith(
+      '112 of the 212 flagged label errors are not listed (audit.max_listed=100); to list '
+      'them, raise audit.max_listed')
+  # The exclusions take none of the unlisted when the last listed is below their bar.
+  assert findings.unlisted(found, label_error_confidence=0.7) is None
+  found['label_errors'] = [{'confidence': 0.9}] * 212
   assert findings.unlisted(found) is None

@@ -74,9 +74,10 @@ def _with_copy_elsewhere(items: Items, groups, split: str, others: tuple[str, ..
 # in a backbone near pair and 12.5 % outliers; tests/auditing/test_run.py's generated folder
 # (smooth gradients with a disc) with pretrained MobileNet, 50 % backbone-paired. Such
 # findings are not judged, and not_judged says why. Copies are not crowding: the backbone's
-# pairs count only images with CROWDED_PARTNERS or more partners that are not exact copies
-# of them (a photo with one or two near copies has one or two), and outliers are judged this
-# way only with features trained on these labels (a folder with 7 % junk images keeps them).
+# pairs count only images with CROWDED_PARTNERS or more partners that are neither exact
+# copies of them nor alike in thumbnail layout (whatever the colours: a burst of brightened
+# copies), and outliers are judged this way only with features trained on these labels (a
+# folder with 7 % junk images keeps them).
 MAX_FLAGGED_FRACTION = 0.05
 CROWDED_PARTNERS = 3
 
@@ -105,8 +106,12 @@ def _near_pairs(embeddings, descriptors, neighbour_indices, settings, exact):
   not_judged = None
   if embeddings is not None:
     similarity = search.pair_similarity(embeddings, candidates)
+    # Pairs whose thumbnails align too (in any colours) are copies, not crowding.
+    layout = descriptors_lib.aligned_similarity(descriptors, candidates)
     alike = list(duplicates.near_pairs(
-        candidates, {'backbone': (similarity, settings.near_duplicate_similarity)}, exact))
+        candidates, {'backbone': (np.where(layout < settings.near_duplicate_pixel_similarity,
+                                           similarity, -1), settings.near_duplicate_similarity)},
+        exact))
     partners = np.bincount(np.asarray(alike, np.int64).reshape(-1), minlength=len(embeddings))
     not_judged = crowded(int(np.sum(partners >= CROWDED_PARTNERS)), len(embeddings),
                          f'backbone near duplicates of {CROWDED_PARTNERS} or more others')
@@ -301,17 +306,28 @@ def summary(findings: dict) -> str:
   return '\n'.join(lines)
 
 
-def unlisted(findings: dict) -> str | None:
-  """What the lists leave out of the flagged images (audit.max_listed caps them), or None."""
+def unlisted(findings: dict, *, label_error_confidence: float | None = None) -> str | None:
+  """What the lists leave out of the flagged images (audit.max_listed caps them) that the
+  exclusions would take (label errors at `label_error_confidence`, as `exclusions`), or
+  None."""
   counts, missing = findings['counts'], []
+  confident = (findings['settings']['label_error_exclusion_confidence']
+               if label_error_confidence is None else label_error_confidence)
+  listed = findings['label_errors']
+  # Listed most likely wrong first: if the last is below the bar, so is every unlisted one.
+  label_errors_cut = bool(listed) and listed[-1]['confidence'] < confident
   for kind, count in (('label_errors', 'label_errors_flagged'), ('outliers', 'outliers_flagged')):
+    if kind == 'label_errors' and label_errors_cut:
+      continue
     if counts.get(count, 0) > len(findings[kind]):
       missing.append(f"{counts[count] - len(findings[kind]):,} of the {counts[count]:,} "
                      f"flagged {kind.replace('_', ' ')}")
   if not missing:
     return None
   return (f"{' and '.join(missing)} are not listed (audit.max_listed="
-          f"{findings['settings']['max_listed']}); raise --config.audit.max_listed to list them")
+          f"{findings['settings']['max_listed']}); to list them, raise audit.max_listed: "
+          '--config.audit.max_listed=N with --config, or in the run\'s config.json for a run\'s '
+          'workdir')
 
 
 def exclusions(findings: dict, *, label_error_confidence: float | None = None

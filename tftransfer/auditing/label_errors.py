@@ -232,8 +232,8 @@ def not_judged_reason(scores: LabelScores, labels: np.ndarray, num_classes: int)
     needed = chance + MIN_LIFT_OVER_CHANCE * (1 - chance)
     return (f"cannot judge: the label model's out-of-fold balanced accuracy {balanced:.3f} "
             f'is too near chance ({chance:.3f}; judging needs {needed:.3f}, '
-            f'{MIN_LIFT_OVER_CHANCE:.0%} of the way from chance to perfect), so the features '
-            'cannot tell a wrong label from a hard image (many wrong labels lower it too)')
+            f'{100 * MIN_LIFT_OVER_CHANCE:.0f} % of the way from chance to perfect), so the '
+            'features cannot tell a wrong label from a hard image (many wrong labels lower it too)')
   return None
 
 

@@ -272,10 +272,10 @@ def audit_workdir(workdir: str, *, config: ml_collections.ConfigDict | None = No
   if exclusions_file:
     header = (f'Written by tftransfer-audit --workdir={workdir}; pass it as '
               '--config.data.exclude_file to leave these files out.')
-    left_out = findings_lib.unlisted(findings)
+    left_out = findings_lib.unlisted(findings, label_error_confidence=label_error_confidence)
     if left_out:
-      logging.warning('The exclusions leave out images: %s.', left_out)
-      header += f' It leaves out images: {left_out}.'
+      logging.warning('The exclusions are incomplete: %s.', left_out)
+      header += f' Incomplete: {left_out}.'
     exclusions.write_list(exclusions_file, config.data.path, findings_lib.exclusions(
         findings, label_error_confidence=label_error_confidence), header=header)
   return findings
