@@ -14,10 +14,11 @@ from tftransfer import restore
 def _describe(pictures, crop=0.1):
   def each(describe, *args):
     return np.stack([describe(tf.constant(p), *args).numpy() for p in pictures])
+  windows = [descriptors.windows(tf.constant(p), crop) for p in pictures]
   return descriptors.Descriptors(
       np.zeros(len(pictures), np.uint64), np.zeros(len(pictures), np.uint64),
-      each(descriptors.thumbnail), each(descriptors.window_thumbnails, crop),
-      each(descriptors.mean_colour), each(descriptors.window_colours, crop))
+      each(descriptors.thumbnail), np.stack([thumbnails.numpy() for thumbnails, _ in windows]),
+      each(descriptors.mean_colour), np.stack([colours.numpy() for _, colours in windows]))
 
 
 def _jpeg(picture, quality):

@@ -104,26 +104,20 @@ def _windows(image: tf.Tensor, crop: float) -> list[tf.Tensor]:
   return stacks
 
 
-def window_thumbnails(image: tf.Tensor, crop: float) -> tf.Tensor:
-  """uint8 [H, W, 3] -> float32 [18, THUMBNAIL_SIDE**2]: the descriptors of the central
-  square's windows of (1 - crop / 2) and of (1 - crop) of its side, 9 of each size (corners,
-  edge centres, centre; row-major); [1, THUMBNAIL_SIDE**2] (the whole square) when crop is 0.
+def windows(image: tf.Tensor, crop: float) -> tuple[tf.Tensor, tf.Tensor]:
+  """uint8 [H, W, 3] -> (float32 [18, THUMBNAIL_SIDE**2], float32 [18, 3]): the thumbnail
+  descriptors and the mean RGB (0-255) of the central square's windows of (1 - crop / 2) and
+  of (1 - crop) of its side, 9 of each size (corners, edge centres, centre; row-major); of
+  the whole square alone ([1, ...] each) when crop is 0.
 
   The square is first resampled to 64 px (antialiased) so windows fall on half pixels of a
   32 px image, where a 10 % crop's offsets do.
   """
   if crop == 0:
-    return thumbnail(image)[tf.newaxis]
-  return tf.concat([_describe_squares(windows) for windows in _windows(image, crop)], 0)
-
-
-def window_colours(image: tf.Tensor, crop: float) -> tf.Tensor:
-  """uint8 [H, W, 3] -> float32 [18, 3]: the mean RGB (0-255) of the windows of
-  `window_thumbnails`, in its order; [1, 3] (the whole square) when crop is 0."""
-  if crop == 0:
-    return mean_colour(image)[tf.newaxis]
-  return tf.concat([tf.reduce_mean(windows, axis=[1, 2]) for windows in _windows(image, crop)],
-                   0)
+    return thumbnail(image)[tf.newaxis], mean_colour(image)[tf.newaxis]
+  stacks = _windows(image, crop)
+  return (tf.concat([_describe_squares(stack) for stack in stacks], 0),
+          tf.concat([tf.reduce_mean(stack, axis=[1, 2]) for stack in stacks], 0))
 
 
 def aligned_similarity(descriptors: 'Descriptors', pairs: np.ndarray) -> np.ndarray:
@@ -158,12 +152,14 @@ def colour_distance(descriptors: 'Descriptors', pairs: np.ndarray) -> np.ndarray
 
 
 def pixel_similarity(descriptors: 'Descriptors', pairs: np.ndarray, *,
-                     max_colour_distance: float) -> np.ndarray:
+                     max_colour_distance: float, aligned: np.ndarray | None = None
+                     ) -> np.ndarray:
   """float32 [M]: the pixel signal of near duplicates, `aligned_similarity` where the pair's
   `colour_distance` is at most `max_colour_distance` (config.audit.
   near_duplicate_colour_distance) and -1 (nothing alike) where it is farther: the thumbnails
-  are grey and mean-centred, so alike layouts in other colours would otherwise match."""
-  similarity = aligned_similarity(descriptors, pairs)
+  are grey and mean-centred, so alike layouts in other colours would otherwise match.
+  `aligned`: the pairs' aligned_similarity, when the caller has it already."""
+  similarity = aligned_similarity(descriptors, pairs) if aligned is None else aligned
   return np.where(colour_distance(descriptors, pairs) <= max_colour_distance, similarity,
                   np.float32(-1)).astype(np.float32)
 
@@ -177,8 +173,9 @@ def compute(split: Split, *, crop: float) -> Descriptors:
   """
   def describe(byte_hash, image):
     # The serialised tensor holds its shape too: same pixels in another shape differ.
+    window_thumbnails, window_colours = windows(image, crop)
     return (byte_hash, _fingerprint(tf.io.serialize_tensor(image)), thumbnail(image),
-            window_thumbnails(image, crop), mean_colour(image), window_colours(image, crop))
+            window_thumbnails, mean_colour(image), window_colours)
 
   if split.paths is not None:
     files = tf.data.Dataset.from_tensor_slices(
@@ -193,11 +190,11 @@ def compute(split: Split, *, crop: float) -> Descriptors:
                        *(part.numpy() for part in rest))
            for byte_hashes, pixel_hashes, *rest in described]
   if not parts:
-    windows = 1 if crop == 0 else 18
+    count = 1 if crop == 0 else 18
     return Descriptors(np.zeros([0], np.uint64), np.zeros([0], np.uint64),
                        np.zeros([0, THUMBNAIL_SIDE**2], np.float32),
-                       np.zeros([0, windows, THUMBNAIL_SIDE**2], np.float32),
-                       np.zeros([0, 3], np.float32), np.zeros([0, windows, 3], np.float32))
+                       np.zeros([0, count, THUMBNAIL_SIDE**2], np.float32),
+                       np.zeros([0, 3], np.float32), np.zeros([0, count, 3], np.float32))
   return Descriptors.concatenate(parts)
 
 

@@ -19,7 +19,6 @@ config.audit's defaults come from.
 
 import dataclasses
 import io
-import os
 import pathlib
 from typing import Callable
 
@@ -28,8 +27,7 @@ from PIL import Image, ImageOps
 import tensorflow as tf
 
 from tftransfer.auditing import descriptors as descriptors_lib, duplicates, search
-from tftransfer.data import features as features_lib, image_ops
-from tftransfer.data.dataset import Split
+from tftransfer.data import dataset, features as features_lib
 
 COPY_KINDS = ('jpeg', 'resize', 'crop', 'mirror')
 SIGNALS = ('backbone', 'pixels')
@@ -114,18 +112,6 @@ class Calibration:
     return '\n'.join(lines)
 
 
-def _split(paths: list[str]) -> Split:
-  """The image files at `paths` as a split (every label 0)."""
-  files = tf.constant([os.fsencode(path) for path in paths], tf.string)
-
-  def read(shard_index, num_shards):
-    return tf.data.Dataset.from_tensor_slices(files).shard(num_shards, shard_index).map(
-        lambda file: (image_ops.decode_image(tf.io.read_file(file), max_pixels=0),
-                      tf.constant(0, tf.int32)),
-        num_parallel_calls=tf.data.AUTOTUNE)
-  return Split(read, (len(paths),), paths=tuple(paths))
-
-
 def measure(paths: list[str], scratch_dir: str, *,
             extract: Callable[[tf.Tensor], tf.Tensor], image_size: int, batch_size: int,
             crop: float, colour_distance: float, neighbours: int, copies_per_kind: int,
@@ -154,7 +140,8 @@ def measure(paths: list[str], scratch_dir: str, *,
       data, suffix = near_copy(pathlib.Path(paths[index]).read_bytes(), kind, rng, crop=crop)
       copy_paths.append(str(scratch / f'{kind}_{number}{suffix}'))
       pathlib.Path(copy_paths[-1]).write_bytes(data)
-  split = _split(list(paths) + copy_paths)
+  every = list(paths) + copy_paths
+  split = dataset.file_split(every, np.zeros(len(every), np.int64), 1)  # labels unused
   described = descriptors_lib.compute(split, crop=crop)
   embeddings = search.normalise(features_lib.compute_features(
       extract, split, image_size=image_size, batch_size=batch_size)[0])
