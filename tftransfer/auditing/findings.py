@@ -100,14 +100,14 @@ def _near_pairs(embeddings, descriptors, neighbour_indices, settings, exact):
   among each image's nearest neighbours by either signal (pixels alone when `embeddings` is
   None, a backbone with random weights, or when the backbone would pair too many: crowded)."""
   candidates = duplicates.candidate_pairs(*neighbour_indices)
+  layout = descriptors_lib.aligned_similarity(descriptors, candidates)
   signals = {'pixels': (descriptors_lib.pixel_similarity(
-      descriptors, candidates, max_colour_distance=settings.near_duplicate_colour_distance),
-                        settings.near_duplicate_pixel_similarity)}
+      descriptors, candidates, max_colour_distance=settings.near_duplicate_colour_distance,
+      aligned=layout), settings.near_duplicate_pixel_similarity)}
   not_judged = None
   if embeddings is not None:
     similarity = search.pair_similarity(embeddings, candidates)
     # Pairs whose thumbnails align too (in any colours) are copies, not crowding.
-    layout = descriptors_lib.aligned_similarity(descriptors, candidates)
     alike = list(duplicates.near_pairs(
         candidates, {'backbone': (np.where(layout < settings.near_duplicate_pixel_similarity,
                                            similarity, -1), settings.near_duplicate_similarity)},
@@ -306,13 +306,19 @@ def summary(findings: dict) -> str:
   return '\n'.join(lines)
 
 
+def _exclusion_confidence(findings: dict, label_error_confidence: float | None) -> float:
+  """The probability of being wrong from which exclusions list a label error: the given
+  one, or the audit's audit.label_error_exclusion_confidence."""
+  return (findings['settings']['label_error_exclusion_confidence']
+          if label_error_confidence is None else label_error_confidence)
+
+
 def unlisted(findings: dict, *, label_error_confidence: float | None = None) -> str | None:
   """What the lists leave out of the flagged images (audit.max_listed caps them) that the
   exclusions would take (label errors at `label_error_confidence`, as `exclusions`), or
   None."""
   counts, missing = findings['counts'], []
-  confident = (findings['settings']['label_error_exclusion_confidence']
-               if label_error_confidence is None else label_error_confidence)
+  confident = _exclusion_confidence(findings, label_error_confidence)
   listed = findings['label_errors']
   # Listed most likely wrong first: if the last is below the bar, so is every unlisted one.
   label_errors_cut = bool(listed) and listed[-1]['confidence'] < confident
@@ -357,8 +363,7 @@ def exclusions(findings: dict, *, label_error_confidence: float | None = None
       for path in training:
         if path != keep:
           entries.setdefault(path, f'{what} ({why})')
-  confident = (findings['settings']['label_error_exclusion_confidence']
-               if label_error_confidence is None else label_error_confidence)
+  confident = _exclusion_confidence(findings, label_error_confidence)
   for suspect in findings['label_errors']:
     if suspect['split'] != 'test' and suspect['confidence'] >= confident:
       entries.setdefault(suspect['path'], f"likely label error: given {suspect['label']}, "
