@@ -16,6 +16,8 @@
                                            'outliers', 'backbone_near_duplicates'
                                            (UNTRAINED_BACKBONE, label_errors.judge's
                                            reasons, crowded)
+     'neighbour_search': 'exact' or        how neighbours were searched (search.method)
+       'approximate',
      'settings': {...}}                    the thresholds used
     image = {'path', 'split', 'label'}
 
@@ -207,9 +209,11 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
   seconds = {}
   started = time.time()
   embeddings = None if features is None else search.normalise(features)
-  neighbours = None if features is None else search.nearest_neighbours(embeddings,
-                                                                      settings.neighbours)
-  thumbnail_neighbours = search.nearest_neighbours(descriptors.thumbnails, settings.neighbours)
+  exact_max = settings.exact_search_max_images
+  neighbours = None if features is None else search.nearest_neighbours(
+      embeddings, settings.neighbours, exact_max=exact_max)
+  thumbnail_neighbours = search.nearest_neighbours(descriptors.thumbnails, settings.neighbours,
+                                                   exact_max=exact_max)
   seconds['neighbour_search'] = time.time() - started
 
   exact = duplicates.exact_groups(descriptors)
@@ -264,9 +268,11 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
     findings['not_judged'] = not_judged
   findings['settings'] = {key: settings[key] for key in sorted(settings.keys())
                           if key != 'in_training'}
+  findings['neighbour_search'] = search.method(len(items.paths), exact_max)
   findings['seconds'] = {key: round(value, 2) for key, value in seconds.items()}
-  logging.info('Audit of %d images: neighbour search %.1f s, label model %.1f s.',
-               len(items.paths), seconds['neighbour_search'], seconds['label_model'])
+  logging.info('Audit of %d images: neighbour search %.1f s (%s), label model %.1f s.',
+               len(items.paths), seconds['neighbour_search'], findings['neighbour_search'],
+               seconds['label_model'])
   return findings
 
 
