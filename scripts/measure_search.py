@@ -7,7 +7,7 @@ Synthetic embeddings (unit rows around 100 directions, spread like pooled CNN fe
 and 1 % as exact copies), searched for config.audit.neighbours neighbours by
 auditing/search.py. For each size, in its own process (so its peak resident memory is its
 own): the exact search's time (sizes up to --exact_up_to), the approximate (FAISS HNSW)
-search's time, and, where both ran, the approximate search's recall of the exact
+search's time and the process's peak resident memory until it ended, and, where both ran, the approximate search's recall of the exact
 neighbours (on a sample of 5,000 rows) and of the near-duplicate pairs (cosine >= 0.95 among
 the exact neighbours, the audit's backbone threshold); and the planted copies found as
 nearest neighbours. Without the exact search, recall is of the exact neighbours of 2,000
@@ -60,13 +60,13 @@ def measure(count: int, dim: int, k: int, exact: bool) -> dict:
   """One size's row of the table (run in a fresh process)."""
   from tftransfer.auditing import search  # pylint: disable=import-outside-toplevel
   rows, planted, originals = embeddings(count, dim)
-  result = {'size': count, 'dim': dim}
-  base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  result = {'size': count, 'dim': dim, 'embeddings_mb': round(rows.nbytes / 2**20)}
   started = time.time()
   approximate, approximate_similarity = search.nearest_neighbours(rows, k, exact_max=0)
   result['approximate_seconds'] = round(time.time() - started, 1)
-  result['approximate_peak_mb_above_data'] = round(
-      (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+  # The process's peak so far: making the embeddings (float64 noise) and the search.
+  result['approximate_peak_mb'] = round(
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
   result['planted_copies_found'] = round(float(np.mean(
       [originals[i] in approximate[planted[i]] for i in range(len(planted))])), 4)
   sample = np.random.default_rng(1).choice(count, min(count, 5000 if exact else 2000),
@@ -101,8 +101,8 @@ def main(argv):
   del argv
   context = multiprocessing.get_context('spawn')
   table = []
-  print('size      exact s  approx s  approx MB  neighbour recall  near-pair recall  '
-        'copies found', flush=True)
+  print('size       exact s  approx s  peak MB (data MB)  neighbour recall  '
+        'near-pair recall  copies found', flush=True)
   for size in map(int, FLAGS.sizes):
     queue = context.Queue()
     process = context.Process(target=_worker, args=(
@@ -111,8 +111,9 @@ def main(argv):
     row = queue.get()
     process.join()
     table.append(row)
-    print(f"{size:<9,} {row.get('exact_seconds', '-'):>7}  {row['approximate_seconds']:>8}  "
-          f"{row['approximate_peak_mb_above_data']:>9}  {row['neighbour_recall']:>16}  "
+    print(f"{size:<10,} {row.get('exact_seconds', '-'):>7}  {row['approximate_seconds']:>8}  "
+          f"{row['approximate_peak_mb']:>7} ({row['embeddings_mb']:>5})  "
+          f"{row['neighbour_recall']:>16}  "
           f"{row.get('near_pair_recall', '-'):>16}  {row['planted_copies_found']:>12}",
           flush=True)
   if FLAGS.out:
