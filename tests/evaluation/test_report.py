@@ -1,6 +1,7 @@
 """The HTML report of a tiny run: it parses, embeds every image, and its worst mistakes are
 exactly the model's own misclassified images, ordered by loss."""
 
+import csv
 import html.parser
 import pathlib
 import shutil
@@ -169,3 +170,41 @@ def test_the_report_command(tiny_run, tmp_path):
                          capture_output=True, text=True, timeout=300)
   assert wrong.returncode == 2, wrong.stderr[-3000:]
   assert wrong.stderr.splitlines()[-1].startswith('tftransfer-report: error: --data=')
+
+
+def test_tables_of_many_classes_show_the_worst_and_keep_every_row_in_a_file(
+    tiny_run, trained, tmp_path, monkeypatch):
+  # Issue 27: a 1,000-class run's page listed 1,000 rows per table; beyond MAX_TABLE_ROWS it
+  # shows the worst ones and writes every row beside the page (here 2 of the run's classes).
+  workdir = tmp_path / 'run'
+  shutil.copytree(tiny_run, workdir)
+  out = tmp_path / 'out'
+  out.mkdir()
+  monkeypatch.setattr(report, 'MAX_TABLE_ROWS', 2)
+  report.report_workdir(str(workdir), output_dir=str(out))
+  page = (out / 'index.html').read_text()
+  per_class = section_rows(page, 'per-class')
+  with open(out / 'per_class.csv', newline='') as file:
+    every = list(csv.DictReader(file))
+  names = set(trained.class_names)
+  assert {row['name'] for row in every} == names and len(every) == len(names) > 2
+  assert [cells[0] for cells in per_class] == [row['name'] for row in every[:2]]
+  assert [float(row['f1']) for row in every] == sorted(float(row['f1']) for row in every)
+  assert f'The 2 of {len(names)} classes with the lowest F1' in page
+  with open(out / 'classes.csv', newline='') as file:
+    counts = list(csv.DictReader(file))
+  assert {row['name'] for row in counts} == names
+  assert len(section_rows(page, 'data')) == 2 and 'classes.csv' in page
+  # A later report of few enough rows shows them all and leaves no stale file.
+  monkeypatch.setattr(report, 'MAX_TABLE_ROWS', 50)
+  report.report_workdir(str(workdir), output_dir=str(out))
+  assert not (out / 'per_class.csv').exists() and not (out / 'classes.csv').exists()
+  assert len(section_rows((out / 'index.html').read_text(), 'per-class')) == len(names)
+
+
+def section_rows(page: str, section: str) -> list[list[str]]:
+  """The cells of each body row of the first data table in the page's `section`."""
+  body = page.split(f'<section id="{section}">', 1)[1].split('</section>', 1)[0]
+  body = body.split('<tbody>', 1)[1].split('</tbody>', 1)[0]
+  return [[cell.split('</td>', 1)[0] for cell in row.split('<td>')[1:]]
+          for row in body.split('<tr>')[1:]]

@@ -7,7 +7,8 @@
 Sections, in order: header (run, data, backbone, accuracy, top-5, balanced accuracy, the
 command); training curves (curves.py); per-class table, worst first, and the confusion matrix
 normalised by true class (only the classes of the most confused pairs beyond
-MAX_MATRIX_CLASSES); the worst mistakes with Grad-CAM (gradcam.py) and the most confused pairs
+MAX_MATRIX_CLASSES; the table's first MAX_TABLE_ROWS rows beyond that many, every row in
+per_class.csv beside the page, as the data's class counts in classes.csv); the worst mistakes with Grad-CAM (gradcam.py) and the most confused pairs
 with examples (mistakes.py); calibration (calibration.py); the data report. A multi-label
 run's page has, instead of the per-class to calibration sections, a per-label table, its
 precision-recall curves and the worst false positives and negatives with Grad-CAM of their
@@ -18,6 +19,7 @@ extending base.html.j2.
 """
 
 import base64
+import csv
 import datetime
 import io
 import os
@@ -46,6 +48,11 @@ EXAMPLES_PER_PAIR = 2
 MAX_MATRIX_CLASSES = 30
 # Images shown in the page are JPEGs of this quality (plots stay PNG).
 JPEG_QUALITY = 90
+# Rows shown of a per-class (per-label) table and of the data's class counts: the worst
+# (fewest training images) first; every row is in a CSV file beside the page (TABLE_FILES).
+MAX_TABLE_ROWS = 50
+TABLE_FILES = {'per_class': 'per_class.csv', 'per_label': 'per_label.csv',
+               'classes': 'classes.csv'}
 
 
 def _image_uri(image: np.ndarray) -> str:
@@ -66,6 +73,25 @@ def _path_text(split, index: int) -> str:
     return '(no file path)'
   # A file name that is not valid UTF-8 shows its bytes escaped.
   return os.fsencode(split.paths[index]).decode('utf-8', 'backslashreplace')
+
+
+def bounded_table(rows: list[dict], output_dir: str, key: str) -> tuple[list[dict], dict]:
+  """The first MAX_TABLE_ROWS of `rows` (dicts with the same keys, in the order the page
+  shows them), and {'shown', 'total', 'file'}. With more rows, every one is written to
+  output_dir/TABLE_FILES[key] (CSV, a header of the keys) and 'file' is its name (else
+  None, and a file left by an earlier report is removed)."""
+  path = os.path.join(output_dir, TABLE_FILES[key])
+  if len(rows) <= MAX_TABLE_ROWS:
+    if os.path.exists(path):
+      os.remove(path)
+    return rows, {'shown': len(rows), 'total': len(rows), 'file': None}
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator='\n')
+  writer.writeheader()
+  writer.writerows(rows)
+  files.write_text(path, buffer.getvalue())
+  return rows[:MAX_TABLE_ROWS], {'shown': MAX_TABLE_ROWS, 'total': len(rows),
+                                 'file': TABLE_FILES[key]}
 
 
 def _per_class(metrics: dict, confusion: np.ndarray) -> list[dict]:
@@ -215,17 +241,29 @@ def write_report(result: predictions_lib.Predictions, workdir: str, output_dir: 
     template, sections = 'report.html.j2', _single_label_sections(
         result, metrics, num_mistakes=num_mistakes, num_pairs=num_pairs)
   rows = run.read_metrics()
+  os.makedirs(output_dir, exist_ok=True)
+  data_reports = [dict(report) for report in (result.data_report,) if report]
+  tables = {}
+  for key in ('per_class', 'per_label'):
+    if key in sections:
+      sections[key], tables[key] = bounded_table(sections[key], output_dir, key)
+  for report in data_reports:
+    if report.get('classes'):
+      classes = report['classes']
+      if len(classes) > MAX_TABLE_ROWS:  # those with the fewest images in a split first
+        classes = sorted(classes, key=lambda row: (
+            min(count for key, count in row.items() if key != 'name'), row['name']))
+      report['classes'], tables['classes'] = bounded_table(classes, output_dir, 'classes')
   page = {
       'header': _header(result, metrics, run, command),
       'curves': _figure_uri(curves.plot_training_curves(rows)) if rows else None,
-      'data_reports': [report for report in (result.data_report,) if report],
+      'data_reports': data_reports, 'tables': tables,
       **sections,
   }
   environment = jinja2.Environment(
       loader=jinja2.PackageLoader('tftransfer.evaluation', 'templates'),
       autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
   html = environment.get_template(template).render(**page)
-  os.makedirs(output_dir, exist_ok=True)
   path = os.path.join(output_dir, 'index.html')
   files.write_text(path, html)
   logging.info('Wrote %s (%d images judged, %d KB) in %.1f s.', path,
