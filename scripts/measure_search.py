@@ -15,8 +15,9 @@ sampled rows (brute force on those rows alone). Prints a table; --out writes it 
 """
 
 import json
-import multiprocessing
 import resource
+import subprocess
+import sys
 import time
 
 from absl import app, flags
@@ -27,6 +28,7 @@ flags.DEFINE_integer('exact_up_to', 200000, 'Largest size the exact search is ti
 flags.DEFINE_integer('dim', 256, 'Features per embedding (MobileNet-0.25: 256; thumbnails: 64).')
 flags.DEFINE_integer('neighbours', 10, 'Neighbours per row (config.audit.neighbours).')
 flags.DEFINE_string('out', '', 'Optional JSON file for the table.')
+flags.DEFINE_integer('one', 0, 'Internal: measure this one size and print its row as JSON.')
 FLAGS = flags.FLAGS
 
 NEAR_PAIR_SIMILARITY = 0.95  # config.audit.near_duplicate_similarity
@@ -93,23 +95,23 @@ def measure(count: int, dim: int, k: int, exact: bool) -> dict:
   return result
 
 
-def _worker(arguments, queue):
-  queue.put(measure(*arguments))
-
-
 def main(argv):
   del argv
-  context = multiprocessing.get_context('spawn')
+  if FLAGS.one:
+    print(json.dumps(measure(FLAGS.one, FLAGS.dim, FLAGS.neighbours,
+                             FLAGS.one <= FLAGS.exact_up_to)))
+    return
   table = []
   print('size       exact s  approx s  peak MB (data MB)  neighbour recall  '
         'near-pair recall  copies found', flush=True)
   for size in map(int, FLAGS.sizes):
-    queue = context.Queue()
-    process = context.Process(target=_worker, args=(
-        (size, FLAGS.dim, FLAGS.neighbours, size <= FLAGS.exact_up_to), queue))
-    process.start()
-    row = queue.get()
-    process.join()
+    done = subprocess.run(
+        [sys.executable, __file__, f'--one={size}', f'--dim={FLAGS.dim}',
+         f'--neighbours={FLAGS.neighbours}', f'--exact_up_to={FLAGS.exact_up_to}'],
+        capture_output=True, text=True, check=False)
+    if done.returncode:
+      raise SystemExit(f'The search of {size:,} embeddings failed:\n{done.stderr[-3000:]}')
+    row = json.loads(done.stdout.strip().splitlines()[-1])
     table.append(row)
     print(f"{size:<10,} {row.get('exact_seconds', '-'):>7}  {row['approximate_seconds']:>8}  "
           f"{row['approximate_peak_mb']:>7} ({row['embeddings_mb']:>5})  "
