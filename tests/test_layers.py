@@ -10,7 +10,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'tftransfer'
 # bottom layer and the entry points of the top one may (each layer is one unit there).
 LAYERS = (
     {'errors', 'files', 'tf_noise', 'config', 'runtime', 'clock', 'workdir', 'locking', 'plan',
-     'multilabel'},
+     'multilabel', 'passes'},
     {'data', 'model'},
     {'restore'},
     {'training', 'auditing'},

@@ -32,6 +32,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tftransfer import passes
 from tftransfer.data import image_ops
 from tftransfer.data.dataset import Split
 
@@ -186,9 +187,12 @@ def compute(split: Split, *, crop: float) -> Descriptors:
     examples = split.dataset().map(lambda image, label: (tf.constant(0, tf.int64), image),
                                    num_parallel_calls=tf.data.AUTOTUNE)
   described = examples.map(describe, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
-  parts = [Descriptors(byte_hashes.numpy().view(np.uint64), pixel_hashes.numpy().view(np.uint64),
-                       *(part.numpy() for part in rest))
-           for byte_hashes, pixel_hashes, *rest in described]
+  progress, parts, done = passes.Progress('Audit decode pass', split.num_examples), [], 0
+  for byte_hashes, pixel_hashes, *rest in described:
+    parts.append(Descriptors(byte_hashes.numpy().view(np.uint64),
+                             pixel_hashes.numpy().view(np.uint64), *(part.numpy() for part in rest)))
+    done += len(byte_hashes)
+    progress.update(done)
   if not parts:
     count = 1 if crop == 0 else 18
     return Descriptors(np.zeros([0], np.uint64), np.zeros([0], np.uint64),

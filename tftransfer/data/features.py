@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from tftransfer import passes
 from tftransfer.data import pipeline
 from tftransfer.data.dataset import Split
 
@@ -33,10 +34,14 @@ def compute_features(extract: Callable[[tf.Tensor], tf.Tensor], split: Split, *,
   """
   batches = pipeline.eval_batches(split, image_size=image_size, batch_size=batch_size,
                                   cache=False, input_context=input_context)
-  features, labels = [], []
+  features, labels, done = [], [], 0
+  progress = passes.Progress('Backbone features', split.num_examples if input_context is None
+                             else split.num_examples // input_context.num_input_pipelines)
   for images, batch_labels in batches:
     features.append(extract(images).numpy())
     labels.append(batch_labels.numpy())
+    done += len(labels[-1])
+    progress.update(done)
   return np.concatenate(features), np.concatenate(labels)
 
 

@@ -17,7 +17,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import files, tf_noise
+from tftransfer import files, passes, tf_noise
 from tftransfer.data import image_ops
 
 # Bump when what the scan accepts changes, so that cached verdicts of an older scan are redone.
@@ -52,7 +52,8 @@ def verdicts(paths: Sequence[str], names: Sequence[str], *, root: str, fingerpri
     logging.info('Scan of %s: unchanged since the cached scan in %s; not decoding.', root,
                  cache_path)
     return cached['skipped'], cached['largest_image_pixels'], True
-  failures, largest = _undecodable(list(paths), list(names), max_image_pixels)
+  failures, largest = _undecodable(list(paths), list(names), max_image_pixels,
+                                   what=f'Scan of {root}')
   if cache_path:
     _write_cache(cache_path, {**key, 'num_files': len(paths), 'largest_image_pixels': largest,
                               'skipped': failures})
@@ -87,14 +88,15 @@ def _write_cache(cache_path: str, scan: dict) -> None:
   files.write_json(cache_path, {'scans': {**scans, scan['root']: scan}})
 
 
-def _undecodable(paths: list[str], names: list[str],
-                 max_image_pixels: int) -> tuple[dict[str, str], int]:
+def _undecodable(paths: list[str], names: list[str], max_image_pixels: int, *,
+                 what: str = 'Scan') -> tuple[dict[str, str], int]:
   """({name: reason} of every file `image_ops.decode_image` rejects, frames x height x width
   of the largest file it accepts).
 
   All files are decoded in a parallel tf.data map that drops failures (`ignore_errors`) and
   yields the index of each file that decoded; the few that did not are then decoded again
-  one by one to capture TensorFlow's reason. Per-file Python (a thread pool, or tf.py_function)
+  one by one to capture TensorFlow's reason. A long scan logs progress lines with an ETA
+  (passes.Progress, titled `what`). Per-file Python (a thread pool, or tf.py_function)
   measured twice as slow on the 50,000 CIFAR-10 JPEGs.
   """
 
@@ -114,8 +116,11 @@ def _undecodable(paths: list[str], names: list[str],
   # TF logs every failing decode a second time ('Local rendezvous is aborting'), and oneDNN
   # its notice on the first uint8 op; the reason is reported below, once.
   with tf_noise.filtered(tf_noise.expected_failure_dropper()):
+    progress, done = passes.Progress(what, len(encoded)), 0
     for indices, pixels in decoded.batch(4096):
       ok[indices.numpy()] = True
+      done += len(indices)
+      progress.update(done)
       largest = max(largest, int(np.max(pixels.numpy(), initial=0)))
     reasons = {index: _decode_error(paths[index], max_image_pixels)
                for index in np.flatnonzero(~ok)}
