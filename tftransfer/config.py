@@ -334,8 +334,9 @@ FIELDS: tuple[Field, ...] = (
        image is from the rest (outliers)."""),
     _f('audit.exact_search_max_images', 50000, number(0, integer=True), """Images up to
        which the audit's nearest-neighbour searches are exact (time grows with the square of
-       the images: 11 s per search at 50,000 here); above, an approximate FAISS HNSW index,
-       near-linear (auditing/search.py; its recall in docs/audit_and_report.md)."""),
+       the images: 12 s per search at 50,000 here, 182 s at 200,000); above, an approximate
+       FAISS HNSW index, near-linear (auditing/search.py; its recall in
+       docs/audit_and_report.md)."""),
     _f('audit.outlier_z', 5.0, number(0, low_open=True), """An image is an outlier when its
        largest similarity to a class centroid, or its neighbours' mean similarity, lies more
        than this many robust standard deviations (1.4826 x median absolute deviation) below the

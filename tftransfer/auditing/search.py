@@ -2,14 +2,15 @@
 
 Exact: each block of rows is multiplied with every embedding at once
 (`tf.linalg.matmul`, all cores) and only its `k` best columns are kept (`tf.math.top_k`),
-so memory stays at block x N similarities while time grows as N^2 x D (measured here:
-0.6 s for 10,000 embeddings of 256 features, 11 s for 50,000; an extrapolated day for
-1,000,000).
+so memory stays at block x N similarities while time grows as N^2 x D (measured here by
+scripts/measure_search.py: 0.6 s for 10,000 embeddings of 256 features, 12 s for 50,000,
+182 s for 200,000; about 76 minutes for 1,000,000 by N^2).
 
 Approximate: a FAISS HNSW graph (hierarchical navigable small world, Malkov & Yashunin
 2018; `faiss.IndexHNSWFlat` with inner products, which are cosines on unit-norm rows),
 whose build and search grow as N log N and whose memory is the embeddings plus
-`HNSW_LINKS` x 2 links per row (no N x N matrix). It can miss a neighbour the exact search
+`HNSW_LINKS` x 2 links per row (no N x N matrix): 71 s for 200,000, 761 s for 1,000,000.
+It can miss a neighbour the exact search
 finds; the near duplicates the audit looks for are each other's nearest neighbours by a
 wide margin and are found: `scripts/measure_search.py` gives its recall of the exact
 search's neighbours and of the audit's near-duplicate pairs (docs/audit_and_report.md).
