@@ -132,7 +132,7 @@ def test_unchanged_folder_is_served_from_the_scan_cache(messy_folder, tmp_path, 
   decodes = []
   real = scan._undecodable
   monkeypatch.setattr(scan, '_undecodable',
-                      lambda *args: decodes.append(args) or real(*args))
+                      lambda *args, **kwargs: decodes.append(args) or real(*args, **kwargs))
   again = folders.scan_folder(str(root), max_image_pixels=MAX_IMAGE_PIXELS,
                               cache_path=cache)
   assert again.from_cache and not decodes
@@ -152,7 +152,8 @@ def test_resumed_run_does_not_scan_again(messy_folder, tmp_path, monkeypatch):
   workdir = tmp_path / 'run'
   config = _folder_config(root, train__max_steps=1)
   loop.train_and_evaluate(config, str(workdir))
-  monkeypatch.setattr(scan, '_undecodable', lambda *args: pytest.fail('scanned again'))
+  monkeypatch.setattr(scan, '_undecodable',
+                      lambda *args, **kwargs: pytest.fail('scanned again'))
   loop.train_and_evaluate(_folder_config(root, train__max_steps=2), str(workdir))
   assert json.loads((workdir / 'data_report.json').read_text())['scan']['from_cache']
 

@@ -95,7 +95,7 @@ def test_one_class_folder_is_refused_before_anything_is_decoded(tmp_path, monkey
   # Issue 11 kind 3: one class trains a model that answers it for everything, with a
   # validation accuracy of 1.0.
   root = write_image_folder(tmp_path / 'images', classes=('cat',), per_class=6)
-  monkeypatch.setattr(scan, '_undecodable', lambda *args: pytest.fail('decoded'))
+  monkeypatch.setattr(scan, '_undecodable', lambda *args, **kwargs: pytest.fail('decoded'))
   config = tiny_config(data__source='folder', data__path=str(root))
   with pytest.raises(errors.InvalidValueError,
                      match=r"has 1 class folder\(s\) \('cat'\); a classifier needs at least two"):
