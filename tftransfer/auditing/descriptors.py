@@ -165,12 +165,13 @@ def pixel_similarity(descriptors: 'Descriptors', pairs: np.ndarray, *,
                   np.float32(-1)).astype(np.float32)
 
 
-def compute(split: Split, *, crop: float) -> Descriptors:
+def compute(split: Split, *, crop: float, what: str = 'Audit decode pass') -> Descriptors:
   """Decodes every image of `split` once and describes it (see the module docstring).
 
   Args:
     split: the images.
     crop: the side fraction a cropped copy may have lost (config.audit.near_duplicate_crop).
+    what: the title of the pass's progress lines (passes.Progress).
   """
   def describe(byte_hash, image):
     # The serialised tensor holds its shape too: same pixels in another shape differ.
@@ -187,7 +188,7 @@ def compute(split: Split, *, crop: float) -> Descriptors:
     examples = split.dataset().map(lambda image, label: (tf.constant(0, tf.int64), image),
                                    num_parallel_calls=tf.data.AUTOTUNE)
   described = examples.map(describe, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
-  progress, parts, done = passes.Progress('Audit decode pass', split.num_examples), [], 0
+  progress, parts, done = passes.Progress(what, split.num_examples), [], 0
   for byte_hashes, pixel_hashes, *rest in described:
     parts.append(Descriptors(byte_hashes.numpy().view(np.uint64),
                              pixel_hashes.numpy().view(np.uint64), *(part.numpy() for part in rest)))

@@ -77,18 +77,23 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
     The findings (findings.py).
   """
   paths, split_names, splits = _items(data, test)
+  titles = list(dict.fromkeys(split_names))  # each split's name, in the splits' order
   started = time.time()
   described = descriptors_lib.Descriptors.concatenate(
-      [descriptors_lib.compute(split, crop=settings.near_duplicate_crop) for split in splits])
+      [descriptors_lib.compute(split, crop=settings.near_duplicate_crop,
+                               what=f'Audit decode pass of the {name} images')
+       for name, split in zip(titles, splits)])
   decode_seconds = time.time() - started
   started = time.time()
   # The given features are (train, validation)'s, an empty split's among them; none are
   # computed for a backbone with random weights.
   computed = [part for part, split in zip(features or (), (data.train, data.val))
               if split.num_examples] if trained_backbone else []
-  for split in splits[len(computed):] if trained_backbone else ():
-    computed.append(features_lib.compute_features(extract, split, image_size=image_size,
-                                                  batch_size=batch_size))
+  for name, split in (zip(titles[len(computed):], splits[len(computed):])
+                      if trained_backbone else ()):
+    computed.append(features_lib.compute_features(
+        extract, split, image_size=image_size, batch_size=batch_size,
+        what=f'Audit backbone features of the {name} images'))
   feature_seconds = time.time() - started
   labels = (np.concatenate([labels for _, labels in computed]) if trained_backbone else
             np.concatenate([_labels(split) for split in splits if split.num_examples]))

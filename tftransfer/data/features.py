@@ -17,8 +17,8 @@ from tftransfer.data.dataset import Split
 
 def compute_features(extract: Callable[[tf.Tensor], tf.Tensor], split: Split, *,
                      image_size: int, batch_size: int,
-                     input_context: tf.distribute.InputContext | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     input_context: tf.distribute.InputContext | None = None,
+                     what: str = 'Backbone features') -> tuple[np.ndarray, np.ndarray]:
   """Runs `extract` over this worker's shard of `split` in its evaluation view.
 
   Args:
@@ -28,6 +28,7 @@ def compute_features(extract: Callable[[tf.Tensor], tf.Tensor], split: Split, *,
     image_size: S, the model's input side in pixels.
     batch_size: the global batch size (each call of `extract` takes one replica's share).
     input_context: which shard this worker reads; None = all of `split`.
+    what: the title of the pass's progress lines (passes.Progress).
 
   Returns:
     (float32 features [N, D], int32 labels [N]) in the split's order.
@@ -35,7 +36,7 @@ def compute_features(extract: Callable[[tf.Tensor], tf.Tensor], split: Split, *,
   batches = pipeline.eval_batches(split, image_size=image_size, batch_size=batch_size,
                                   cache=False, input_context=input_context)
   features, labels, done = [], [], 0
-  progress = passes.Progress('Backbone features', split.num_examples if input_context is None
+  progress = passes.Progress(what, split.num_examples if input_context is None
                              else split.num_examples // input_context.num_input_pipelines)
   for images, batch_labels in batches:
     features.append(extract(images).numpy())

@@ -89,8 +89,10 @@ def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data
                                      num_replicas_in_sync=rt.strategy.num_replicas_in_sync)
   train_features, val_features = (
       features.compute_features(extract, split, image_size=plan.image_size,
-                                batch_size=config.train.batch_size, input_context=local)
-      if split.num_examples else None for split in (data.train, data.val))
+                                batch_size=config.train.batch_size, input_context=local,
+                                what=f'Backbone features of the {name} images')
+      if split.num_examples else None
+      for name, split in (('training', data.train), ('validation', data.val)))
   if val_features is None:  # no validation: no examples, of the training features' shapes
     val_features = tuple(np.zeros((0,) + array.shape[1:], array.dtype)
                          for array in train_features)
