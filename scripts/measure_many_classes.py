@@ -7,7 +7,7 @@ each class a stripe pattern of its own colours, angle and frequency, with noise;
 then runs the commands as a user would, each as its own process, and records its exit status,
 wall time and peak resident memory (os.wait4): train (configs/mobilenet_cpu.py, the shared
 ImageNet MobileNet-0.25 weights, 64 px, 3 head and 2 fine-tuning epochs; the in-training
-audit on), evaluate, report, and up to --full_up_to classes also audit and export (SavedModel,
+audit on up to --in_training_audit_up_to classes), evaluate, report, and up to --full_up_to classes also audit and export (SavedModel,
 .keras and every LiteRT quantisation). Prints a table and writes OUT/many_classes.json; each
 command's output is in OUT/<C>/logs/. The pages and PNGs are left in OUT/<C>/run to look at.
 """
@@ -26,6 +26,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 flags.DEFINE_list('classes', ['10', '100', '1000', '5000'], 'Class counts.')
 flags.DEFINE_integer('per_class', 10, 'Images per class (one in ten is held out).')
 flags.DEFINE_integer('full_up_to', 1000, 'Largest class count that is also audited and exported.')
+flags.DEFINE_integer('in_training_audit_up_to', 1000,
+                     'Largest class count trained with the in-training audit on (its '
+                     'cross-validated logistic regression grows with the classes).')
 flags.DEFINE_string('weights', str(REPO.parent / 'shared/weights/mobilenet_2_5_224_tf_no_top.h5'),
                     'Pretrained MobileNet-0.25 weights without top.')
 flags.DEFINE_string('out', '/tmp/many_classes', 'Scratch directory.')
@@ -76,7 +79,8 @@ def measure(classes: int, out: pathlib.Path) -> dict:
                          f'--workdir={workdir}', f'--config.data.path={data}',
                          f'--config.model.weights={FLAGS.weights}',
                          '--config.model.image_size=64', '--config.train.head_epochs=3',
-                         '--config.train.finetune_epochs=2'],
+                         '--config.train.finetune_epochs=2',
+                         f'--config.audit.in_training={classes <= FLAGS.in_training_audit_up_to}'],
       'evaluate': python + ['tftransfer.evaluate', f'--workdir={workdir}'],
       'report': python + ['tftransfer.report', f'--workdir={workdir}'],
   }
