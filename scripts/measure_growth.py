@@ -3,8 +3,9 @@ r"""The data audit's growth curve: wall time and peak memory of each part at gro
   python scripts/measure_growth.py --sizes=10000,50000,200000 --out=/tmp/growth
 
 For each size N, in its own process (so the peak resident memory is its own), audits a
-folder of N images the way `tftransfer-audit --config=configs/mobilenet_cpu.py` does
-(pretrained MobileNet-0.25 at 96 px, the shared weights) and records the audit's wall time,
+folder of N images the way `tftransfer-audit --config=configs/mobilenet_cpu.py
+--config.model.image_size=96` does (pretrained MobileNet-0.25, the shared weights; 96 px as
+the audit's other measurements, where the config alone would say 224) and records the audit's wall time,
 each part's seconds from audit.json (decode and hashes, backbone features, neighbour
 searches, label model), which search ran (exact up to config.audit.exact_search_max_images,
 FAISS HNSW above) and the peak memory. The folders: the first N / 10 CIFAR-10 training
@@ -147,7 +148,8 @@ def main(argv):
     table.append(row)
     print(f"{row['images']:<9,} {row['wall_seconds']:>6}  {row['decode_and_hash']:>8}  "
           f"{row['features']:>10}  {row['neighbour_search']:>8} "
-          f"({row['neighbour_search_kind']:<11})  {row['label_model']:>7}  {row['peak_mb']:>7}",
+          f"{'(' + row['neighbour_search_kind'] + ')':<13}  {row['label_model']:>7}  "
+          f"{row['peak_mb']:>7}",
           flush=True)
   (out / 'growth.json').write_text(json.dumps(table, indent=1))
   plot(table, out / 'growth.png')

@@ -94,11 +94,12 @@ def measure(classes: int, out: pathlib.Path) -> dict:
   for name, command in commands.items():
     row[name] = run(command, logs / name)
     print(f'  {classes} classes, {name}: {row[name]}', flush=True)
+    audit = workdir / 'audit.json'
+    if name == 'train' and audit.exists():  # before the audit command replaces it
+      row['in_training_audit_seconds'] = json.loads(audit.read_text()).get('seconds')
+      print(f"  {classes} classes, in-training audit: {row['in_training_audit_seconds']}")
     if row[name]['status'] not in (0, 2):  # 2: export left out a format its guard failed
       break
-  audit = workdir / 'audit.json'
-  if audit.exists():
-    row['in_training_audit_seconds'] = json.loads(audit.read_text()).get('seconds')
   return row
 
 

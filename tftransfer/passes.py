@@ -4,7 +4,7 @@ decode pass, the backbone's feature pass): at a million files each takes many mi
     progress = passes.Progress('Folder scan of /data/photos', total=1_000_000)
     for batch in batches:
       ...
-      progress.update(done)     # logs at most every EVERY_SECONDS, and never for a short pass
+      progress.update(done)     # logs at most every EVERY_SECONDS, never for a short pass
 
 A line reads 'Folder scan of /data/photos: 40,960 of 1,000,000 images (4.1 %), 1,650
 images/s, about 9 min 41 s left.'
@@ -38,11 +38,14 @@ def line(what: str, done: int, total: int, seconds: float) -> str:
 
 
 class Progress:
-  """Logs `line` for a pass over `total` images, at most every `every` seconds."""
+  """Logs `line` for a pass over `total` images, at most every `every` seconds (default
+  EVERY_SECONDS), when `update` is called: after each batch of the pass, so a line can come
+  later when a batch takes longer. The first lines' rate includes the pass's warm-up."""
 
-  def __init__(self, what: str, total: int, *, every: float = EVERY_SECONDS,
+  def __init__(self, what: str, total: int, *, every: float | None = None,
                now: Callable[[], float] = time.monotonic, log: Callable[[str], None] | None = None):
-    self.what, self.total, self.every, self.now = what, total, every, now
+    self.what, self.total, self.now = what, total, now
+    self.every = EVERY_SECONDS if every is None else every
     self.log = log or (lambda text: logging.info('%s', text))
     self.started = self.last = now()
 

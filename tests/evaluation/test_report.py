@@ -195,10 +195,13 @@ def test_tables_of_many_classes_show_the_worst_and_keep_every_row_in_a_file(
     counts = list(csv.DictReader(file))
   assert {row['name'] for row in counts} == names
   assert len(section_rows(page, 'data')) == 2 and 'classes.csv' in page
-  # A later report of few enough rows shows them all and leaves no stale file.
+  # A later report of few enough rows shows them all and leaves no stale file, not even one
+  # of a table this page does not have (a multi-label report's, before, in the same folder).
+  (out / 'per_label.csv').write_text('name\n')
   monkeypatch.setattr(report, 'MAX_TABLE_ROWS', 50)
   report.report_workdir(str(workdir), output_dir=str(out))
   assert not (out / 'per_class.csv').exists() and not (out / 'classes.csv').exists()
+  assert not (out / 'per_label.csv').exists()
   assert len(section_rows((out / 'index.html').read_text(), 'per-class')) == len(names)
 
 

@@ -49,7 +49,8 @@ MAX_MATRIX_CLASSES = 30
 # Images shown in the page are JPEGs of this quality (plots stay PNG).
 JPEG_QUALITY = 90
 # Rows shown of a per-class (per-label) table and of the data's class counts: the worst
-# (fewest training images) first; every row is in a CSV file beside the page (TABLE_FILES).
+# (the fewest images in any split) first; every row is in a CSV file beside the page
+# (TABLE_FILES).
 MAX_TABLE_ROWS = 50
 TABLE_FILES = {'per_class': 'per_class.csv', 'per_label': 'per_label.csv',
                'classes': 'classes.csv'}
@@ -254,6 +255,9 @@ def write_report(result: predictions_lib.Predictions, workdir: str, output_dir: 
         classes = sorted(classes, key=lambda row: (
             min(count for key, count in row.items() if key != 'name'), row['name']))
       report['classes'], tables['classes'] = bounded_table(classes, output_dir, 'classes')
+  for key, name in TABLE_FILES.items():  # a table this page does not have: no stale file
+    if key not in tables and os.path.exists(os.path.join(output_dir, name)):
+      os.remove(os.path.join(output_dir, name))
   page = {
       'header': _header(result, metrics, run, command),
       'curves': _figure_uri(curves.plot_training_curves(rows)) if rows else None,
