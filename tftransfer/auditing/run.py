@@ -37,9 +37,10 @@ _VERSION = 1  # of audit.json's shape
 
 
 def _items(data: dataset.Data, test: Split | None
-           ) -> tuple[list[str], list[str], list[Split]]:
-  """(path or name of each image, its split's name, the splits) in audit order; a split
-  without examples (the validation split of a run without validation) is left out."""
+           ) -> tuple[list[str], list[str], list[tuple[str, Split]]]:
+  """(path or name of each image, its split's name, (name, split) of each split) in audit
+  order; a split without examples (the validation split of a run without validation) is
+  left out."""
   splits = [('train', data.train), ('val', data.val)] + ([('test', test)] if test else [])
   splits = [(name, split) for name, split in splits if split.num_examples]
   paths, names = [], []
@@ -49,7 +50,7 @@ def _items(data: dataset.Data, test: Split | None
     else:
       paths += [f'{name}[{index}]' for index in range(split.num_examples)]
     names += [name] * split.num_examples
-  return paths, names, [split for _, split in splits]
+  return paths, names, splits
 
 
 def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
@@ -77,26 +78,24 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
     The findings (findings.py).
   """
   paths, split_names, splits = _items(data, test)
-  titles = list(dict.fromkeys(split_names))  # each split's name, in the splits' order
   started = time.time()
   described = descriptors_lib.Descriptors.concatenate(
       [descriptors_lib.compute(split, crop=settings.near_duplicate_crop,
                                what=f'Audit decode pass of the {name} images')
-       for name, split in zip(titles, splits)])
+       for name, split in splits])
   decode_seconds = time.time() - started
   started = time.time()
   # The given features are (train, validation)'s, an empty split's among them; none are
   # computed for a backbone with random weights.
   computed = [part for part, split in zip(features or (), (data.train, data.val))
               if split.num_examples] if trained_backbone else []
-  for name, split in (zip(titles[len(computed):], splits[len(computed):])
-                      if trained_backbone else ()):
+  for name, split in splits[len(computed):] if trained_backbone else ():
     computed.append(features_lib.compute_features(
         extract, split, image_size=image_size, batch_size=batch_size,
         what=f'Audit backbone features of the {name} images'))
   feature_seconds = time.time() - started
   labels = (np.concatenate([labels for _, labels in computed]) if trained_backbone else
-            np.concatenate([_labels(split) for split in splits if split.num_examples]))
+            np.concatenate([_labels(split) for _, split in splits]))
   class_names = data.class_names
   if labels.ndim == 2:
     labels, class_names = tag_sets(labels, class_names)

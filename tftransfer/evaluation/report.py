@@ -5,17 +5,17 @@
     write_report(p, …)  the same page from predictions already made (tftransfer-evaluate)
 
 Sections, in order: header (run, data, backbone, accuracy, top-5, balanced accuracy, the
-command); training curves (curves.py); per-class table, worst first, and the confusion matrix
-normalised by true class (only the classes of the most confused pairs beyond
+command); training curves (curves.py); per-class table, worst first, and the confusion
+matrix normalised by true class (only the classes of the most confused pairs beyond
 MAX_MATRIX_CLASSES; the table's first MAX_TABLE_ROWS rows beyond that many, every row in
-per_class.csv beside the page, as the data's class counts in classes.csv); the worst mistakes with Grad-CAM (gradcam.py) and the most confused pairs
-with examples (mistakes.py); calibration (calibration.py); the data report. A multi-label
-run's page has, instead of the per-class to calibration sections, a per-label table, its
-precision-recall curves and the worst false positives and negatives with Grad-CAM of their
-label (multilabel_page.py). Images and plots are embedded as data: URIs and the page has no
-script, so it opens from a file:// URL or an artifact store without any network. The page is
-rendered by Jinja2 from templates/report.html.j2 or report_multilabel.html.j2, both
-extending base.html.j2.
+per_class.csv beside the page, as the data's class counts in classes.csv); the worst
+mistakes with Grad-CAM (gradcam.py) and the most confused pairs with examples (mistakes.py);
+calibration (calibration.py); the data report. A multi-label run's page has, instead of the
+per-class to calibration sections, a per-label table, its precision-recall curves and the
+worst false positives and negatives with Grad-CAM of their label (multilabel_page.py).
+Images and plots are embedded as data: URIs and the page has no script, so it opens from a
+file:// URL or an artifact store without any network. The page is rendered by Jinja2 from
+templates/report.html.j2 or report_multilabel.html.j2, both extending base.html.j2.
 """
 
 import base64
@@ -80,17 +80,14 @@ def bounded_table(rows: list[dict], output_dir: str, key: str) -> tuple[list[dic
   """The first MAX_TABLE_ROWS of `rows` (dicts with the same keys, in the order the page
   shows them), and {'shown', 'total', 'file'}. With more rows, every one is written to
   output_dir/TABLE_FILES[key] (CSV, a header of the keys) and 'file' is its name (else
-  None, and a file left by an earlier report is removed)."""
-  path = os.path.join(output_dir, TABLE_FILES[key])
+  None: write_report removes a file an earlier report left)."""
   if len(rows) <= MAX_TABLE_ROWS:
-    if os.path.exists(path):
-      os.remove(path)
     return rows, {'shown': len(rows), 'total': len(rows), 'file': None}
   buffer = io.StringIO()
   writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator='\n')
   writer.writeheader()
   writer.writerows(rows)
-  files.write_text(path, buffer.getvalue())
+  files.write_text(os.path.join(output_dir, TABLE_FILES[key]), buffer.getvalue())
   return rows[:MAX_TABLE_ROWS], {'shown': MAX_TABLE_ROWS, 'total': len(rows),
                                  'file': TABLE_FILES[key]}
 
@@ -255,8 +252,8 @@ def write_report(result: predictions_lib.Predictions, workdir: str, output_dir: 
         classes = sorted(classes, key=lambda row: (
             min(count for key, count in row.items() if key != 'name'), row['name']))
       report['classes'], tables['classes'] = bounded_table(classes, output_dir, 'classes')
-  for key, name in TABLE_FILES.items():  # a table this page does not have: no stale file
-    if key not in tables and os.path.exists(os.path.join(output_dir, name)):
+  for key, name in TABLE_FILES.items():  # no table of this page: no file an earlier one left
+    if not tables.get(key, {}).get('file') and os.path.exists(os.path.join(output_dir, name)):
       os.remove(os.path.join(output_dir, name))
   page = {
       'header': _header(result, metrics, run, command),
