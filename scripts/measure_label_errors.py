@@ -11,7 +11,7 @@ caches them in OUT (features.npz per data set):
   textures    the quickstart source run's images and its own trained backbone (the run's
               audit features), when --textures_run is given.
 Then, per case, runs the label model (auditing/label_errors.py: out-of-fold probabilities and
-the flagged images) and prints one line per case:
+the flagged images; --label_model picks which) and prints one line per case:
   clean       the data as it is: the share of images flagged (issue 30: at most 2 %) or the
               audit's reason for not judging;
   flipped     --flip of the labels moved to a random other class (seeded): the flagged
@@ -35,6 +35,9 @@ flags.DEFINE_float('flip', 0.02, 'Fraction of labels flipped in the planted case
 flags.DEFINE_list('seeds', ['0', '1'], 'Seeds of the flips and the label model folds.')
 flags.DEFINE_list('cases', [], 'Only these cases (e.g. cifar10_5000); empty = all.')
 flags.DEFINE_float('regularization', None, 'Overrides config.audit.regularization.')
+flags.DEFINE_enum('label_model', 'logistic_regression',
+                  ['logistic_regression', 'ridge_regression'],
+                  'config.audit.label_model: the label model measured.')
 flags.DEFINE_float('min_lift_over_chance', None, 'Overrides label_errors.MIN_LIFT_OVER_CHANCE.')
 FLAGS = flags.FLAGS
 
@@ -131,6 +134,7 @@ def main(argv):
     label_errors.MIN_LIFT_OVER_CHANCE = FLAGS.min_lift_over_chance
   if FLAGS.regularization is not None:
     settings.regularization = FLAGS.regularization
+  settings.label_model = FLAGS.label_model
   results = []
   for name, (features, labels) in _datasets().items():
     if FLAGS.cases and name not in FLAGS.cases:
@@ -148,6 +152,7 @@ def main(argv):
         lift = (balanced - chance) / (1 - chance)
         flagged = np.flatnonzero(judged.flagged)
         row = {'case': f'{name} {case}', 'seed': seed, 'images': int(len(labels)),
+               'label_model': judged.model,
                'oof_accuracy': round(judged.scores.accuracy, 4),
                'lift_over_chance': round(lift, 3),
                'not_judged': judged.not_judged, 'flagged': int(len(flagged)),
@@ -165,7 +170,7 @@ def main(argv):
                      recall=round(hits / len(moved), 3))
         results.append(row)
         print(json.dumps(row), flush=True)
-  path = pathlib.Path(FLAGS.out) / 'results.jsonl'
+  path = pathlib.Path(FLAGS.out) / f'results_{FLAGS.label_model}.jsonl'
   path.write_text(''.join(json.dumps(row) + '\n' for row in results))
   print(f'Written {path}.')
 

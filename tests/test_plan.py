@@ -34,6 +34,19 @@ def test_phases_are_laid_end_to_end_and_totals_derive_from_them():
   assert phase.epochs_done(22) == 2  # a begun epoch counts
 
 
+def test_the_training_estimate_counts_epochs_on_images_at_the_train_step_cost():
+  # 900 training and 100 validation images at 100 images/s: an epoch on images costs
+  # (900 x TRAIN_COST + 100) / 100 s, the head on features its one pass of 10 s.
+  epoch = (900 * plan_lib.TRAIN_COST + 100) / 100
+  estimate = make_plan().training_seconds(images_per_second=100, num_train=900, num_val=100)
+  assert estimate == pytest.approx(10 + 4 * epoch)
+  on_images = make_plan(head_on_features=False).training_seconds(
+      images_per_second=100, num_train=900, num_val=100)
+  assert on_images == pytest.approx(7 * epoch)
+  assert make_plan(finetune_epochs=0).training_seconds(
+      images_per_second=200, num_train=900, num_val=100) == pytest.approx(5)
+
+
 def test_an_epoch_stops_a_full_epoch_later_or_where_its_phase_ended_never_at_the_cap():
   # A row evaluated before its epoch's stop is partial: only the step cap stops a run there.
   capped = make_plan(max_steps=17).phase('finetune')

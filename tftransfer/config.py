@@ -318,6 +318,19 @@ FIELDS: tuple[Field, ...] = (
     _f('audit.near_duplicate_crop', 0.1, number(0, 0.5, high_open=True), """Fraction of its side
        a cropped near copy may have lost: thumbnails of windows of (1 - this) and (1 - this / 2)
        of each image's side are compared too; 0 = no windows."""),
+    _f('audit.in_training_share', 0.1, number(0, 1, low_open=True), """Share of the run's
+       estimated training time (the fine-tuning epochs at the measured speed of the feature
+       pass) the in-training audit aims to stay within: with label_model='auto', the label
+       model is the logistic regression when its estimated cost fits what is left of it, else
+       the ridge classifier (audit.json's 'label_model' says which and why)."""),
+    _f('audit.label_model', AUTO, choice(AUTO, 'logistic_regression', 'ridge_regression'),
+       """What scores likely label errors from backbone features (auditing/label_errors.py):
+       'logistic_regression', cross-validated (audit.folds, audit.regularization; its cost
+       grows with images x classes x features); 'ridge_regression', a least-squares
+       classifier's exact leave-one-out scores (cost grows with images x (features +
+       classes): 3 s instead of 60 at 10,000 images of 1,000 classes); 'auto' = the logistic
+       regression, unless the in-training audit's share of the run (audit.in_training_share)
+       cannot hold it."""),
     _f('audit.folds', 5, number(2, integer=True), """Folds of the cross-validated logistic
        regression on backbone features whose out-of-fold probabilities score likely label
        errors."""),

@@ -37,6 +37,35 @@ def test_a_run_leaves_out_excluded_files_audits_and_says_so(tmp_path, caplog):
   assert audit['counts']['images'] == 22 and audit['counts']['exact_groups'] == 0
   paths = [image['path'] for group in audit['near_duplicates'] for image in group['images']]
   assert not any(path.endswith('copy.png') for path in paths)
+  # Small data: the logistic regression costs milliseconds, within any share.
+  assert audit['label_model']['name'] == 'logistic_regression'
+
+
+def test_the_audit_takes_the_cheaper_label_model_when_the_other_would_not_fit(
+    tmp_path, caplog, monkeypatch):
+  # As at 1,000 classes, where the logistic regression took 60 s of a 161 s run.
+  from tftransfer.auditing import label_errors
+  monkeypatch.setattr(label_errors, 'LOGISTIC_SECONDS_PER_IMAGE_CLASS_FOLD', 1.0)
+  root = write_image_folder(tmp_path / 'images', per_class=24)  # classes big enough to judge
+  weights = tmp_path / 'calibrated.weights.h5'
+  write_calibrated_weights(weights)
+  config = tiny_config(data__source='folder', data__path=str(root),
+                       data__max_examples_per_class=0, model__weights=str(weights),
+                       train__batch_size=4, train__finetune_epochs=1)
+  loop.train_and_evaluate(config, str(tmp_path / 'run'), hooks=AUDIT)
+  audit = json.loads((tmp_path / 'run' / 'audit.json').read_text())
+  assert audit['label_model']['name'] == 'ridge_regression'
+  assert "exceed the" in audit['label_model']['why']
+  # A tenth of the estimate: the head's feature pass plus one epoch on images, each image
+  # costing TRAIN_COST inferences of the pass's measured speed.
+  from tftransfer import plan as plan_lib
+  counts = audit['counts']['images_per_split']
+  speed = audit['time_limit']['feature_pass_images_per_second']
+  expected = 0.1 * (counts['train'] + counts['val'] + counts['train'] * plan_lib.TRAIN_COST
+                    + counts['val']) / speed
+  assert audit['time_limit']['seconds'] == pytest.approx(expected, rel=0.01, abs=0.1)
+  assert 'its share of the run, 10 % of an estimated' in caplog.text
+  assert 'label model (ridge regression, leave one out) accuracy' in caplog.text
 
 
 @pytest.mark.slow

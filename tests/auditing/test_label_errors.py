@@ -77,6 +77,65 @@ def test_clean_labels_are_not_flagged_and_flipped_ones_are_most_likely_first():
   assert judged.confidence[found].min() >= judged.confidence[~judged.flagged].max()
 
 
+def test_the_ridge_classifier_scores_each_image_without_it():
+  from sklearn import linear_model, preprocessing
+  rng = np.random.default_rng(7)
+  features, labels = _clusters(rng, classes=3, per_class=12, dims=5)
+  labels[-1] = 4  # a class of one image; class 3 has none
+  probabilities = label_errors.ridge_probabilities(features, labels, 5)
+  standardised = preprocessing.StandardScaler().fit_transform(features)
+  alpha = linear_model.RidgeClassifierCV(alphas=label_errors.RIDGE_ALPHAS,
+                                         scoring='accuracy').fit(standardised, labels).alpha_
+  targets = np.where(np.eye(5)[labels][:, [0, 1, 2, 4]] > 0, 1.0, -1.0)
+  for i in range(len(labels)):
+    others = np.arange(len(labels)) != i
+    left_out = linear_model.Ridge(alpha=alpha).fit(standardised[others], targets[others])
+    scores = left_out.predict(standardised[i:i + 1])[0]
+    logits = np.log(probabilities[i, [0, 1, 2, 4]])
+    # softmax(scores / t): log-probabilities are the scores scaled, plus a constant.
+    scale = (logits[0] - logits[1]) / (scores[0] - scores[1])
+    np.testing.assert_allclose(logits - logits[0], scale * (scores - scores[0]), atol=1e-3)
+    assert scale > 0 and probabilities[i, 3] == 0
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def test_the_ridge_classifier_flags_flipped_labels_too():
+  rng = np.random.default_rng(3)
+  features, labels = _clusters(rng, per_class=150)
+  settings = _settings()
+  settings.label_model = 'ridge_regression'
+  flipped = labels.copy()
+  moved = rng.choice(len(labels), 24, replace=False)
+  flipped[moved] = (labels[moved] + rng.integers(1, 4, len(moved))) % 4
+  judged = label_errors.judge(features, flipped, 4, settings=settings, seed=0)
+  found = np.flatnonzero(judged.flagged)
+  assert judged.model == 'ridge_regression' and judged.not_judged is None
+  assert np.isin(found, moved).mean() >= 0.7 and np.isin(moved, found).mean() >= 0.7
+  clean = label_errors.judge(features, labels, 4, settings=settings, seed=0)
+  assert clean.flagged.sum() <= 3
+
+
+def test_auto_fits_the_logistic_regression_unless_its_estimate_exceeds_the_time_left():
+  sizes = dict(images=10_000, classes=1_000, dims=256, folds=5)
+  expected = label_errors.logistic_regression_seconds(**sizes)
+  assert expected == pytest.approx(label_errors.LOGISTIC_SECONDS_PER_IMAGE_CLASS_FOLD * 5e7)
+  assert label_errors.choose_model('auto', **sizes, max_seconds=None)[0] == (
+      'logistic_regression')
+  assert label_errors.choose_model('auto', **sizes, max_seconds=expected)[0] == (
+      'logistic_regression')
+  model, why = label_errors.choose_model('auto', **sizes, max_seconds=expected / 2)
+  assert model == 'ridge_regression'
+  # What costs under a second is fitted even when nothing is left.
+  assert label_errors.choose_model('auto', images=100, classes=10, dims=256, folds=5,
+                                   max_seconds=0)[0] == 'logistic_regression'
+  assert f'estimated {expected:.0f} s on 10,000 images of 1,000 classes' in why
+  # An explicit model is fitted whatever the time.
+  assert label_errors.choose_model('logistic_regression', **sizes, max_seconds=0)[0] == (
+      'logistic_regression')
+  with pytest.raises(ValueError, match="label_model='svm'"):
+    label_errors.choose_model('svm', **sizes, max_seconds=None)
+
+
 def test_overlapping_classes_give_hard_images_not_label_errors():
   # Clusters that overlap: the model is often wrong about clean labels, but not confidently.
   rng = np.random.default_rng(4)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tftransfer import plan as plan_lib
 from tftransfer.training import budget, loop, pacing
 from tests.helpers import tiny_config
 
@@ -16,7 +17,7 @@ def test_estimates_scale_with_pixels_and_fit_epochs():
   large = budget.estimate(1000.0, measured_size=96, image_size=192, num_train=9000,
                           num_val=1000)
   assert large.finetune_epoch == pytest.approx(4 * small.finetune_epoch)
-  assert small.finetune_epoch == pytest.approx((9000 * budget.TRAIN_COST + 1000) / 1000)
+  assert small.finetune_epoch == pytest.approx((9000 * plan_lib.TRAIN_COST + 1000) / 1000)
   assert small.features == pytest.approx(10.0)
   seconds = 10 + budget.TRACE_SECONDS + 3.5 * small.finetune_epoch
   assert small.finetune_epochs(seconds, head_seconds=0) == 3

@@ -18,6 +18,8 @@
                                            reasons, crowded)
      'neighbour_search': 'exact' or        how neighbours were searched (search.method)
        'approximate',
+     'label_model': {'name', 'why'},       which label model judged labels and why
+                                           (label_errors.choose_model); with features only
      'settings': {...}}                    the thresholds used
     image = {'path', 'split', 'label'}
 
@@ -133,19 +135,24 @@ UNTRAINED_BACKBONE = (
 FEATURE_FINDINGS = ('label_errors', 'outliers')  # the findings that rest on features alone
 
 
+# How the summary names each label model (label_errors.LABEL_MODELS).
+LABEL_MODEL_NAMES = {'logistic_regression': 'logistic regression, out of fold',
+                     'ridge_regression': 'ridge regression, leave one out'}
 # The counts that come from the label model, left out where labels are not judged.
 LABEL_COUNTS = ('label_errors_flagged', 'label_errors_estimated', 'hard_or_ambiguous',
                 'label_model_accuracy', 'label_noise_fit')
 
 
 def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarray,
-                        neighbours, settings, seed: int, features_saw_labels: bool
-                        ) -> tuple[dict, dict, float, dict]:
+                        neighbours, settings, seed: int, features_saw_labels: bool,
+                        deadline: float | None) -> tuple[dict, dict, float, dict, dict]:
   """(findings lists: label errors, hard or ambiguous images and outliers; their counts; the
-  label model's seconds; {finding: why it is not judged} for label errors and outliers)."""
+  label model's seconds; {finding: why it is not judged} for label errors and outliers;
+  {'name': the label model, 'why': why that one})."""
   started = time.time()
-  judgement = label_errors.judge(features, items.labels, len(items.class_names),
-                                 settings=settings, seed=seed)
+  judgement = label_errors.judge(
+      features, items.labels, len(items.class_names), settings=settings, seed=seed,
+      max_seconds=None if deadline is None else max(deadline - started, 0.0))
   seconds = time.time() - started
   scores = judgement.scores
   outliers = outliers_lib.score(embeddings, items.labels, len(items.class_names),
@@ -187,12 +194,13 @@ def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarr
                   label_model_accuracy=round(scores.accuracy, 4),
                   label_noise_fit={'temperature': round(judgement.temperature, 4),
                                    'noise_rate': round(judgement.noise_rate, 5)})
-  return lists, counts, seconds, {kind: why for kind, why in not_judged.items() if why}
+  return (lists, counts, seconds, {kind: why for kind, why in not_judged.items() if why},
+          {'name': judgement.model, 'why': judgement.model_why})
 
 
 def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
           settings: ml_collections.ConfigDict, *, seed: int,
-          features_saw_labels: bool = False) -> dict:
+          features_saw_labels: bool = False, deadline: float | None = None) -> dict:
   """Finds duplicates, leaks, likely label errors and outliers (see the module docstring).
 
   Args:
@@ -205,6 +213,9 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
     seed: seeds the label model's folds.
     features_saw_labels: the backbone was trained on these labels (a finished run's
       fine-tuned backbone): then outliers too are not judged when crowded.
+    deadline: time.time() by which the audit should end (the in-training audit's share of
+      the run); with 'auto', the label model is the one whose estimated cost fits what is
+      left (label_errors.choose_model). None = no limit.
   """
   seconds = {}
   started = time.time()
@@ -223,10 +234,11 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
   near = duplicates.near_groups(pairs, thresholds)
   if features is None:
     lists = {'label_errors': [], 'hard_or_ambiguous': [], 'outliers': []}
-    feature_counts, seconds['label_model'], not_judged = {}, 0.0, {}
+    feature_counts, seconds['label_model'], not_judged, label_model = {}, 0.0, {}, None
   else:
-    lists, feature_counts, seconds['label_model'], not_judged = _judged_by_features(
-        items, features, embeddings, neighbours, settings, seed, features_saw_labels)
+    lists, feature_counts, seconds['label_model'], not_judged, label_model = (
+        _judged_by_features(items, features, embeddings, neighbours, settings, seed,
+                            features_saw_labels, deadline))
   if backbone_not_judged:
     not_judged['backbone_near_duplicates'] = backbone_not_judged
 
@@ -269,10 +281,14 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
   findings['settings'] = {key: settings[key] for key in sorted(settings.keys())
                           if key != 'in_training'}
   findings['neighbour_search'] = search.method(len(items.paths), exact_max)
+  if label_model:
+    findings['label_model'] = label_model
   findings['seconds'] = {key: round(value, 2) for key, value in seconds.items()}
-  logging.info('Audit of %d images: neighbour search %.1f s (%s), label model %.1f s.',
+  logging.info('Audit of %d images: neighbour search %.1f s (%s), label model %.1f s%s.',
                len(items.paths), seconds['neighbour_search'], findings['neighbour_search'],
-               seconds['label_model'])
+               seconds['label_model'],
+               f" ({label_model['name'].replace('_', ' ')}: {label_model['why']})"
+               if label_model else '')
   return findings
 
 
@@ -301,12 +317,13 @@ def summary(findings: dict) -> str:
     lines.append(f"Label errors: {not_judged['label_errors']}.")
   else:
     estimate = counts['label_errors_estimated']
+    model = (findings.get('label_model') or {}).get('name', 'logistic_regression')
     lines.append(
         f"Label errors: estimated {estimate['count']} (90 % interval {estimate['low']}-"
         f"{estimate['high']}); {counts['label_errors_flagged']} likeliest flagged; "
         f"{counts['hard_or_ambiguous']} hard or ambiguous images (another class preferred, "
-        'without the evidence to call the label wrong); linear model out-of-fold accuracy '
-        f"{counts['label_model_accuracy']:.3f}.")
+        f'without the evidence to call the label wrong); label model ({LABEL_MODEL_NAMES[model]}) '
+        f"accuracy {counts['label_model_accuracy']:.3f}.")
   lines.append(f"Outliers: {not_judged['outliers']}." if 'outliers' in not_judged else
                f"Outliers: {counts['outliers_flagged']}.")
   return '\n'.join(lines)

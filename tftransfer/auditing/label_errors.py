@@ -3,7 +3,11 @@ are noise, and the images most likely to carry it.
 
 A cheap model (multinomial logistic regression on standardised backbone features,
 scikit-learn) is fitted k times, each time predicting the fold it did not see, so every
-image gets probabilities p(x) from a model that never saw its label. Two scores of the given
+image gets probabilities p(x) from a model that never saw its label. Where that would take
+more than the in-training audit's share of the run (many classes: 60 s of a 161 s run at
+1,000), choose_model takes a ridge classifier's exact leave-one-out scores instead (3 s
+there; on CIFAR-10 with 2 % of labels flipped it finds fewer of them, precision and recall
+0.41-0.46 against 0.54-0.63: scripts/measure_label_errors.py --label_model). Two scores of the given
 label follow confident learning (Northcutt, Jiang and Chuang, "Confident Learning:
 Estimating Uncertainty in Dataset Labels", JAIR 2021; cleanlab's
 `get_label_quality_scores`):
@@ -88,6 +92,100 @@ def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, num_clas
       probabilities[np.ix_(held_out, model.classes_)] = model.predict_proba(
           features[held_out])
   return probabilities
+
+
+def ridge_probabilities(features: np.ndarray, labels: np.ndarray,
+                        num_classes: int) -> np.ndarray:
+  """Leave-one-out probabilities [N, num_classes] of a ridge (least-squares) classifier.
+
+  Ridge regression of the one-hot labels (+1/-1) on standardised features, its L2 strength
+  chosen from RIDGE_ALPHAS by leave-one-out accuracy, and each image's scores those of the
+  ridge fitted without it: exact, from one eigendecomposition (generalized cross-validation;
+  Rifkin and Lippert, "Notes on Regularized Least Squares", MIT 2007; scikit-learn's
+  RidgeClassifierCV). Probabilities are softmax(scores / t), the temperature t fitted by
+  maximum likelihood of the given labels. Its cost grows with images x (features + classes)
+  where the logistic regression's grows with images x features x classes x folds x its
+  iterations: at 10,000 images of 1,000 classes, 3 s against 60 s.
+
+  Args:
+    features: float [N, D].
+    labels: int [N] in [0, num_classes).
+
+  Returns:
+    float32 [N, num_classes], rows summing to 1; 0 for classes without images.
+  """
+  from scipy import optimize, special  # pylint: disable=g-import-not-at-top
+  standardised = preprocessing.StandardScaler().fit_transform(features.astype(np.float32))
+  with threadpoolctl.threadpool_limits(1):
+    chosen = linear_model.RidgeClassifierCV(alphas=RIDGE_ALPHAS, scoring='accuracy').fit(
+        standardised, labels).alpha_
+    fitted = linear_model.RidgeClassifierCV(alphas=[chosen], scoring='accuracy',
+                                            store_cv_results=True).fit(standardised, labels)
+  scores = np.full([len(labels), num_classes], -np.inf)
+  present = fitted.classes_
+  # Two classes are one regression target: the second class's score is its negative.
+  loo = fitted.cv_results_[:, :, 0].astype(np.float64)
+  scores[:, present] = np.concatenate([-loo, loo], axis=1) if len(present) == 2 else loo
+  rows = np.arange(len(labels))
+
+  def loss(log_t):
+    scaled = scores / np.exp(log_t)
+    return -np.mean(scaled[rows, labels] - special.logsumexp(scaled, axis=1))
+
+  log_t = optimize.minimize_scalar(loss, bounds=(np.log(1e-3), np.log(10.0)),
+                                   method='bounded').x
+  return special.softmax(scores / np.exp(log_t), axis=1).astype(np.float32)
+
+
+# L2 strengths the ridge classifier chooses from (on standardised features; CIFAR-10's
+# leave-one-out accuracy at 5,000 and 50,000 images varies by under 0.3 points over 10-1,000).
+RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1000.0)
+
+
+# The label models judge() can fit (config.audit.label_model), and 'auto': choose_model's.
+LABEL_MODELS = ('logistic_regression', 'ridge_regression')
+# Seconds the k-fold logistic regression takes per image, class and fold at 256 features
+# (L-BFGS, one thread): 2.4-3.9 us at 10 classes (audits of 10,000-200,000 CIFAR-10 images
+# and mosaics, 5 folds: docs/scale.md) and 1.2 us at 1,000 classes (10,000 images), so this
+# errs on the side of the cheaper model.
+LOGISTIC_SECONDS_PER_IMAGE_CLASS_FOLD = 4e-6
+# A logistic regression estimated within this is fitted whatever the share left: on small
+# data the audit's fixed costs exceed its share, and a second is little beside a run's
+# tracing alone (10-50 s here).
+ALWAYS_AFFORDABLE_SECONDS = 1.0
+
+
+def logistic_regression_seconds(images: int, classes: int, dims: int, folds: int) -> float:
+  """The k-fold logistic regression's estimated seconds on this project's 2-core CPU: its
+  L-BFGS iterations each cost a product of images x dims by dims x classes per fold."""
+  return LOGISTIC_SECONDS_PER_IMAGE_CLASS_FOLD * images * classes * folds * dims / 256
+
+
+def choose_model(setting: str, *, images: int, classes: int, dims: int, folds: int,
+                 max_seconds: float | None) -> tuple[str, str]:
+  """(the label model, why): `setting` unless it is 'auto'; 'auto' is the logistic regression
+  unless its estimated seconds exceed `max_seconds` (the in-training audit's share of the
+  run's time; None = no limit, as `tftransfer-audit` runs), then the ridge classifier.
+
+  Raises:
+    ValueError: `setting` is neither 'auto' nor one of LABEL_MODELS.
+  """
+  if setting != 'auto':
+    if setting not in LABEL_MODELS:
+      raise ValueError(f'audit.label_model={setting!r}; expected auto or one of '
+                       f'{", ".join(LABEL_MODELS)}')
+    return setting, f'audit.label_model={setting!r}'
+  if max_seconds is None:
+    return 'logistic_regression', 'no time limit (the audit command)'
+  expected = logistic_regression_seconds(images, classes, dims, folds)
+  if expected <= max(max_seconds, ALWAYS_AFFORDABLE_SECONDS):
+    return 'logistic_regression', (
+        f'its estimated {expected:.0f} s fit the {max_seconds:.0f} s left of the audit\'s '
+        'share of the run')
+  return 'ridge_regression', (
+      f"the {folds}-fold logistic regression's estimated {expected:.0f} s on {images:,} "
+      f'images of {classes:,} classes exceed the {max_seconds:.0f} s left of the audit\'s '
+      'share of the run; tftransfer-audit fits it after training')
 
 
 def score(probabilities: np.ndarray, labels: np.ndarray) -> LabelScores:
@@ -211,6 +309,8 @@ class Judgement:
   temperature: float
   noise_rate: float
   not_judged: str | None  # why no image is flagged, when the model cannot tell
+  model: str = 'logistic_regression'  # one of LABEL_MODELS
+  model_why: str = ''  # choose_model's reason
 
 
 def balanced_accuracy(scores: LabelScores, labels: np.ndarray) -> tuple[float, float]:
@@ -238,33 +338,42 @@ def not_judged_reason(scores: LabelScores, labels: np.ndarray, num_classes: int)
 
 
 def judge(features: np.ndarray, labels: np.ndarray, num_classes: int, *,
-          settings, seed: int) -> Judgement:
+          settings, seed: int, max_seconds: float | None = None) -> Judgement:
   """Judges every given label (see the module docstring).
 
   Args:
     features: float32 [N, D], pooled backbone features.
     labels: int [N] in [0, num_classes).
     num_classes: C.
-    settings: config.audit (folds, regularization).
+    settings: config.audit (label_model, folds, regularization).
     seed: seeds the folds and the bootstrap.
+    max_seconds: the time the label model may take (choose_model); None = no limit.
 
   Returns:
     The Judgement; with not_judged set, nothing is flagged and there is no estimate.
+
+  Raises:
+    ValueError: an unknown settings.label_model.
   """
   labels = np.asarray(labels, np.int64)
   counts = np.bincount(labels, minlength=num_classes)
-  if counts.max(initial=0) >= 2:
+  model, why = choose_model(settings.get('label_model', 'auto'), images=len(labels),
+                            classes=int(np.count_nonzero(counts)), dims=features.shape[1],
+                            folds=settings.folds, max_seconds=max_seconds)
+  if counts.max(initial=0) < 2:
+    probabilities = np.eye(num_classes, dtype=np.float32)[labels]
+  elif model == 'ridge_regression':
+    probabilities = ridge_probabilities(features, labels, num_classes)
+  else:
     probabilities = out_of_fold_probabilities(
         features, labels, num_classes, folds=settings.folds,
         regularization=settings.regularization, seed=seed)
-  else:
-    probabilities = np.eye(num_classes, dtype=np.float32)[labels]
   scores = score(probabilities, labels)
   reason = not_judged_reason(scores, labels, num_classes)
   nothing = np.zeros(len(labels), bool)
   if reason:
     return Judgement(scores, nothing.astype(np.float32), nothing, nothing, None, 1.0, 0.0,
-                     reason)
+                     reason, model, why)
   judged = counts[labels] >= MIN_CLASS_IMAGES
   t, noise = fit_noise(probabilities, labels)
   confidence = error_confidence(probabilities, labels, t, noise).astype(np.float32)
@@ -277,4 +386,4 @@ def judge(features: np.ndarray, labels: np.ndarray, num_classes: int, *,
   flagged = np.zeros(len(labels), bool)
   flagged[ranked[:estimate['count']]] = True
   return Judgement(scores, confidence, flagged, scores.flagged & judged & ~flagged, estimate,
-                   t, noise, None)
+                   t, noise, None, model, why)

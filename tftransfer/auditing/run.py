@@ -56,7 +56,9 @@ def _items(data: dataset.Data, test: Split | None
 def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
                image_size: int, batch_size: int, settings: ml_collections.ConfigDict,
                seed: int, test: Split | None = None, features=None,
-               trained_backbone: bool = True, features_saw_labels: bool = False) -> dict:
+               trained_backbone: bool = True, features_saw_labels: bool = False,
+               features_seconds: float | None = None,
+               time_limit: Callable[[float], float] | None = None) -> dict:
   """Audits the train and validation splits of `data` (and `test`, if given).
 
   Args:
@@ -73,12 +75,17 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
     trained_backbone: False when `extract` has random weights (backbone_is_trained): no
       features are computed and only the findings that do not rest on them are judged.
     features_saw_labels: `extract` is a backbone fine-tuned on these labels (findings.audit).
+    features_seconds: the wall seconds in which `features` were computed.
+    time_limit: images/s of the feature pass (the given features', else the audit's own) ->
+      the seconds the audit may take (the in-training audit's share of the run); the label
+      model is chosen to fit what is left (findings.audit's deadline). None = no limit.
 
   Returns:
-    The findings (findings.py).
+    The findings (findings.py); with `time_limit`, 'time_limit' holds its seconds and the
+    feature pass's images/s.
   """
   paths, split_names, splits = _items(data, test)
-  started = time.time()
+  audit_started = started = time.time()
   described = descriptors_lib.Descriptors.concatenate(
       [descriptors_lib.compute(split, crop=settings.near_duplicate_crop,
                                what=f'Audit decode pass of the {name} images')
@@ -89,11 +96,20 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
   # computed for a backbone with random weights.
   computed = [part for part, split in zip(features or (), (data.train, data.val))
               if split.num_examples] if trained_backbone else []
+  given = sum(len(labels) for _, labels in computed)
   for name, split in splits[len(computed):] if trained_backbone else ():
     computed.append(features_lib.compute_features(
         extract, split, image_size=image_size, batch_size=batch_size,
         what=f'Audit backbone features of the {name} images'))
   feature_seconds = time.time() - started
+  deadline, limit = None, None
+  # The feature pass's speed: the head phase's, else the audit's own.
+  speed = (given / features_seconds if given and features_seconds else
+           (sum(len(labels) for _, labels in computed) - given) / max(feature_seconds, 1e-9))
+  if time_limit and trained_backbone and speed > 0:
+    limit = {'seconds': round(time_limit(speed), 1),
+             'feature_pass_images_per_second': round(speed, 1)}
+    deadline = audit_started + limit['seconds']
   labels = (np.concatenate([labels for _, labels in computed]) if trained_backbone else
             np.concatenate([_labels(split) for _, split in splits]))
   class_names = data.class_names
@@ -106,7 +122,9 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
   findings = findings_lib.audit(
       items, described,
       np.concatenate([values for values, _ in computed]) if trained_backbone else None,
-      settings, seed=seed, features_saw_labels=features_saw_labels)
+      settings, seed=seed, features_saw_labels=features_saw_labels, deadline=deadline)
+  if limit:
+    findings['time_limit'] = limit
   if data.multi_label:
     findings = _without_label_errors(findings)
   findings['seconds'].update(decode_and_hash=round(decode_seconds, 2),
@@ -318,15 +336,25 @@ def in_training(ready) -> None:
   started = time.time()
   extract = tf.function(lambda images: ready.features_model(images, training=False),
                         reduce_retracing=True)
+  share = config.audit.in_training_share
+
+  def time_limit(images_per_second):
+    return share * plan.training_seconds(images_per_second=images_per_second,
+                                         num_train=data.train.num_examples,
+                                         num_val=data.val.num_examples)
   findings = audit_data(data, extract=extract, image_size=plan.image_size,
                         batch_size=config.train.batch_size, settings=config.audit,
                         seed=config.seed, features=ready.features,
+                        features_seconds=ready.features_seconds, time_limit=time_limit,
                         trained_backbone=backbone_is_trained(config.model.weights))
   findings.update(version=_VERSION, data=data.description,
                   embeddings={'backbone': config.model.backbone,
                               'weights': config.model.weights,
                               'image_size': plan.image_size})
   write(workdir, findings)
-  logging.info('Data audit (%.1f s, %s):\n%s', time.time() - started,
-               workdir.file(AUDIT_FILE), findings_lib.summary(findings))
+  limit = findings.get('time_limit')
+  logging.info('Data audit (%.1f s%s, %s):\n%s', time.time() - started,
+               f"; its share of the run, {100 * share:.0f} % of an estimated "
+               f"{limit['seconds'] / share:.0f} s of training, is {limit['seconds']:.0f} s"
+               if limit else '', workdir.file(AUDIT_FILE), findings_lib.summary(findings))
   workdir.write_json(workdir_lib.DATA_REPORT, {**data.report(), 'audit': findings})

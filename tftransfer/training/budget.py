@@ -6,7 +6,7 @@ data loading, feature computation and every evaluation included, across resumed 
 
   1. before training, if model.image_size is 'auto': measures the backbone's inference speed
      on one batch at the rule's resolution, estimates each candidate resolution's fine-tuning
-     epoch (a train step costs TRAIN_COST inferences, cost grows with the pixels) and picks
+     epoch (a train step costs plan.TRAIN_COST inferences, cost grows with the pixels) and picks
      the largest resolution that leaves at least `min_finetune_epochs`;
   2. plans the 'auto' fine-tuning epochs that fit the time left by that estimate, and, once
      the fine-tuning phase has run MEASURE_STEPS steps, again from their measured speed (the
@@ -24,11 +24,9 @@ import time
 
 import tensorflow as tf
 
+from tftransfer import plan as plan_lib
 from tftransfer.model import backbones, transfer
 
-# A training step (forward, backward, update) costs about this many inferences (measured
-# 3.0-3.4 for MobileNet-0.25 on this project's 2-core CPU at 96-224 px).
-TRAIN_COST = 3.2
 # Kept free at the end for the last evaluation's variance, the final write and exit.
 MARGIN_SECONDS, MARGIN_FRACTION = 10.0, 0.03
 # Tracing a phase's step functions (measured 10-50 s on this CPU).
@@ -75,7 +73,7 @@ def estimate(speed: float, *, measured_size: int, image_size: int, num_train: in
   count and predicts the costs of training there."""
   speed_there = speed * (measured_size / image_size) ** 2
   return Estimate(image_size=image_size, features=(num_train + num_val) / speed_there,
-                  finetune_epoch=(num_train * TRAIN_COST + num_val) / speed_there)
+                  finetune_epoch=(num_train * plan_lib.TRAIN_COST + num_val) / speed_there)
 
 
 def candidate_sizes(backbone: str, largest: int, preset: str = '') -> list[int]:

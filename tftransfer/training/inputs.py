@@ -24,6 +24,7 @@ class PhaseInputs(NamedTuple):
   # ((train features, labels), (validation features, labels)) when the phase computed them
   # (this worker's shard), for the data audit to reuse; None otherwise.
   features: tuple | None = None
+  features_seconds: float | None = None  # the wall seconds of that feature pass
 
 
 class Validation:
@@ -96,7 +97,8 @@ def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data
   if val_features is None:  # no validation: no examples, of the training features' shapes
     val_features = tuple(np.zeros((0,) + array.shape[1:], array.dtype)
                          for array in train_features)
-  logging.info('Features ready in %.1f s.', time.time() - started)
+  features_seconds = time.time() - started
+  logging.info('Features ready in %.1f s.', features_seconds)
 
   def distributed(arrays, seed, skip=0):
     return rt.strategy.distribute_datasets_from_function(
@@ -118,4 +120,5 @@ def on_features(setup: resolve.RunSetup, plan: plan_lib.Plan, data: dataset.Data
     return steps.evaluate(step, batches, num_classes)
 
   return PhaseInputs(model.head, distributed(train_features, seed, skip), evaluate,
-                     features=(train_features, val_features))
+                     features=(train_features, val_features),
+                     features_seconds=features_seconds)

@@ -54,6 +54,7 @@ class FeaturesReady:
   # ((train features, labels), (validation features, labels)) of this worker's shard when
   # the head phase computed them on the pretrained backbone; None otherwise.
   features: tuple | None
+  features_seconds: float | None = None  # the wall seconds of the pass that computed them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +212,8 @@ def _train_phase(run: Run, name: str) -> None:
   if run.hooks and run.hooks.features_ready:
     run.hooks.features_ready(FeaturesReady(run.workdir, run.config, run.plan, run.data,
                                            run.setup.runtime, run.model.features,
-                                           phase_inputs.features))
+                                           phase_inputs.features,
+                                           phase_inputs.features_seconds))
   run.at_boundary()  # The feature pass and the hook can take minutes: honour a stop request.
   optimizer = run.optimizers[name]
   loop = steps.make_train_loop(

@@ -20,7 +20,7 @@ from tftransfer.training import budget, selection
 def epoch_end_seconds(reading: Reading, *, num_val: int, batch_size: int) -> float:
   """About how long an epoch's end (evaluation, checkpoint) takes: the longest measured, or
   by the step's speed when that is longer."""
-  per_image = (reading.seconds_per_step or 0.0) / batch_size / budget.TRAIN_COST
+  per_image = (reading.seconds_per_step or 0.0) / batch_size / plan_lib.TRAIN_COST
   return max(num_val * per_image, reading.epoch_end_seconds)
 
 
