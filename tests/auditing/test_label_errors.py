@@ -84,8 +84,7 @@ def test_the_ridge_classifier_scores_each_image_without_it():
   labels[-1] = 4  # a class of one image; class 3 has none
   probabilities = label_errors.ridge_probabilities(features, labels, 5)
   standardised = preprocessing.StandardScaler().fit_transform(features)
-  alpha = linear_model.RidgeClassifierCV(alphas=label_errors.RIDGE_ALPHAS,
-                                         scoring='accuracy').fit(standardised, labels).alpha_
+  alpha = label_errors.RIDGE_ALPHA
   targets = np.where(np.eye(5)[labels][:, [0, 1, 2, 4]] > 0, 1.0, -1.0)
   for i in range(len(labels)):
     others = np.arange(len(labels)) != i
@@ -125,15 +124,33 @@ def test_auto_fits_the_logistic_regression_unless_its_estimate_exceeds_the_time_
       'logistic_regression')
   model, why = label_errors.choose_model('auto', **sizes, max_seconds=expected / 2)
   assert model == 'ridge_regression'
+  assert f'estimated {expected:.0f} s exceed the {expected / 2:.0f} s left' in why
+  assert '(10,000 images of 1,000 classes)' in why
+  # Neither fits: nothing is judged in training.
+  ridge = label_errors.ridge_regression_seconds(10_000, 1_000, 256)
+  assert ridge == pytest.approx(10_000 * (3e-10 * 256 ** 2 + 1.3e-7 * 1_000))
+  model, why = label_errors.choose_model('auto', **sizes, max_seconds=ridge * 0.9)
+  assert model == 'none' and why.startswith('not judged in training') and (
+      'tftransfer-audit judges them after training' in why)
   # What costs under a second is fitted even when nothing is left.
   assert label_errors.choose_model('auto', images=100, classes=10, dims=256, folds=5,
                                    max_seconds=0)[0] == 'logistic_regression'
-  assert f'estimated {expected:.0f} s on 10,000 images of 1,000 classes' in why
   # An explicit model is fitted whatever the time.
   assert label_errors.choose_model('logistic_regression', **sizes, max_seconds=0)[0] == (
       'logistic_regression')
   with pytest.raises(ValueError, match="label_model='svm'"):
     label_errors.choose_model('svm', **sizes, max_seconds=None)
+
+
+def test_without_time_for_either_model_no_label_is_judged(monkeypatch):
+  monkeypatch.setattr(label_errors, 'LOGISTIC_SECONDS_PER_IMAGE_CLASS_FOLD', 1.0)
+  monkeypatch.setattr(label_errors, 'RIDGE_SECONDS_PER_IMAGE_CLASS', 1.0)
+  rng = np.random.default_rng(3)
+  features, labels = _clusters(rng, per_class=150)
+  judged = label_errors.judge(features, labels, 4, settings=_settings(), seed=0,
+                              max_seconds=5.0)
+  assert judged.model == 'none' and judged.not_judged.startswith('not judged in training')
+  assert not judged.flagged.any() and not judged.hard.any() and judged.estimate is None
 
 
 def test_overlapping_classes_give_hard_images_not_label_errors():

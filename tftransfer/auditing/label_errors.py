@@ -98,14 +98,14 @@ def ridge_probabilities(features: np.ndarray, labels: np.ndarray,
                         num_classes: int) -> np.ndarray:
   """Leave-one-out probabilities [N, num_classes] of a ridge (least-squares) classifier.
 
-  Ridge regression of the one-hot labels (+1/-1) on standardised features, its L2 strength
-  chosen from RIDGE_ALPHAS by leave-one-out accuracy, and each image's scores those of the
-  ridge fitted without it: exact, from one eigendecomposition (generalized cross-validation;
+  Ridge regression (L2 strength RIDGE_ALPHA) of the one-hot labels (+1/-1) on standardised
+  features, each image's scores those of the ridge fitted without it: exact, from one
+  eigendecomposition (generalized cross-validation;
   Rifkin and Lippert, "Notes on Regularized Least Squares", MIT 2007; scikit-learn's
   RidgeClassifierCV). Probabilities are softmax(scores / t), the temperature t fitted by
-  maximum likelihood of the given labels. Its cost grows with images x (features + classes)
-  where the logistic regression's grows with images x features x classes x folds x its
-  iterations: at 10,000 images of 1,000 classes, 3 s against 60 s.
+  maximum likelihood of the given labels. Its cost grows with images x (features^2 +
+  classes) where the logistic regression's grows with images x features x classes x folds x
+  its iterations: at 10,000 images of 1,000 classes, 1 s against 60 s.
 
   Args:
     features: float [N, D].
@@ -117,9 +117,8 @@ def ridge_probabilities(features: np.ndarray, labels: np.ndarray,
   from scipy import optimize, special  # pylint: disable=g-import-not-at-top
   standardised = preprocessing.StandardScaler().fit_transform(features.astype(np.float32))
   with threadpoolctl.threadpool_limits(1):
-    chosen = linear_model.RidgeClassifierCV(alphas=RIDGE_ALPHAS, scoring='accuracy').fit(
-        standardised, labels).alpha_
-    fitted = linear_model.RidgeClassifierCV(alphas=[chosen], scoring='accuracy',
+    # scoring: cv_results_ then holds each image's left-out scores, not their squared errors.
+    fitted = linear_model.RidgeClassifierCV(alphas=[RIDGE_ALPHA], scoring='accuracy',
                                             store_cv_results=True).fit(standardised, labels)
   scores = np.full([len(labels), num_classes], -np.inf)
   present = fitted.classes_
@@ -137,12 +136,17 @@ def ridge_probabilities(features: np.ndarray, labels: np.ndarray,
   return special.softmax(scores / np.exp(log_t), axis=1).astype(np.float32)
 
 
-# L2 strengths the ridge classifier chooses from (on standardised features; CIFAR-10's
-# leave-one-out accuracy at 5,000 and 50,000 images varies by under 0.3 points over 10-1,000).
-RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1000.0)
+# The ridge classifier's L2 strength on standardised features: CIFAR-10's leave-one-out
+# accuracy at 5,000 and 50,000 images varies by under 0.1 point over 30-300 (0.666, 0.688).
+RIDGE_ALPHA = 100.0
+# Its seconds here, one thread: per image x feature^2 (the eigendecomposition's products)
+# and per image x class (the left-out scores); measured 1.0 s at 10,000 images of 1,000
+# classes, 3.4 s at 200,000 of 10 and 33 s at 50,000 of 5,000 (256 features).
+RIDGE_SECONDS_PER_IMAGE_FEATURE2, RIDGE_SECONDS_PER_IMAGE_CLASS = 3e-10, 1.3e-7
 
 
-# The label models judge() can fit (config.audit.label_model), and 'auto': choose_model's.
+# The label models judge() can fit (config.audit.label_model); 'auto' is choose_model's,
+# which may also choose 'none' (nothing judged).
 LABEL_MODELS = ('logistic_regression', 'ridge_regression')
 # Seconds the k-fold logistic regression takes per image, class and fold at 256 features
 # (L-BFGS, one thread): 2.4-3.9 us at 10 classes (audits of 10,000-200,000 CIFAR-10 images
@@ -161,11 +165,19 @@ def logistic_regression_seconds(images: int, classes: int, dims: int, folds: int
   return LOGISTIC_SECONDS_PER_IMAGE_CLASS_FOLD * images * classes * folds * dims / 256
 
 
+def ridge_regression_seconds(images: int, classes: int, dims: int) -> float:
+  """The ridge classifier's estimated seconds on this project's 2-core CPU."""
+  return images * (RIDGE_SECONDS_PER_IMAGE_FEATURE2 * dims ** 2 +
+                   RIDGE_SECONDS_PER_IMAGE_CLASS * classes)
+
+
 def choose_model(setting: str, *, images: int, classes: int, dims: int, folds: int,
                  max_seconds: float | None) -> tuple[str, str]:
-  """(the label model, why): `setting` unless it is 'auto'; 'auto' is the logistic regression
-  unless its estimated seconds exceed `max_seconds` (the in-training audit's share of the
-  run's time; None = no limit, as `tftransfer-audit` runs), then the ridge classifier.
+  """(the label model, why): `setting` unless it is 'auto'. 'auto' is the first of the
+  logistic regression and the ridge classifier whose estimated seconds fit `max_seconds`
+  (the in-training audit's share of the run left; None = no limit, as `tftransfer-audit`
+  runs), each fitted anyway within ALWAYS_AFFORDABLE_SECONDS; 'none' when neither fits, and
+  labels are left to `tftransfer-audit`.
 
   Raises:
     ValueError: `setting` is neither 'auto' nor one of LABEL_MODELS.
@@ -177,15 +189,20 @@ def choose_model(setting: str, *, images: int, classes: int, dims: int, folds: i
     return setting, f'audit.label_model={setting!r}'
   if max_seconds is None:
     return 'logistic_regression', 'no time limit (the audit command)'
-  expected = logistic_regression_seconds(images, classes, dims, folds)
-  if expected <= max(max_seconds, ALWAYS_AFFORDABLE_SECONDS):
-    return 'logistic_regression', (
-        f'its estimated {expected:.0f} s fit the {max_seconds:.0f} s left of the audit\'s '
-        'share of the run')
-  return 'ridge_regression', (
-      f"the {folds}-fold logistic regression's estimated {expected:.0f} s on {images:,} "
-      f'images of {classes:,} classes exceed the {max_seconds:.0f} s left of the audit\'s '
-      'share of the run; tftransfer-audit fits it after training')
+  logistic = logistic_regression_seconds(images, classes, dims, folds)
+  ridge = ridge_regression_seconds(images, classes, dims)
+  left = (f"the {max_seconds:.0f} s left of the audit's share of the run ({images:,} images "
+          f'of {classes:,} classes)')
+  if logistic <= max(max_seconds, ALWAYS_AFFORDABLE_SECONDS):
+    return 'logistic_regression', f'its estimated {logistic:.0f} s fit within {left}'
+  if ridge <= max(max_seconds, ALWAYS_AFFORDABLE_SECONDS):
+    return 'ridge_regression', (
+        f"the {folds}-fold logistic regression's estimated {logistic:.0f} s exceed {left}; "
+        'tftransfer-audit fits it after training')
+  return 'none', (
+      f"not judged in training: the label models' estimated {ridge:.0f} s (ridge) and "
+      f'{logistic:.0f} s (logistic regression) exceed {left}; tftransfer-audit judges them '
+      'after training')
 
 
 def score(probabilities: np.ndarray, labels: np.ndarray) -> LabelScores:
@@ -360,6 +377,12 @@ def judge(features: np.ndarray, labels: np.ndarray, num_classes: int, *,
   model, why = choose_model(settings.get('label_model', 'auto'), images=len(labels),
                             classes=int(np.count_nonzero(counts)), dims=features.shape[1],
                             folds=settings.folds, max_seconds=max_seconds)
+  nothing = np.zeros(len(labels), bool)
+  if model == 'none':  # no time for either model: nothing computed, nothing judged
+    unscored = LabelScores(np.zeros((len(labels), 0), np.float32), nothing.astype(np.float32),
+                           nothing.astype(np.float32), labels, nothing, 0.0)
+    return Judgement(unscored, nothing.astype(np.float32), nothing, nothing, None, 1.0, 0.0,
+                     why, model, why)
   if counts.max(initial=0) < 2:
     probabilities = np.eye(num_classes, dtype=np.float32)[labels]
   elif model == 'ridge_regression':
@@ -370,7 +393,6 @@ def judge(features: np.ndarray, labels: np.ndarray, num_classes: int, *,
         regularization=settings.regularization, seed=seed)
   scores = score(probabilities, labels)
   reason = not_judged_reason(scores, labels, num_classes)
-  nothing = np.zeros(len(labels), bool)
   if reason:
     return Judgement(scores, nothing.astype(np.float32), nothing, nothing, None, 1.0, 0.0,
                      reason, model, why)
