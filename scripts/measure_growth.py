@@ -1,6 +1,9 @@
-r"""The data audit's growth curve: wall time and peak memory of each part at growing sizes.
+r"""Growth curves: wall time and peak memory of the audit's parts, the folder scan and a
+training epoch at growing sizes.
 
   python scripts/measure_growth.py --sizes=10000,50000,200000 --out=/tmp/growth
+  python scripts/measure_growth.py --parts=scan,train --sizes=10000,50000,200000,1000000 \
+      --out=/tmp/growth
 
 For each size N, in its own process (so the peak resident memory is its own), audits a
 folder of N images the way `tftransfer-audit --config=configs/mobilenet_cpu.py
@@ -14,11 +17,25 @@ shrunk to 16 px (32 x 32 PNG, filed under the class of the top-left photo; gener
 into OUT/mosaics, seeded): new pictures, not copies of the photos, so the audit's work is
 that of real, distinct images. Prints a table, writes OUT/growth.json and a log-log plot
 OUT/growth.png. The million-embedding search point is scripts/measure_search.py's.
+
+--parts=scan,train measures, per size, on a folder of N symlinks to the 50,000 CIFAR-10
+training JPEGs (each file listed N / 50,000 times under its class; every link is a file the
+scan opens and decodes, so its cost per file is a real one, while the page cache holds the
+50,000 targets):
+  scan   in its own process, the first folder scan (listing, decoding every image, writing
+         the run's scan cache) and a second one that reads the cache, with the peak memory;
+  train  the train command on that folder (reusing the scan's cache), fine-tuning only on
+         every image at 96 px, batch 64, no validation, no in-training audit, cut at
+         --train_steps steps: the last progress line's images/s gives the epoch's seconds,
+         N / (images/s) (the epoch is timed over those steps, not run to its end; the data
+         pipeline is the full one: the cache policy, the shuffle and the decode of N files).
+Writes OUT/scan_train.json.
 """
 
 import json
 import os
 import pathlib
+import re
 import resource
 import subprocess
 import sys
@@ -35,6 +52,9 @@ flags.DEFINE_string('weights', str(REPO.parent / 'shared/weights/mobilenet_2_5_2
                     'Pretrained MobileNet-0.25 weights without top.')
 flags.DEFINE_string('out', '/tmp/growth', 'Scratch directory (folders, workdirs, results).')
 flags.DEFINE_integer('one', 0, 'Internal: audit this one size and print its row as JSON.')
+flags.DEFINE_list('parts', ['audit'], "What to measure: 'audit' and/or 'scan', 'train'.")
+flags.DEFINE_integer('scan_one', 0, 'Internal: scan this one size and print its row as JSON.')
+flags.DEFINE_integer('train_steps', 150, 'Training steps timed per size (--parts=train).')
 FLAGS = flags.FLAGS
 
 PARTS = ('decode_and_hash', 'features', 'neighbour_search', 'label_model')
@@ -82,6 +102,81 @@ def folder_of(size: int, out: pathlib.Path, train_dir: pathlib.Path) -> pathlib.
       link.parent.mkdir(parents=True, exist_ok=True)
       os.symlink(path, link)
   return folder
+
+
+def links_of(size: int, out: pathlib.Path, train_dir: pathlib.Path) -> pathlib.Path:
+  """OUT/links_<size>: `size` symlinks to the CIFAR-10 photos, size / 10 per class, each
+  class's photos in turn (see the module docstring)."""
+  folder = out / f'links_{size}'
+  if folder.exists():
+    return folder
+  partial = out / f'links_{size}.partial'
+  subprocess.run(['rm', '-rf', str(partial)], check=True)
+  for name, pool in _photos(train_dir).items():
+    (partial / name).mkdir(parents=True)
+    for index in range(size // 10):
+      os.symlink(pool[index % len(pool)], partial / name / f'{index:07d}.jpg')
+  partial.rename(folder)
+  return folder
+
+
+def _config_of(folder: pathlib.Path):
+  sys.path.insert(0, str(REPO / 'configs'))
+  import mobilenet_cpu  # pylint: disable=import-outside-toplevel
+  config = mobilenet_cpu.get_config()
+  with config.unlocked():
+    config.model.image_size = 96
+    config.data.path = str(folder)
+    config.model.weights = FLAGS.weights
+  return config
+
+
+def scan_one(size: int) -> dict:
+  """One size's scan row (run in a fresh process): the first scan and a cached one."""
+  from tftransfer import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  from tftransfer.data import sources  # pylint: disable=import-outside-toplevel
+  out = pathlib.Path(FLAGS.out)
+  config = _config_of(links_of(size, out, pathlib.Path(FLAGS.train_dir)))
+  workdir = out / f'run_{size}'
+  subprocess.run(['rm', '-rf', str(workdir)], check=True)
+  workdir.mkdir(parents=True)
+  cache = str(workdir / workdir_lib.FOLDER_SCAN)
+  started = time.time()
+  data = sources.load(config.data, seed=config.seed, scan_cache=cache)
+  first = time.time() - started
+  started = time.time()
+  sources.load(config.data, seed=config.seed, scan_cache=cache)
+  return {'images': data.train.num_examples + data.val.num_examples,
+          'scan_seconds': round(first, 1), 'cached_scan_seconds': round(time.time() - started, 1),
+          'scan_peak_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def train_row(size: int) -> dict:
+  """One size's training row: the train command, cut at --train_steps, on the scanned
+  folder (scan_one's workdir and cache)."""
+  out = pathlib.Path(FLAGS.out)
+  workdir = out / f'run_{size}'
+  for name in os.listdir(workdir):
+    if name != 'folder_scan.json':
+      subprocess.run(['rm', '-rf', str(workdir / name)], check=True)
+  command = [sys.executable, '-m', 'tftransfer.train', '--config=configs/mobilenet_cpu.py',
+             f'--workdir={workdir}', f'--config.data.path={out / f"links_{size}"}',
+             f'--config.model.weights={FLAGS.weights}', '--config.model.image_size=96',
+             '--config.train.batch_size=64', '--config.train.head_epochs=0',
+             '--config.train.finetune_epochs=1', f'--config.train.max_steps={FLAGS.train_steps}',
+             '--config.data.val_fraction=0', '--config.audit.in_training=False']
+  started = time.time()
+  with open(out / f'train_{size}.log', 'w') as log:
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    _, status, usage = os.wait4(process.pid, 0)
+  text = (out / f'train_{size}.log').read_text()
+  if os.waitstatus_to_exitcode(status):
+    raise SystemExit(f'Training on {size:,} images failed:\n{text[-3000:]}')
+  rates = re.findall(r'([0-9.]+) img/s', text)
+  rate = float(rates[-1])
+  return {'train_command_seconds': round(time.time() - started, 1),
+          'train_images_per_second': rate, 'train_epoch_seconds': round(size / rate, 1),
+          'train_peak_mb': round(usage.ru_maxrss / 1024)}
 
 
 def audit_one(size: int) -> dict:
@@ -133,8 +228,39 @@ def main(argv):
   if FLAGS.one:
     print(json.dumps(audit_one(FLAGS.one)))
     return
+  if FLAGS.scan_one:
+    print(json.dumps(scan_one(FLAGS.scan_one)))
+    return
   out = pathlib.Path(FLAGS.out)
   out.mkdir(parents=True, exist_ok=True)
+  if {'scan', 'train'} & set(FLAGS.parts):
+    scan_and_train(out)
+  if 'audit' in FLAGS.parts:
+    audit_growth(out)
+
+
+def scan_and_train(out: pathlib.Path) -> None:
+  rows = []
+  print('images     scan s  cached s  scan MB  train img/s  epoch s  train MB', flush=True)
+  for size in map(int, FLAGS.sizes):
+    done = subprocess.run([sys.executable, __file__, f'--scan_one={size}', f'--out={out}',
+                           f'--train_dir={FLAGS.train_dir}', f'--weights={FLAGS.weights}'],
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+      raise SystemExit(f'The scan of {size:,} images failed:\n{done.stderr[-3000:]}')
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    if 'train' in FLAGS.parts:
+      row.update(train_row(size))
+    rows.append(row)
+    print(f"{row['images']:<9,} {row['scan_seconds']:>7} {row['cached_scan_seconds']:>9} "
+          f"{row['scan_peak_mb']:>8} {row.get('train_images_per_second', ''):>12} "
+          f"{row.get('train_epoch_seconds', ''):>8} {row.get('train_peak_mb', ''):>9}",
+          flush=True)
+    (out / 'scan_train.json').write_text(json.dumps(rows, indent=1))
+  print(out / 'scan_train.json')
+
+
+def audit_growth(out: pathlib.Path) -> None:
   table = []
   print('images    wall s  decode s  features s  search s (kind)     label s  peak MB',
         flush=True)

@@ -327,10 +327,12 @@ FIELDS: tuple[Field, ...] = (
        """What scores likely label errors from backbone features (auditing/label_errors.py):
        'logistic_regression', cross-validated (audit.folds, audit.regularization; its cost
        grows with images x classes x features); 'ridge_regression', a least-squares
-       classifier's exact leave-one-out scores (cost grows with images x (features +
-       classes): 3 s instead of 60 at 10,000 images of 1,000 classes); 'auto' = the logistic
-       regression, unless the in-training audit's share of the run (audit.in_training_share)
-       cannot hold it."""),
+       classifier's exact leave-one-out scores (cost grows with images x (features^2 +
+       classes): 1 s instead of 60 at 10,000 images of 1,000 classes; it finds fewer planted
+       errors); 'auto' = the first whose estimated cost fits the in-training audit's share of
+       the run (audit.in_training_share), none in training if neither does (then
+       tftransfer-audit judges labels); the audit command always fits the logistic
+       regression."""),
     _f('audit.folds', 5, number(2, integer=True), """Folds of the cross-validated logistic
        regression on backbone features whose out-of-fold probabilities score likely label
        errors."""),

@@ -5,10 +5,12 @@ A cheap model (multinomial logistic regression on standardised backbone features
 scikit-learn) is fitted k times, each time predicting the fold it did not see, so every
 image gets probabilities p(x) from a model that never saw its label. Where that would take
 more than the in-training audit's share of the run (many classes: 60 s of a 161 s run at
-1,000), choose_model takes a ridge classifier's exact leave-one-out scores instead (3 s
-there; on CIFAR-10 with 2 % of labels flipped it finds fewer of them, precision and recall
-0.41-0.46 against 0.54-0.63: scripts/measure_label_errors.py --label_model). Two scores of the given
-label follow confident learning (Northcutt, Jiang and Chuang, "Confident Learning:
+1,000), choose_model takes a ridge classifier's exact leave-one-out scores instead (1 s
+there; on CIFAR-10 with 2 % of labels flipped it finds fewer of them, precision 0.37-0.46
+and recall 0.38-0.67 against 0.54-0.64 and 0.55-1.00: scripts/measure_label_errors.py
+--label_model), or, when neither fits, leaves labels to `tftransfer-audit`.
+
+Two scores of the given label follow confident learning (Northcutt, Jiang and Chuang, "Confident Learning:
 Estimating Uncertainty in Dataset Labels", JAIR 2021; cleanlab's
 `get_label_quality_scores`):
   self-confidence   p(given label);
