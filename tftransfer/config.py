@@ -320,9 +320,10 @@ FIELDS: tuple[Field, ...] = (
        of each image's side are compared too; 0 = no windows."""),
     _f('audit.in_training_share', 0.1, number(0, 1, low_open=True), """Share of the run's
        estimated training time (the fine-tuning epochs at the measured speed of the feature
-       pass) the in-training audit aims to stay within: with label_model='auto', the label
-       model is the logistic regression when its estimated cost fits what is left of it, else
-       the ridge classifier (audit.json's 'label_model' says which and why)."""),
+       pass) the in-training audit gives its label model: with label_model='auto', the
+       logistic regression when its estimated cost fits it, else the ridge classifier, else
+       none (audit.json's 'label_model' says which and why). The decode pass and neighbour
+       searches, near-linear in the images, always run."""),
     _f('audit.label_model', AUTO, choice(AUTO, 'logistic_regression', 'ridge_regression'),
        """What scores likely label errors from backbone features (auditing/label_errors.py):
        'logistic_regression', cross-validated (audit.folds, audit.regularization; its cost

@@ -124,7 +124,7 @@ def test_auto_fits_the_logistic_regression_unless_its_estimate_exceeds_the_time_
       'logistic_regression')
   model, why = label_errors.choose_model('auto', **sizes, max_seconds=expected / 2)
   assert model == 'ridge_regression'
-  assert f'estimated {expected:.0f} s exceed the {expected / 2:.0f} s left' in why
+  assert f'estimated {expected:.1f} s exceed the {expected / 2:.1f} s the in-training' in why
   assert '(10,000 images of 1,000 classes)' in why
   # Neither fits: nothing is judged in training.
   ridge = label_errors.ridge_regression_seconds(10_000, 1_000, 256)

@@ -145,14 +145,15 @@ LABEL_COUNTS = ('label_errors_flagged', 'label_errors_estimated', 'hard_or_ambig
 
 def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarray,
                         neighbours, settings, seed: int, features_saw_labels: bool,
-                        deadline: float | None) -> tuple[dict, dict, float, dict, dict]:
+                        label_model_seconds: float | None
+                        ) -> tuple[dict, dict, float, dict, dict]:
   """(findings lists: label errors, hard or ambiguous images and outliers; their counts; the
   label model's seconds; {finding: why it is not judged} for label errors and outliers;
   {'name': the label model, 'why': why that one})."""
   started = time.time()
   judgement = label_errors.judge(
       features, items.labels, len(items.class_names), settings=settings, seed=seed,
-      max_seconds=None if deadline is None else max(deadline - started, 0.0))
+      max_seconds=label_model_seconds)
   seconds = time.time() - started
   scores = judgement.scores
   outliers = outliers_lib.score(embeddings, items.labels, len(items.class_names),
@@ -200,7 +201,8 @@ def _judged_by_features(items: Items, features: np.ndarray, embeddings: np.ndarr
 
 def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
           settings: ml_collections.ConfigDict, *, seed: int,
-          features_saw_labels: bool = False, deadline: float | None = None) -> dict:
+          features_saw_labels: bool = False,
+          label_model_seconds: float | None = None) -> dict:
   """Finds duplicates, leaks, likely label errors and outliers (see the module docstring).
 
   Args:
@@ -213,9 +215,9 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
     seed: seeds the label model's folds.
     features_saw_labels: the backbone was trained on these labels (a finished run's
       fine-tuned backbone): then outliers too are not judged when crowded.
-    deadline: time.time() by which the audit should end (the in-training audit's share of
-      the run); with 'auto', the label model is the one whose estimated cost fits what is
-      left (label_errors.choose_model). None = no limit.
+    label_model_seconds: what the label model may take (the in-training audit's share of
+      the run): with audit.label_model='auto', the first label model whose estimated cost
+      fits it (label_errors.choose_model). None = no limit.
   """
   seconds = {}
   started = time.time()
@@ -238,7 +240,7 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
   else:
     lists, feature_counts, seconds['label_model'], not_judged, label_model = (
         _judged_by_features(items, features, embeddings, neighbours, settings, seed,
-                            features_saw_labels, deadline))
+                            features_saw_labels, label_model_seconds))
   if backbone_not_judged:
     not_judged['backbone_near_duplicates'] = backbone_not_judged
 

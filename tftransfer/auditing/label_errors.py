@@ -177,8 +177,7 @@ def choose_model(setting: str, *, images: int, classes: int, dims: int, folds: i
                  max_seconds: float | None) -> tuple[str, str]:
   """(the label model, why): `setting` unless it is 'auto'. 'auto' is the first of the
   logistic regression and the ridge classifier whose estimated seconds fit `max_seconds`
-  (the in-training audit's share of the run left; None = no limit, as `tftransfer-audit`
-  runs), each fitted anyway within ALWAYS_AFFORDABLE_SECONDS; 'none' when neither fits, and
+  (the in-training audit's share of the run; None = no limit, as `tftransfer-audit` runs), each fitted anyway within ALWAYS_AFFORDABLE_SECONDS; 'none' when neither fits, and
   labels are left to `tftransfer-audit`.
 
   Raises:
@@ -193,17 +192,17 @@ def choose_model(setting: str, *, images: int, classes: int, dims: int, folds: i
     return 'logistic_regression', 'no time limit (the audit command)'
   logistic = logistic_regression_seconds(images, classes, dims, folds)
   ridge = ridge_regression_seconds(images, classes, dims)
-  left = (f"the {max_seconds:.0f} s left of the audit's share of the run ({images:,} images "
-          f'of {classes:,} classes)')
+  left = (f'the {max_seconds:.1f} s the in-training audit gives its label model '
+          f'({images:,} images of {classes:,} classes)')
   if logistic <= max(max_seconds, ALWAYS_AFFORDABLE_SECONDS):
-    return 'logistic_regression', f'its estimated {logistic:.0f} s fit within {left}'
+    return 'logistic_regression', f'its estimated {logistic:.1f} s fit within {left}'
   if ridge <= max(max_seconds, ALWAYS_AFFORDABLE_SECONDS):
     return 'ridge_regression', (
-        f"the {folds}-fold logistic regression's estimated {logistic:.0f} s exceed {left}; "
+        f"the {folds}-fold logistic regression's estimated {logistic:.1f} s exceed {left}; "
         'tftransfer-audit fits it after training')
   return 'none', (
-      f"not judged in training: the label models' estimated {ridge:.0f} s (ridge) and "
-      f'{logistic:.0f} s (logistic regression) exceed {left}; tftransfer-audit judges them '
+      f"not judged in training: the label models' estimated {ridge:.1f} s (ridge) and "
+      f'{logistic:.1f} s (logistic regression) exceed {left}; tftransfer-audit judges them '
       'after training')
 
 

@@ -78,14 +78,16 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
     features_seconds: the wall seconds in which `features` were computed.
     time_limit: images/s of the feature pass (the given features', else the audit's own) ->
       the seconds the audit may take (the in-training audit's share of the run); the label
-      model is chosen to fit what is left (findings.audit's deadline). None = no limit.
+      label model is chosen to fit within it (findings.audit's label_model_seconds: the
+      decode pass and the searches are near-linear in the images and cannot be chosen away;
+      the label model's cost grows with the classes too). None = no limit.
 
   Returns:
     The findings (findings.py); with `time_limit`, 'time_limit' holds its seconds and the
     feature pass's images/s.
   """
   paths, split_names, splits = _items(data, test)
-  audit_started = started = time.time()
+  started = time.time()
   described = descriptors_lib.Descriptors.concatenate(
       [descriptors_lib.compute(split, crop=settings.near_duplicate_crop,
                                what=f'Audit decode pass of the {name} images')
@@ -102,14 +104,13 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
         extract, split, image_size=image_size, batch_size=batch_size,
         what=f'Audit backbone features of the {name} images'))
   feature_seconds = time.time() - started
-  deadline, limit = None, None
+  limit = None
   # The feature pass's speed: the head phase's, else the audit's own.
   speed = (given / features_seconds if given and features_seconds else
            (sum(len(labels) for _, labels in computed) - given) / max(feature_seconds, 1e-9))
   if time_limit and trained_backbone and speed > 0:
     limit = {'seconds': round(time_limit(speed), 1),
              'feature_pass_images_per_second': round(speed, 1)}
-    deadline = audit_started + limit['seconds']
   labels = (np.concatenate([labels for _, labels in computed]) if trained_backbone else
             np.concatenate([_labels(split) for _, split in splits]))
   class_names = data.class_names
@@ -122,7 +123,8 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
   findings = findings_lib.audit(
       items, described,
       np.concatenate([values for values, _ in computed]) if trained_backbone else None,
-      settings, seed=seed, features_saw_labels=features_saw_labels, deadline=deadline)
+      settings, seed=seed, features_saw_labels=features_saw_labels,
+      label_model_seconds=limit and limit['seconds'])
   if limit:
     findings['time_limit'] = limit
   if data.multi_label:
