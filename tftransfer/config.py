@@ -320,10 +320,12 @@ FIELDS: tuple[Field, ...] = (
        of each image's side are compared too; 0 = no windows."""),
     _f('audit.in_training_share', 0.1, number(0, 1, low_open=True), """Share of the run's
        estimated training time (the fine-tuning epochs at the measured speed of the feature
-       pass) the in-training audit gives its label model: with label_model='auto', the
-       logistic regression when its estimated cost fits it, else the ridge classifier, else
-       none (audit.json's 'label_model' says which and why). The decode pass and neighbour
-       searches, near-linear in the images, always run."""),
+       pass) the in-training audit aims to stay within (auditing/share.py): beyond the
+       images whose decode pass and neighbour searches fit it, a random sample of them (at
+       least 1,000); the label model gets what is left: with label_model='auto', the logistic
+       regression when its estimated cost fits, else the ridge classifier, else none.
+       audit.json's 'in_training' and 'label_model' say what and why; tftransfer-audit audits
+       every image with no limit."""),
     _f('audit.label_model', AUTO, choice(AUTO, 'logistic_regression', 'ridge_regression'),
        """What scores likely label errors from backbone features (auditing/label_errors.py):
        'logistic_regression', cross-validated (audit.folds, audit.regularization; its cost

@@ -57,15 +57,36 @@ def test_the_audit_takes_the_cheaper_label_model_when_the_other_would_not_fit(
   assert audit['label_model']['name'] == 'ridge_regression'
   assert "exceed the" in audit['label_model']['why']
   # A tenth of the estimate: the head's feature pass plus one epoch on images, each image
-  # costing TRAIN_COST inferences of the pass's measured speed.
+  # costing TRAIN_COST inferences of the pass's measured speed; every image fits in it.
   from tftransfer import plan as plan_lib
   counts = audit['counts']['images_per_split']
-  speed = audit['time_limit']['feature_pass_images_per_second']
-  expected = 0.1 * (counts['train'] + counts['val'] + counts['train'] * plan_lib.TRAIN_COST
-                    + counts['val']) / speed
-  assert audit['time_limit']['seconds'] == pytest.approx(expected, rel=0.01, abs=0.1)
-  assert 'its share of the run, 10 % of an estimated' in caplog.text
+  scope = audit['in_training']
+  speed = scope['feature_pass_images_per_second']
+  expected = (counts['train'] + counts['val'] + counts['train'] * plan_lib.TRAIN_COST
+              + counts['val']) / speed
+  assert scope['training_seconds'] == pytest.approx(expected, rel=0.01, abs=0.1)
+  assert scope['seconds'] == pytest.approx(0.1 * scope['training_seconds'], abs=0.1)
+  assert scope['audited'] == scope['images'] == 72
+  assert 'every image: its share of the run, 10 % of an estimated' in caplog.text
   assert 'label model (ridge regression, leave one out) accuracy' in caplog.text
+
+
+def test_beyond_its_share_the_audit_covers_a_random_sample_and_says_so(
+    tmp_path, caplog, monkeypatch):
+  from tftransfer.auditing import share
+  monkeypatch.setattr(share, 'SECONDS_PER_IMAGE', 1e3)  # no image fits: the minimum sample
+  monkeypatch.setattr(share, 'MIN_SAMPLE', 10)
+  root = write_image_folder(tmp_path / 'images', per_class=8)
+  config = tiny_config(data__source='folder', data__path=str(root),
+                       data__max_examples_per_class=0, train__batch_size=4,
+                       train__finetune_epochs=0)
+  loop.train_and_evaluate(config, str(tmp_path / 'run'), hooks=AUDIT)
+  audit = json.loads((tmp_path / 'run' / 'audit.json').read_text())
+  assert audit['counts']['images'] == 10 == audit['in_training']['audited']
+  assert audit['in_training']['images'] == 24
+  assert sum(audit['counts']['images_per_split'].values()) == 10
+  assert 'a random 10 of the 24 images' in caplog.text
+  assert "a random sample of the run's 24: its findings are the sample's" in caplog.text
 
 
 @pytest.mark.slow

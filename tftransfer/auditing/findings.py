@@ -20,6 +20,9 @@
        'approximate',
      'label_model': {'name', 'why'},       which label model judged labels and why
                                            (label_errors.choose_model); with features only
+     'in_training': {...},                 the in-training audit's scope (share.Scope):
+                                           'images', 'audited' (a random sample when
+                                           fewer), 'seconds' of its share, 'why'
      'settings': {...}}                    the thresholds used
     image = {'path', 'split', 'label'}
 
@@ -297,9 +300,13 @@ def audit(items: Items, descriptors: Descriptors, features: np.ndarray | None,
 def summary(findings: dict) -> str:
   """The findings' counts as a few lines of text, for the command's output and logs."""
   counts = findings['counts']
+  scope = findings.get('in_training') or {}
   lines = [
       f"Audited {counts['images']} images "
-      f"({', '.join(f'{n} {s}' for s, n in counts['images_per_split'].items())}).",
+      f"({', '.join(f'{n} {s}' for s, n in counts['images_per_split'].items())})"
+      + (f", a random sample of the run's {scope['images']:,}: its findings are the sample's "
+         '(tftransfer-audit audits every image)' if scope.get('audited', 0) < scope.get(
+             'images', 0) else '') + '.',
       f"Exact duplicates: {counts['exact_groups']} groups, {counts['exact_extra_copies']} "
       f"extra copies; {counts['exact_label_conflicts']} with conflicting labels, "
       f"{counts['exact_cross_split']} across splits.",

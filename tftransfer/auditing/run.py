@@ -5,7 +5,8 @@
                            trained backbone when it has one, else the pretrained weights
     in_training(...)       during training: the head phase's features of the pretrained
                            backbone, computed anyway, so the audit adds a decode pass, the
-                           neighbour search and the linear model
+                           neighbour search and the label model, within its share of the
+                           run (share.py: a random sample beyond what fits)
 
 Both write audit.json (findings.py documents its shape) and audit_thumbnails.png into the
 workdir; training also puts the findings into data_report.json under 'audit'.
@@ -24,7 +25,7 @@ import tensorflow as tf
 from tftransfer import config as config_lib, errors, plan as plan_lib, restore, runtime
 from tftransfer import workdir as workdir_lib
 from tftransfer.auditing import descriptors as descriptors_lib, findings as findings_lib
-from tftransfer.auditing import thumbnails
+from tftransfer.auditing import share as share_lib, thumbnails
 from tftransfer.data import dataset, exclusions, features as features_lib, manifest_source
 from tftransfer.data import sources
 from tftransfer.data.dataset import Split
@@ -36,21 +37,27 @@ THUMBNAILS_FILE = workdir_lib.AUDIT_THUMBNAILS
 _VERSION = 1  # of audit.json's shape
 
 
-def _items(data: dataset.Data, test: Split | None
-           ) -> tuple[list[str], list[str], list[tuple[str, Split]]]:
-  """(path or name of each image, its split's name, (name, split) of each split) in audit
-  order; a split without examples (the validation split of a run without validation) is
-  left out."""
+def _splits(data: dataset.Data, test: Split | None) -> list[tuple[str, Split]]:
+  """(name, split) of each split in audit order; a split without examples (the validation
+  split of a run without validation) is left out."""
   splits = [('train', data.train), ('val', data.val)] + ([('test', test)] if test else [])
-  splits = [(name, split) for name, split in splits if split.num_examples]
+  return [(name, split) for name, split in splits if split.num_examples]
+
+
+def _items(splits: list[tuple[str, Split]], indices: list[np.ndarray] | None = None
+           ) -> tuple[list[str], list[str]]:
+  """(path or name of each image, its split's name) in audit order; an image without a
+  file is named by its split and its index there (`indices`: each split's images' indices
+  in the whole split, when `splits` are a sample)."""
   paths, names = [], []
-  for name, split in splits:
+  for k, (name, split) in enumerate(splits):
     if split.paths is not None:
       paths += [os.path.abspath(path) for path in split.paths]
     else:
-      paths += [f'{name}[{index}]' for index in range(split.num_examples)]
+      paths += [f'{name}[{index}]' for index in (
+          range(split.num_examples) if indices is None else indices[k])]
     names += [name] * split.num_examples
-  return paths, names, splits
+  return paths, names
 
 
 def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
@@ -58,7 +65,7 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
                seed: int, test: Split | None = None, features=None,
                trained_backbone: bool = True, features_saw_labels: bool = False,
                features_seconds: float | None = None,
-               time_limit: Callable[[float], float] | None = None) -> dict:
+               scope: Callable[[float], share_lib.Scope] | None = None) -> dict:
   """Audits the train and validation splits of `data` (and `test`, if given).
 
   Args:
@@ -67,7 +74,7 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
     image_size: S.
     batch_size: images per feature batch.
     settings: config.audit.
-    seed: seeds the label model's folds.
+    seed: seeds the label model's folds and the sample.
     test: a held-out split with the same classes, audited for leaks too.
     features: ((train features [N_train, D], labels [N_train]), (val features, labels)),
       already computed with `extract` in the splits' order (the head phase's), so they are
@@ -76,41 +83,42 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
       features are computed and only the findings that do not rest on them are judged.
     features_saw_labels: `extract` is a backbone fine-tuned on these labels (findings.audit).
     features_seconds: the wall seconds in which `features` were computed.
-    time_limit: images/s of the feature pass (the given features', else the audit's own) ->
-      the seconds the audit may take (the in-training audit's share of the run); the label
-      label model is chosen to fit within it (findings.audit's label_model_seconds: the
-      decode pass and the searches are near-linear in the images and cannot be chosen away;
-      the label model's cost grows with the classes too). None = no limit.
+    scope: images/s of the feature pass (the given features', else the audit's own) -> what
+      the audit covers (share.in_training_scope): a random sample of that many images, and
+      the label model's seconds (findings.audit's label_model_seconds). None = every image,
+      no limit.
 
   Returns:
-    The findings (findings.py); with `time_limit`, 'time_limit' holds its seconds and the
-    feature pass's images/s.
+    The findings (findings.py); with `scope`, 'in_training' holds it (Scope.to_json).
   """
-  paths, split_names, splits = _items(data, test)
+  splits = _splits(data, test)
+  started = time.time()
+  # The given features are (train, validation)'s, an empty split's among them; none are
+  # computed for a backbone with random weights.
+  computed = [part for part, split in zip(features or (), (data.train, data.val))
+              if split.num_examples] if trained_backbone else []
+  for name, split in splits[len(computed):] if trained_backbone else ():
+    computed.append(features_lib.compute_features(
+        extract, split, image_size=image_size, batch_size=batch_size,
+        what=f'Audit backbone features of the {name} images'))
+  feature_seconds = time.time() - started
+  # The feature pass's speed: the head phase's, else the audit's own.
+  given = sum(len(labels) for _, labels in features or ())
+  own = sum(len(labels) for _, labels in computed) - (given if trained_backbone else 0)
+  speed = (given / features_seconds if given and features_seconds else
+           own / feature_seconds if own and feature_seconds else 0.0)
+  covered = scope(speed) if scope and speed > 0 else None
+  indices = None
+  if covered and covered.audited < covered.images:
+    logging.info('Data audit of %s.', covered.why)
+    splits, computed, indices = _sample(splits, computed, covered.audited, seed=seed)
+  paths, split_names = _items(splits, indices)
   started = time.time()
   described = descriptors_lib.Descriptors.concatenate(
       [descriptors_lib.compute(split, crop=settings.near_duplicate_crop,
                                what=f'Audit decode pass of the {name} images')
        for name, split in splits])
   decode_seconds = time.time() - started
-  started = time.time()
-  # The given features are (train, validation)'s, an empty split's among them; none are
-  # computed for a backbone with random weights.
-  computed = [part for part, split in zip(features or (), (data.train, data.val))
-              if split.num_examples] if trained_backbone else []
-  given = sum(len(labels) for _, labels in computed)
-  for name, split in splits[len(computed):] if trained_backbone else ():
-    computed.append(features_lib.compute_features(
-        extract, split, image_size=image_size, batch_size=batch_size,
-        what=f'Audit backbone features of the {name} images'))
-  feature_seconds = time.time() - started
-  limit = None
-  # The feature pass's speed: the head phase's, else the audit's own.
-  speed = (given / features_seconds if given and features_seconds else
-           (sum(len(labels) for _, labels in computed) - given) / max(feature_seconds, 1e-9))
-  if time_limit and trained_backbone and speed > 0:
-    limit = {'seconds': round(time_limit(speed), 1),
-             'feature_pass_images_per_second': round(speed, 1)}
   labels = (np.concatenate([labels for _, labels in computed]) if trained_backbone else
             np.concatenate([_labels(split) for _, split in splits]))
   class_names = data.class_names
@@ -124,14 +132,40 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
       items, described,
       np.concatenate([values for values, _ in computed]) if trained_backbone else None,
       settings, seed=seed, features_saw_labels=features_saw_labels,
-      label_model_seconds=limit and limit['seconds'])
-  if limit:
-    findings['time_limit'] = limit
+      label_model_seconds=covered.label_model_seconds if covered else None)
+  if covered:
+    findings['in_training'] = {**covered.to_json(),
+                               'feature_pass_images_per_second': round(speed, 1)}
   if data.multi_label:
     findings = _without_label_errors(findings)
   findings['seconds'].update(decode_and_hash=round(decode_seconds, 2),
                              features=round(feature_seconds, 2))
   return findings
+
+
+def _subset(split: Split, keep: np.ndarray) -> Split:
+  """The examples of `split` where `keep` (bool [N]) is set, in their order."""
+  kept = tf.constant(keep)
+
+  def read(shard_index, num_shards):
+    return split.read(shard_index, num_shards).enumerate().filter(
+        lambda index, example: tf.gather(kept, index)).map(lambda index, example: example)
+  return Split(read=read, class_counts=(), size=int(keep.sum()),
+               paths=None if split.paths is None else tuple(
+                   path for path, chosen in zip(split.paths, keep) if chosen))
+
+
+def _sample(splits: list[tuple[str, Split]], features: list, count: int, *, seed: int):
+  """(splits, features, each split's kept indices) cut to a random `count` of their images
+  (seeded), each split's in its order; `features` ([(values, labels)] per split, or []) cut
+  alike."""
+  sizes = [split.num_examples for _, split in splits]
+  keep = np.zeros(sum(sizes), bool)
+  keep[np.random.default_rng(seed).choice(len(keep), count, replace=False)] = True
+  parts = np.split(keep, np.cumsum(sizes)[:-1])
+  return ([(name, _subset(split, part)) for (name, split), part in zip(splits, parts)],
+          [(values[part], labels[part]) for (values, labels), part in zip(features, parts)],
+          [np.flatnonzero(part) for part in parts])
 
 
 def _labels(split: Split) -> np.ndarray:
@@ -311,9 +345,11 @@ def in_training(ready) -> None:
 
   Called at the start of each phase: the first call audits (with the head phase's features
   when it computed them, else computing its own with the run's pretrained backbone); later
-  calls and resumed runs find audit.json and do nothing. Only the chief audits; a
-  multi-worker run, whose workers each hold a shard of the features, and a run under a time
-  budget leave the audit to `tftransfer-audit`.
+  calls and resumed runs find audit.json and do nothing. It aims at audit.in_training_share
+  of the run's estimated training time (share.in_training_scope: a random sample of the
+  images beyond those that fit, the label model chosen to fit what is left). Only the chief
+  audits; a multi-worker run, whose workers each hold a shard of the features, and a run
+  under a time budget leave the audit to `tftransfer-audit`.
 
   Args:
     ready: a training.loop.FeaturesReady (workdir, config, plan, data, runtime,
@@ -340,23 +376,24 @@ def in_training(ready) -> None:
                         reduce_retracing=True)
   share = config.audit.in_training_share
 
-  def time_limit(images_per_second):
-    return share * plan.training_seconds(images_per_second=images_per_second,
-                                         num_train=data.train.num_examples,
-                                         num_val=data.val.num_examples)
+  def scope(images_per_second):
+    return share_lib.in_training_scope(
+        images=data.train.num_examples + data.val.num_examples, share=share,
+        training_seconds=plan.training_seconds(images_per_second=images_per_second,
+                                               num_train=data.train.num_examples,
+                                               num_val=data.val.num_examples))
   findings = audit_data(data, extract=extract, image_size=plan.image_size,
                         batch_size=config.train.batch_size, settings=config.audit,
                         seed=config.seed, features=ready.features,
-                        features_seconds=ready.features_seconds, time_limit=time_limit,
+                        features_seconds=ready.features_seconds, scope=scope,
                         trained_backbone=backbone_is_trained(config.model.weights))
   findings.update(version=_VERSION, data=data.description,
                   embeddings={'backbone': config.model.backbone,
                               'weights': config.model.weights,
                               'image_size': plan.image_size})
   write(workdir, findings)
-  limit = findings.get('time_limit')
+  covered = findings.get('in_training')
   logging.info('Data audit (%.1f s%s, %s):\n%s', time.time() - started,
-               f"; its share of the run, {100 * share:.0f} % of an estimated "
-               f"{limit['seconds'] / share:.0f} s of training, is {limit['seconds']:.0f} s"
-               if limit else '', workdir.file(AUDIT_FILE), findings_lib.summary(findings))
+               f"; {covered['why']}" if covered else '', workdir.file(AUDIT_FILE),
+               findings_lib.summary(findings))
   workdir.write_json(workdir_lib.DATA_REPORT, {**data.report(), 'audit': findings})
