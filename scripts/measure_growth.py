@@ -29,7 +29,7 @@ scan opens and decodes, so its cost per file is a real one, while the page cache
          --train_steps steps: the last progress line's images/s gives the epoch's seconds,
          N / (images/s) (the epoch is timed over those steps, not run to its end; the data
          pipeline is the full one: the cache policy, the shuffle and the decode of N files).
-Writes OUT/scan_train.json.
+Writes OUT/scan_train.json and a log-log plot OUT/scan_train.png.
 """
 
 import json
@@ -257,7 +257,27 @@ def scan_and_train(out: pathlib.Path) -> None:
           f"{row.get('train_epoch_seconds', ''):>8} {row.get('train_peak_mb', ''):>9}",
           flush=True)
     (out / 'scan_train.json').write_text(json.dumps(rows, indent=1))
-  print(out / 'scan_train.json')
+  plot_scan_train(rows, out / 'scan_train.png')
+  print(out / 'scan_train.json', out / 'scan_train.png')
+
+
+def plot_scan_train(rows: list[dict], path: pathlib.Path) -> None:
+  """Log-log seconds of the first scan, the cached scan and an epoch, by images."""
+  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+  figure = Figure(figsize=(6, 4.2), dpi=120)
+  axes = figure.add_subplot()
+  sizes = [row['images'] for row in rows]
+  for key, label in (('scan_seconds', 'folder scan'), ('cached_scan_seconds', 'cached scan'),
+                     ('train_epoch_seconds', 'training epoch (from the rate)')):
+    if all(key in row for row in rows):
+      axes.plot(sizes, [max(row[key], 0.1) for row in rows], marker='o', label=label)
+  axes.plot(sizes, [rows[0]['scan_seconds'] * size / sizes[0] for size in sizes], 'k:',
+            label='linear from the first scan')
+  axes.set(xscale='log', yscale='log', xlabel='images', ylabel='seconds',
+           title='Folder scan and training epoch (2 CPU cores)')
+  axes.legend(fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path)
 
 
 def audit_growth(out: pathlib.Path) -> None:
