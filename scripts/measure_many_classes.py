@@ -101,7 +101,7 @@ def measure(classes: int, out: pathlib.Path) -> dict:
       logged = re.search(r'Data audit \(([0-9.]+) s', (logs / 'train.err').read_text())
       row['in_training_audit'] = {
           'seconds': float(logged.group(1)) if logged else None,
-          'parts': findings.get('seconds'), 'time_limit': findings.get('time_limit'),
+          'parts': findings.get('seconds'), 'scope': findings.get('in_training'),
           'label_model': findings.get('label_model')}
       print(f"  {classes} classes, in-training audit: {row['in_training_audit']}")
     if row[name]['status'] not in (0, 2):  # 2: export left out a format its guard failed

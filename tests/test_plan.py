@@ -45,6 +45,9 @@ def test_the_training_estimate_counts_epochs_on_images_at_the_train_step_cost():
   assert on_images == pytest.approx(7 * epoch)
   assert make_plan(finetune_epochs=0).training_seconds(
       images_per_second=200, num_train=900, num_val=100) == pytest.approx(5)
+  # No head epochs: no head feature pass either.
+  assert make_plan(head_epochs=0).training_seconds(
+      images_per_second=100, num_train=900, num_val=100) == pytest.approx(4 * epoch)
 
 
 def test_an_epoch_stops_a_full_epoch_later_or_where_its_phase_ended_never_at_the_cap():

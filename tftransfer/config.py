@@ -334,8 +334,8 @@ FIELDS: tuple[Field, ...] = (
        classes): 1 s instead of 60 at 10,000 images of 1,000 classes; it finds fewer planted
        errors); 'auto' = the first whose estimated cost fits the in-training audit's share of
        the run (audit.in_training_share), none in training if neither does (then
-       tftransfer-audit judges labels); the audit command always fits the logistic
-       regression."""),
+       tftransfer-audit judges labels); the audit command has no limit, so 'auto' is the
+       logistic regression there."""),
     _f('audit.folds', 5, number(2, integer=True), """Folds of the cross-validated logistic
        regression on backbone features whose out-of-fold probabilities score likely label
        errors."""),

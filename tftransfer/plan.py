@@ -118,8 +118,8 @@ class Plan:
     training image and one per validation image; a head phase on features costs its one
     feature pass (its epochs on features take next to nothing). Tracing is left out."""
     epoch = (num_train * TRAIN_COST + num_val) / images_per_second
-    head = ((num_train + num_val) / images_per_second if self.head_on_features else
-            self.head_epochs * epoch)
+    head = (((num_train + num_val) / images_per_second if self.head_on_features else
+             self.head_epochs * epoch) if self.head_epochs else 0.0)
     return head + self.finetune_epochs * epoch
 
   def phase(self, name: str) -> Phase:

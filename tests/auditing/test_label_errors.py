@@ -132,9 +132,10 @@ def test_auto_fits_the_logistic_regression_unless_its_estimate_exceeds_the_time_
   model, why = label_errors.choose_model('auto', **sizes, max_seconds=ridge * 0.9)
   assert model == 'none' and why.startswith('not judged in training') and (
       'tftransfer-audit judges them after training' in why)
-  # What costs under a second is fitted even when nothing is left.
-  assert label_errors.choose_model('auto', images=100, classes=10, dims=256, folds=5,
-                                   max_seconds=0)[0] == 'logistic_regression'
+  # What costs under a second is fitted even when nothing is left, and says so.
+  model, why = label_errors.choose_model('auto', images=100, classes=10, dims=256, folds=5,
+                                         max_seconds=0)
+  assert model == 'logistic_regression' and 'under 1 s, fitted whatever the share' in why
   # An explicit model is fitted whatever the time.
   assert label_errors.choose_model('logistic_regression', **sizes, max_seconds=0)[0] == (
       'logistic_regression')

@@ -29,7 +29,10 @@ def test_beyond_the_share_a_sample_of_what_fits_and_nothing_left_for_the_label_m
 def test_a_small_run_is_never_cut_below_the_minimum_sample():
   scope = share.in_training_scope(images=5_000, training_seconds=1, share=0.1)
   assert scope.audited == share.MIN_SAMPLE and scope.label_model_seconds == 0
-  assert share.in_training_scope(images=600, training_seconds=1, share=0.1).audited == 600
+  assert 'a sample is never under 1,000' in scope.why and 'about 71 images' in scope.why
+  small = share.in_training_scope(images=600, training_seconds=1, share=0.001)
+  assert small.audited == 600 and 'fewer than 1,000 images are never sampled' in small.why
+  assert '0.1 % of an estimated 1 s' in small.why
 
 
 def _split(name, size):

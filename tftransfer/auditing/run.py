@@ -97,6 +97,9 @@ def audit_data(data: dataset.Data, *, extract: Callable[[tf.Tensor], tf.Tensor],
   # computed for a backbone with random weights.
   computed = [part for part, split in zip(features or (), (data.train, data.val))
               if split.num_examples] if trained_backbone else []
+  if scope and trained_backbone and len(computed) < len(splits):
+    logging.info('Data audit: no head phase computed features, so the audit computes its own '
+                 'of every image first, a pass not held to its share of the run.')
   for name, split in splits[len(computed):] if trained_backbone else ():
     computed.append(features_lib.compute_features(
         extract, split, image_size=image_size, batch_size=batch_size,

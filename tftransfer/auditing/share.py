@@ -41,13 +41,18 @@ class Scope:
 
   @property
   def why(self) -> str:
-    share = (f'{100 * self.share:.0f} % of an estimated {self.training_seconds:.0f} s of '
+    share = (f'{100 * self.share:g} % of an estimated {self.training_seconds:.0f} s of '
              f'training is {self.seconds:.1f} s')
+    fitting = int(self.seconds // SECONDS_PER_IMAGE)
     if self.audited == self.images:
-      return f'every image: its share of the run, {share}'
+      if self.images <= fitting:
+        return f'every image: its share of the run, {share}'
+      return (f'every image: its share of the run, {share}, holds about {fitting:,}, but '
+              f'fewer than {MIN_SAMPLE:,} images are never sampled')
     return (f'a random {self.audited:,} of the {self.images:,} images: its share of the run, '
-            f'{share}, holds the decode pass and neighbour searches of about '
-            f'{self.seconds / SECONDS_PER_IMAGE:,.0f} (tftransfer-audit audits every image)')
+            f'{share}, holds the decode pass and neighbour searches of about {fitting:,} '
+            f'images' + (f' (a sample is never under {MIN_SAMPLE:,})' if fitting < MIN_SAMPLE
+                         else '') + '; tftransfer-audit audits every image')
 
   def to_json(self) -> dict:
     return {'images': self.images, 'audited': self.audited, 'share': self.share,
