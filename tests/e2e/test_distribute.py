@@ -52,12 +52,14 @@ def _finish(process, timeout=300):
 
 
 def _assert_same_training(run, reference, pretrained):
-  """Both runs' models agree to 1 % of how far training moved the backbone from `pretrained`.
+  """Both runs' models agree to 2 % of how far training moved the backbone from `pretrained`.
 
   Splitting a batch over replicas or workers changes the order floating-point sums are taken
-  in, and a few steps can amplify that (units at the edge of ReLU6); real bugs (a batch seen
-  twice, a learning rate scaled by the replicas, an unsynchronised update) differ by the
-  size of the update itself.
+  in, and a few steps can amplify that (units at the edge of ReLU6): on one machine 1 %
+  held, on another (2026-12-08) two workers differed from one process by 1.07 % on 3 of
+  conv1's 216 weights, the same at the commit that had passed there. Real bugs (a batch
+  seen twice, a learning rate scaled by the replicas, an unsynchronised update) differ by
+  the size of the update itself.
   """
   # The last epoch's weights: training agrees there whichever epoch each run selected (a
   # head epoch's backbone is the pretrained one, and 4 validation images select by chance).
@@ -71,7 +73,7 @@ def _assert_same_training(run, reference, pretrained):
   assert moved > 1e-3, 'training barely moved the weights; the comparison would be empty'
   assert len(trained.weights) == len(expected.weights)
   for a, b in zip(trained.weights, expected.weights):
-    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=0.01 * moved, err_msg=a.path)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=0.02 * moved, err_msg=a.path)
 
 
 def _free_ports(count):
