@@ -331,7 +331,7 @@ FIELDS: tuple[Field, ...] = (
        'logistic_regression', cross-validated (audit.folds, audit.regularization; its cost
        grows with images x classes x features); 'ridge_regression', a least-squares
        classifier's exact leave-one-out scores (cost grows with images x (features^2 +
-       classes): 1 s instead of 60 at 10,000 images of 1,000 classes; it finds fewer planted
+       classes): 4 s instead of 60 at 10,000 images of 1,000 classes; it finds fewer planted
        errors); 'auto' = the first whose estimated cost fits the in-training audit's share of
        the run (audit.in_training_share), none in training if neither does (then
        tftransfer-audit judges labels); the audit command has no limit, so 'auto' is the

@@ -128,7 +128,8 @@ def test_auto_fits_the_logistic_regression_unless_its_estimate_exceeds_the_time_
   assert '(10,000 images of 1,000 classes)' in why
   # Neither fits: nothing is judged in training.
   ridge = label_errors.ridge_regression_seconds(10_000, 1_000, 256)
-  assert ridge == pytest.approx(10_000 * (3e-10 * 256 ** 2 + 1.3e-7 * 1_000))
+  assert ridge == pytest.approx(10_000 * (label_errors.RIDGE_SECONDS_PER_IMAGE_FEATURE2 * 256 ** 2
+                                          + label_errors.RIDGE_SECONDS_PER_IMAGE_CLASS * 1_000))
   model, why = label_errors.choose_model('auto', **sizes, max_seconds=ridge * 0.9)
   assert model == 'none' and why.startswith('not judged in training') and (
       'tftransfer-audit judges them after training' in why)

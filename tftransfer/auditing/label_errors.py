@@ -5,7 +5,7 @@ A cheap model (multinomial logistic regression on standardised backbone features
 scikit-learn) is fitted k times, each time predicting the fold it did not see, so every
 image gets probabilities p(x) from a model that never saw its label. Where that would take
 more than the in-training audit's share of the run (many classes: 60 s of a 161 s run at
-1,000), choose_model takes a ridge classifier's exact leave-one-out scores instead (1 s
+1,000), choose_model takes a ridge classifier's exact leave-one-out scores instead (4 s
 there; on CIFAR-10 with 2 % of labels flipped it finds fewer of them, precision 0.37-0.46
 and recall 0.38-0.67 against 0.54-0.64 and 0.55-1.00: scripts/measure_label_errors.py
 --label_model), or, when neither fits, leaves labels to `tftransfer-audit`.
@@ -107,7 +107,7 @@ def ridge_probabilities(features: np.ndarray, labels: np.ndarray,
   RidgeClassifierCV). Probabilities are softmax(scores / t), the temperature t fitted by
   maximum likelihood of the given labels. Its cost grows with images x (features^2 +
   classes) where the logistic regression's grows with images x features x classes x folds x
-  its iterations: at 10,000 images of 1,000 classes, 1 s against 60 s.
+  its iterations: at 10,000 images of 1,000 classes, 4 s against 60 s.
 
   Args:
     features: float [N, D].
@@ -127,24 +127,32 @@ def ridge_probabilities(features: np.ndarray, labels: np.ndarray,
   # Two classes are one regression target: the second class's score is its negative.
   loo = fitted.cv_results_[:, :, 0].astype(np.float64)
   scores[:, present] = np.concatenate([-loo, loo], axis=1) if len(present) == 2 else loo
-  rows = np.arange(len(labels))
+  # One scalar: fitted on a seeded sample of rows, which at 5,000 classes costs seconds
+  # where all 50,000 rows took minutes.
+  rows = np.sort(np.random.default_rng(0).permutation(len(labels))[:TEMPERATURE_ROWS])
+  sample, given = scores[rows], labels[rows]
 
   def loss(log_t):
-    scaled = scores / np.exp(log_t)
-    return -np.mean(scaled[rows, labels] - special.logsumexp(scaled, axis=1))
+    scaled = sample / np.exp(log_t)
+    return -np.mean(scaled[np.arange(len(rows)), given] - special.logsumexp(scaled, axis=1))
 
   log_t = optimize.minimize_scalar(loss, bounds=(np.log(1e-3), np.log(10.0)),
                                    method='bounded').x
   return special.softmax(scores / np.exp(log_t), axis=1).astype(np.float32)
 
 
+# Images the ridge classifier's temperature is fitted on.
+TEMPERATURE_ROWS = 5000
+
+
 # The ridge classifier's L2 strength on standardised features: CIFAR-10's leave-one-out
 # accuracy at 5,000 and 50,000 images varies by under 0.1 point over 30-300 (0.666, 0.688).
 RIDGE_ALPHA = 100.0
 # Its seconds here, one thread: per image x feature^2 (the eigendecomposition's products)
-# and per image x class (the left-out scores); measured 1.0 s at 10,000 images of 1,000
-# classes, 3.4 s at 200,000 of 10 and 33 s at 50,000 of 5,000 (256 features).
-RIDGE_SECONDS_PER_IMAGE_FEATURE2, RIDGE_SECONDS_PER_IMAGE_CLASS = 3e-10, 1.3e-7
+# and per image x class (the left-out scores and their softmax); measured by
+# scripts/measure_label_model_cost.py (256 features): 4.0 s at 10,000 images of 1,000
+# classes, 67.7 s at 50,000 of 5,000, 7.4 s at 200,000 of 10.
+RIDGE_SECONDS_PER_IMAGE_FEATURE2, RIDGE_SECONDS_PER_IMAGE_CLASS = 5.5e-10, 3.5e-7
 
 
 # The label models judge() can fit (config.audit.label_model); 'auto' is choose_model's,
