@@ -239,16 +239,22 @@ def main(argv):
     audit_growth(out)
 
 
+def _in_own_process(flag: str, size: int, out: pathlib.Path, what: str) -> dict:
+  """This script's --<flag>=<size> row, run in a fresh process (so its peak memory is its
+  own)."""
+  done = subprocess.run([sys.executable, __file__, f'--{flag}={size}', f'--out={out}',
+                         f'--train_dir={FLAGS.train_dir}', f'--weights={FLAGS.weights}'],
+                        capture_output=True, text=True, check=False)
+  if done.returncode:
+    raise SystemExit(f'The {what} of {size:,} images failed:\n{done.stderr[-3000:]}')
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def scan_and_train(out: pathlib.Path) -> None:
   rows = []
   print('images     scan s  cached s  scan MB  train img/s  epoch s  train MB', flush=True)
   for size in map(int, FLAGS.sizes):
-    done = subprocess.run([sys.executable, __file__, f'--scan_one={size}', f'--out={out}',
-                           f'--train_dir={FLAGS.train_dir}', f'--weights={FLAGS.weights}'],
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-      raise SystemExit(f'The scan of {size:,} images failed:\n{done.stderr[-3000:]}')
-    row = json.loads(done.stdout.strip().splitlines()[-1])
+    row = _in_own_process('scan_one', size, out, 'scan')
     if 'train' in FLAGS.parts:
       row.update(train_row(size))
     rows.append(row)
@@ -285,12 +291,7 @@ def audit_growth(out: pathlib.Path) -> None:
   print('images    wall s  decode s  features s  search s (kind)     label s  peak MB',
         flush=True)
   for size in map(int, FLAGS.sizes):
-    done = subprocess.run([sys.executable, __file__, f'--one={size}', f'--out={out}',
-                           f'--train_dir={FLAGS.train_dir}', f'--weights={FLAGS.weights}'],
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-      raise SystemExit(f'The audit of {size:,} images failed:\n{done.stderr[-3000:]}')
-    row = json.loads(done.stdout.strip().splitlines()[-1])
+    row = _in_own_process('one', size, out, 'audit')
     table.append(row)
     print(f"{row['images']:<9,} {row['wall_seconds']:>6}  {row['decode_and_hash']:>8}  "
           f"{row['features']:>10}  {row['neighbour_search']:>8} "
